@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the full test suite uses, when we can (root + apt-get).
+set -u
+pkgs=(ffmpeg opencv-doc chromium)
+missing=()
+command -v ffprobe >/dev/null || missing+=(ffmpeg)
+[ -d /usr/share/doc/opencv-doc/examples/data ] || missing+=(opencv-doc)
+command -v chromium >/dev/null || missing+=(chromium)
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+  echo "note: optional system packages missing (${missing[*]}); install them with apt-get for the full test suite" >&2
+  exit 0
+fi
+echo "installing system packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+  || echo "warning: apt-get could not install ${missing[*]}; the tests that need them will skip" >&2
+exit 0

@@ -1,0 +1,345 @@
+"""Typed configuration: frozen dataclasses for each stage, dotted overrides, YAML round-trip.
+
+YAML is only a record of a resolved config saved into a run directory; configuration is built in
+Python (presets below) or changed with dotted overrides such as ``optim.lr=0.01``, which is also the
+language of sweeps (any field can be swept).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """How frames become cached feature vectors (stage 1 of the two-stage pipeline)."""
+
+    backbone: str = "mobilenet_v2"
+    """Name of a 2D backbone (``actionlab.features.backbones.list_backbones()``)."""
+    weights: str = "imagenet"
+    """``imagenet`` (resolved offline), a path to a ``.pth`` file or fine-tuned checkpoint, or ``none``."""
+    sampler: str = "uniform"
+    """Which frames: ``all``, ``stride`` (every k-th) or ``uniform`` (N evenly spaced)."""
+    num_frames: int = 25
+    """Frames per video for the ``uniform`` sampler (UCF-101 practice: 25)."""
+    stride: int = 1
+    """k for the ``stride`` sampler."""
+    dtype: str = "float16"
+    """Storage dtype of features: ``float16`` or ``float32``."""
+    batch_size: int = 64
+    """Frames per inference batch."""
+    workers: int = 2
+    """Decoding processes running ahead of inference (0 decodes in the main process)."""
+    engine: str = "auto"
+    """Inference engine: ``auto`` (ONNX Runtime on CPU when installed, PyTorch otherwise), ``onnx`` or ``torch``."""
+    predictions: bool = False
+    """Also store per-frame class scores from the backbone's head (for a fine-tuned backbone's baseline)."""
+
+    def __post_init__(self) -> None:
+        _check_choice("sampler", self.sampler, ("all", "stride", "uniform"))
+        _check_choice("dtype", self.dtype, ("float16", "float32"))
+        _check_choice("engine", self.engine, ("auto", "onnx", "torch"))
+        if self.num_frames < 1 or self.stride < 1 or self.batch_size < 1 or self.workers < 0:
+            raise ValueError("num_frames, stride and batch_size must be >= 1 and workers >= 0")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which network and its size. Keyword fields not used by a model are ignored by its builder."""
+
+    name: str = "lstm"
+    """A registered model (``actionlab.models.list_models()``)."""
+    hidden_size: int = 512
+    """Width of the recurrent/attention/conv temporal layers."""
+    num_layers: int = 1
+    """Stacked temporal layers (seed 000 compares 1, 2 and 3)."""
+    fc_size: int = 512
+    """Linear layer with a nonlinearity between the temporal layers and the output (seed 001's starter); 0 = none."""
+    bidirectional: bool = False
+    batch_norm: bool = False
+    """Batch normalization between layers (seed 000 section 3)."""
+    dropout: float = 0.0
+    """Dropout probability before the linear layers and between stacked layers."""
+    backbone: str = "mobilenet_v2"
+    """2D backbone of end-to-end per-frame models (LRCN, fusion)."""
+    freeze_backbone: bool = True
+    """LRCN/fusion: keep the 2D backbone frozen."""
+    pretrained: bool = False
+    """End-to-end models: start from locally available pretrained weights."""
+
+    def __post_init__(self) -> None:
+        if self.num_layers < 1 or self.hidden_size < 1 or self.fc_size < 0:
+            raise ValueError("num_layers and hidden_size must be >= 1 and fc_size >= 0")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimizer, learning-rate schedule and gradient handling."""
+
+    name: str = "adam"
+    """``sgd`` (momentum), ``adam``, ``adamw`` or ``rmsprop``."""
+    lr: float = 1e-3
+    momentum: float = 0.9
+    """For ``sgd`` and ``rmsprop``."""
+    weight_decay: float = 0.0
+    """L2 penalty (seed 000: 5e-4 helped)."""
+    schedule: str = "constant"
+    """``constant``, ``step`` or ``cosine``."""
+    step_size: int = 10
+    """Epochs between decays for the ``step`` schedule."""
+    gamma: float = 0.1
+    """Decay factor for the ``step`` schedule."""
+    warmup_epochs: float = 0.0
+    """Linear warm-up, in (fractional) epochs."""
+    grad_clip: float = 0.0
+    """Clip the global gradient norm to this value; 0 disables."""
+
+    def __post_init__(self) -> None:
+        _check_choice("optim.name", self.name, ("sgd", "adam", "adamw", "rmsprop"))
+        _check_choice("optim.schedule", self.schedule, ("constant", "step", "cosine"))
+        if self.lr <= 0 or self.weight_decay < 0 or self.grad_clip < 0 or self.warmup_epochs < 0:
+            raise ValueError("lr must be > 0; weight_decay, grad_clip and warmup_epochs >= 0")
+
+
+@dataclass(frozen=True)
+class SequenceConfig:
+    """How feature sequences are cut for training temporal models."""
+
+    seq_len: int = 16
+    """Training sequence length; long videos give a random segment, short ones are padded. 0 = full video."""
+    short_policy: str = "reverse_repeat"
+    """Padding of videos shorter than ``seq_len``: ``reverse_repeat`` (seed 001), ``loop`` or ``last``."""
+    tbptt: int = 0
+    """Truncated BPTT chunk length (hidden state carried, gradients cut between chunks); 0 = full BPTT."""
+    loss_weighting: str = "uniform"
+    """Per-step loss weights: ``uniform``, ``linear`` ((t+1)/T, toward later steps) or ``last`` (last step only)."""
+
+    def __post_init__(self) -> None:
+        _check_choice("sequence.short_policy", self.short_policy, ("reverse_repeat", "loop", "last"))
+        _check_choice("sequence.loss_weighting", self.loss_weighting, ("uniform", "linear", "last"))
+        if self.seq_len < 0 or self.tbptt < 0:
+            raise ValueError("seq_len and tbptt must be >= 0")
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    """How a whole video is classified from per-step or per-clip predictions."""
+
+    mode: str = "windows"
+    """``full`` (whole sequence at once), ``windows`` (strided windows averaged in log space) or ``vote`` (majority vote)."""
+    window: int = 16
+    """Window length in steps (``windows``/``vote``)."""
+    stride: int = 8
+    """Step between window starts."""
+    step_weighting: str = "linear"
+    """How per-step predictions inside a window combine: ``uniform``, ``linear`` (toward later steps) or ``last``."""
+
+    def __post_init__(self) -> None:
+        _check_choice("inference.mode", self.mode, ("full", "windows", "vote"))
+        _check_choice("inference.step_weighting", self.step_weighting, ("uniform", "linear", "last"))
+        if self.window < 1 or self.stride < 1:
+            raise ValueError("inference.window and inference.stride must be >= 1")
+
+
+@dataclass(frozen=True)
+class ClipConfig:
+    """Raw clips for end-to-end video networks."""
+
+    clip_len: int = 16
+    """Frames per clip."""
+    frame_interval: int = 2
+    """Temporal stride between a clip's frames."""
+    size: int = 112
+    """Square crop side after resizing (C3D/R(2+1)D: 112)."""
+    resize: int = 128
+    """Short side frames are decoded to before cropping."""
+    test_clips: int = 3
+    """Clips averaged per video at test time (evenly spaced)."""
+    test_crops: int = 1
+    """Spatial crops per clip at test time: 1 (centre) or 3 (left/centre/right)."""
+    augment: bool = True
+    """Random resized crop, flip and colour jitter, the same for every frame of a clip."""
+
+    def __post_init__(self) -> None:
+        if min(self.clip_len, self.frame_interval, self.size, self.test_clips) < 1 or self.resize < self.size:
+            raise ValueError("clip fields must be >= 1 and resize >= size")
+        if self.test_crops not in (1, 3):
+            raise ValueError(f"clip.test_crops must be 1 or 3, got {self.test_crops}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run needs; saved as ``config.yaml`` in its run directory."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    sequence: SequenceConfig = field(default_factory=SequenceConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    clip: ClipConfig = field(default_factory=ClipConfig)
+    epochs: int = 30
+    batch_size: int = 32
+    patience: int = 0
+    """Early stopping: epochs without validation-loss improvement before stopping; 0 = off."""
+    seed: int = 0
+    device: str = "auto"
+    """``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1`` ..."""
+    amp: bool = True
+    """Mixed precision on CUDA (ignored on CPU)."""
+    num_workers: int = 0
+    """DataLoader worker processes (clip models decode in them)."""
+    val_split: str = "val"
+    """Split used for validation/early stopping; falls back to ``test`` when the data has no ``val``."""
+    eval_split: str = "test"
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.patience < 0 or self.num_workers < 0:
+            raise ValueError("epochs and batch_size must be >= 1; patience and num_workers >= 0")
+
+
+# ----------------------------------------------------------------------------------- (de)serialization
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A plain nested dict of a config dataclass (YAML/JSON friendly)."""
+    return dataclasses.asdict(cfg)
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(value: Any, tp: Any, name: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            return None
+        return _coerce(value, args[0], name)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{name}: expected a mapping, got {value!r}")
+        return from_dict(tp, value, _prefix=f"{name}.")  # type: ignore[arg-type]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+            return False
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise ValueError(f"{name}: expected a boolean, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ValueError(f"{name}: expected an integer, got {value!r}")
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}: expected an integer, got {value!r}") from None
+    if tp is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}: expected a number, got {value!r}") from None
+    if tp is str:
+        return str(value)
+    return value
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any], _prefix: str = "") -> T:
+    """Build a config dataclass from a nested mapping; unknown keys are an error (typos must not pass)."""
+    hints = _field_types(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"unknown config field(s) {', '.join(_prefix + u for u in unknown)}; "
+                         f"known: {', '.join(sorted(_prefix + n for n in names))}")
+    kwargs = {k: _coerce(v, hints[k], _prefix + k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def apply_overrides(cfg: T, overrides: Mapping[str, Any] | list[str]) -> T:
+    """Return ``cfg`` with dotted fields replaced, e.g. ``{"optim.lr": "0.01"}`` or ``["optim.lr=0.01"]``."""
+    if isinstance(overrides, list):
+        pairs: dict[str, Any] = {}
+        for item in overrides:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"override {item!r} must look like field=value (e.g. optim.lr=0.01)")
+            pairs[key.strip()] = value.strip()
+        overrides = pairs
+    data = to_dict(cfg)
+    for key, value in overrides.items():
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            if part not in node or not isinstance(node[part], dict):
+                raise ValueError(f"unknown config section {part!r} in override {key!r}")
+            node = node[part]
+        if parts[-1] not in node:
+            raise ValueError(f"unknown config field {key!r}")
+        node[parts[-1]] = value
+    return from_dict(type(cfg), data)
+
+
+def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"optim.lr": 0.001, ...}``: the dotted view used by sweeps and reports."""
+    out: dict[str, Any] = {}
+    for key, value in (to_dict(cfg) if dataclasses.is_dataclass(cfg) else cfg).items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def save_yaml(cfg: Any, path: str | Path, extra: Mapping[str, Any] | None = None) -> None:
+    """Write a resolved config (plus ``extra`` such as the git revision) atomically as YAML."""
+    from actionlab.utils import atomic_write_text
+
+    data = {**to_dict(cfg), **(dict(extra) if extra else {})}
+    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
+
+
+def load_yaml(cls: type[T], path: str | Path, ignore: tuple[str, ...] = ("git", "meta")) -> T:
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    return from_dict(cls, {k: v for k, v in data.items() if k not in ignore})
+
+
+# ----------------------------------------------------------------------------------- presets
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Seed 001's starter: 1 LSTM layer, a linear layer with a nonlinearity, the output layer.
+    "lstm": {"model.name": "lstm"},
+    "gru": {"model.name": "gru"},
+    # Seed 000's best single-layer setting: weight decay helped, batch norm between layers.
+    "seed000": {"model.name": "lstm", "optim.weight_decay": 5e-4, "model.batch_norm": True},
+    "single_frame": {"model.name": "single_frame", "sequence.seq_len": 1, "inference.mode": "full"},
+    "c3d": {"model.name": "c3d_small", "clip.size": 64, "clip.resize": 72},
+}
+
+
+def preset(name: str, base: TrainConfig | None = None) -> TrainConfig:
+    """A named starting point, e.g. ``preset("seed000")``."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+    return apply_overrides(base or TrainConfig(), PRESETS[name])

@@ -1,0 +1,1 @@
+"""actionlab.data stage."""

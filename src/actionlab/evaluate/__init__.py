@@ -1,0 +1,1 @@
+"""actionlab.evaluate stage."""

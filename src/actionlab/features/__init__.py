@@ -1,0 +1,1 @@
+"""actionlab.features stage."""
