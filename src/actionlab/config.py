@@ -110,6 +110,8 @@ class OptimConfig:
     """Linear warm-up, in (fractional) epochs."""
     grad_clip: float = 0.0
     """Clip the global gradient norm to this value; 0 disables."""
+    decay_bias_and_norm: bool = False
+    """Also apply weight decay to biases and normalization parameters (Chainer's ``WeightDecay`` hook, seed 000)."""
 
     def __post_init__(self) -> None:
         _check_choice("optim.name", self.name, ("sgd", "adam", "adamw", "rmsprop"))
@@ -176,6 +178,9 @@ class ClipConfig:
     """Spatial crops per clip at test time: 1 (centre) or 3 (left/centre/right)."""
     augment: bool = True
     """Random resized crop, flip and colour jitter, the same for every frame of a clip."""
+    flip: bool = False
+    """Random horizontal flips when augmenting; off by default because a flip swaps left/right-dependent
+    classes (synthetic MoveLeft/MoveRight, TurnClockwise/TurnCounterClockwise). UCF-101 practice: on."""
 
     def __post_init__(self) -> None:
         if min(self.clip_len, self.frame_interval, self.size, self.test_clips) < 1 or self.resize < self.size:

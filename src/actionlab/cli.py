@@ -1,0 +1,367 @@
+"""The ``actionlab`` command: one verb per pipeline stage, each a typed function over parsed arguments.
+
+    actionlab synth OUT                      generate a small action dataset (real XviD videos + split files)
+    actionlab index ROOT -o manifest.csv     read a dataset in its public layout
+    actionlab extract MANIFEST -o feats.h5   cache per-frame CNN features (resumable, torchrun-aware)
+    actionlab finetune MANIFEST --out RUN    fine-tune a 2D backbone on single frames
+    actionlab train --features feats.h5 ...  train a temporal model (or --manifest for end-to-end video nets)
+    actionlab evaluate RUN [--baseline RUN]  metrics, confusion, improved/hurt classes
+    actionlab predict VIDEO... --run RUN     top-5 labels for any video file
+    actionlab sweep --features feats.h5 ...  grid/random/TPE search with Optuna, resumable
+    actionlab report RUN|SWEEP... -o r.html  one self-contained HTML report (+ Markdown)
+    actionlab demo                           the whole pipeline on a generated dataset
+    actionlab list models|backbones|presets
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger("actionlab")
+
+
+# ----------------------------------------------------------------------------------- helpers
+
+
+def _progress(desc: str, total: int | None = None, unit: str = "video") -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, disable=None)
+
+
+def _callback(bar: Any) -> Callable[..., None]:
+    """Adapt a tqdm bar to the library's ``progress(done, total)`` callbacks."""
+
+    def update(done: int, total: int | None = None, **_: Any) -> None:
+        if total is not None and bar.total != total:
+            bar.total = total
+            bar.refresh()
+        bar.n = done
+        bar.refresh()
+
+    return update
+
+
+def _csv_list(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+# ----------------------------------------------------------------------------------- verbs
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from actionlab.data.synth import make_synthetic_dataset
+
+    kwargs: dict[str, Any] = {"layout": args.layout, "seed": args.seed}
+    if args.classes:
+        kwargs["classes"] = _csv_list(args.classes)
+    for name in ("groups", "clips_per_group"):
+        if getattr(args, name) is not None:
+            kwargs[name] = getattr(args, name)
+    root = make_synthetic_dataset(args.out, **kwargs)
+    print(f"wrote a synthetic {args.layout} dataset to {root}")
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from actionlab.data.index import format_report, index_dataset
+    from actionlab.data.manifest import write_manifest
+
+    with _progress("probing videos") as bar:
+        manifest, report = index_dataset(
+            args.root, layout=args.layout, split=args.split, classes=_csv_list(args.classes),
+            val_fraction=args.val_fraction, seed=args.seed, probe=not args.no_probe,
+            workers=args.workers, progress=_callback(bar))
+    write_manifest(manifest, args.output)
+    print(format_report(manifest, report))
+    print(f"manifest: {args.output}")
+    return 0
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from actionlab.config import ExtractConfig
+    from actionlab.data.manifest import read_manifest
+    from actionlab.features.extract import extract_features
+
+    cfg = ExtractConfig(backbone=args.backbone, weights=args.weights, sampler=args.sampler,
+                        num_frames=args.num_frames, stride=args.stride, dtype=args.dtype,
+                        batch_size=args.batch_size, workers=args.workers, engine=args.engine,
+                        predictions=args.predictions)
+    manifest = read_manifest(args.manifest)
+    with _progress("extracting", total=len(manifest.records)) as bar:
+        report = extract_features(manifest, args.output, cfg, splits=_csv_list(args.splits),
+                                  skip_bad=args.skip_bad, device=args.device, overwrite=args.overwrite,
+                                  progress=_callback(bar))
+    print(report.summary() if hasattr(report, "summary") else report)
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from actionlab.data.manifest import read_manifest
+    from actionlab.experiments.finetune import finetune
+
+    metrics = finetune(read_manifest(args.manifest), args.out, backbone=args.backbone,
+                       train_layers=args.layers, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                       frames_per_video=args.frames_per_video, seed=args.seed, device=args.device)
+    _print_json(metrics)
+    return 0
+
+
+def _train_config(args: argparse.Namespace) -> Any:
+    from actionlab.config import TrainConfig, apply_overrides, load_yaml, preset
+
+    cfg = load_yaml(TrainConfig, args.config) if args.config else TrainConfig()
+    if args.preset:
+        cfg = preset(args.preset, cfg)
+    flags = {"model.name": args.model, "epochs": args.epochs, "batch_size": args.batch_size,
+             "optim.lr": args.lr, "seed": args.seed, "device": args.device}
+    cfg = apply_overrides(cfg, {k: v for k, v in flags.items() if v is not None})
+    return apply_overrides(cfg, list(args.set or []))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from actionlab.experiments.runs import train_run
+
+    cfg = _train_config(args)
+    result = train_run(cfg, args.run, features=args.features, manifest=args.manifest, resume=args.resume,
+                       log=print)
+    _print_json(result)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from actionlab.experiments.runs import evaluate_run, format_evaluation
+
+    result = evaluate_run(args.run, split=args.split, baseline=args.baseline)
+    if args.json:
+        _print_json(result)
+    else:
+        print(format_evaluation(result))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from actionlab.experiments.runs import format_predictions, predict_videos
+
+    results = predict_videos(args.videos, args.run, top=args.top, device=args.device)
+    if args.json:
+        _print_json(results)
+    else:
+        print(format_predictions(results))
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from actionlab.experiments.runs import sweep_run
+
+    cfg = _train_config(args)
+    result = sweep_run(cfg, args.out, features=args.features, manifest=args.manifest, preset=args.sweep_preset,
+                       grid=list(args.grid or []), seeds=[int(s) for s in _csv_list(args.seeds) or [0]],
+                       sampler=args.sampler, n_trials=args.n_trials, n_jobs=args.n_jobs, storage=args.storage,
+                       scale=args.scale, log=print)
+    print(result)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from actionlab.experiments.runs import make_report
+
+    html, md = make_report(args.paths, args.output, baseline=args.baseline)
+    print(Path(md).read_text(encoding="utf-8"))
+    print(f"report: {html}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from actionlab.experiments.demo import run_demo
+
+    run_demo(Path(args.out), quick=args.quick, device=args.device, log=print)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    if args.what == "models":
+        from actionlab.models import list_models
+        from actionlab.models.registry import model_entry
+
+        for name in list_models():
+            e = model_entry(name)
+            print(f"{name:22s} {e.kind:9s} {e.doc}")
+    elif args.what == "backbones":
+        from actionlab.features.backbones import get_backbone_spec, list_backbones
+
+        for name in list_backbones():
+            spec = get_backbone_spec(name)
+            print(f"{name:20s} {spec.feature_dim:5d}-d")
+    else:
+        from actionlab.config import PRESETS
+
+        for name, overrides in PRESETS.items():
+            print(f"{name:14s} {overrides}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------- parser
+
+
+def _add_train_flags(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--features", help="HDF5 feature store (temporal models)")
+    src.add_argument("--manifest", help="manifest CSV (end-to-end video models decode clips)")
+    p.add_argument("--config", help="start from a saved config.yaml")
+    p.add_argument("--preset", help="named starting point (actionlab list presets)")
+    p.add_argument("--model", help="registered model name (actionlab list models)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                   help="any config field, dotted (repeatable): --set model.num_layers=2 --set optim.weight_decay=5e-4")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="actionlab", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("synth", help="generate a small action dataset as real encoded videos")
+    p.add_argument("out")
+    p.add_argument("--layout", default="ucf101", choices=["ucf101", "hmdb51", "kinetics", "folders"])
+    p.add_argument("--classes", help="comma-separated subset of the synthetic classes")
+    p.add_argument("--groups", type=int)
+    p.add_argument("--clips-per-group", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("index", help="index a dataset in its public layout into a manifest")
+    p.add_argument("root")
+    p.add_argument("-o", "--output", default="manifest.csv")
+    p.add_argument("--layout", default="auto", choices=["auto", "ucf101", "hmdb51", "kinetics", "ucf11", "folders"])
+    p.add_argument("--split", type=int, default=1, help="official split number (UCF-101/HMDB-51: 1-3)")
+    p.add_argument("--classes", help="comma-separated class subset")
+    p.add_argument("--val-fraction", type=float, default=0.0, help="carve a group-aware val split from train")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-probe", action="store_true", help="skip reading frame counts (faster, less checked)")
+    p.add_argument("--workers", type=int, default=2)
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("extract", help="cache per-frame CNN features to HDF5")
+    p.add_argument("manifest")
+    p.add_argument("-o", "--output", default="features.h5")
+    p.add_argument("--backbone", default="mobilenet_v2")
+    p.add_argument("--weights", default="imagenet", help="imagenet, none, or a .pth / fine-tuned checkpoint path")
+    p.add_argument("--sampler", default="uniform", choices=["all", "stride", "uniform"])
+    p.add_argument("--num-frames", type=int, default=25)
+    p.add_argument("--stride", type=int, default=1)
+    p.add_argument("--dtype", default="float16", choices=["float16", "float32"])
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--engine", default="auto", choices=["auto", "onnx", "torch"])
+    p.add_argument("--predictions", action="store_true", help="also store per-frame class scores")
+    p.add_argument("--splits", help="comma-separated splits to extract (default: all)")
+    p.add_argument("--skip-bad", action="store_true", help="list undecodable videos and go on")
+    p.add_argument("--overwrite", action="store_true", help="replace a store made with other settings")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("finetune", help="fine-tune a 2D backbone on single frames (seed 001 part 1)")
+    p.add_argument("manifest")
+    p.add_argument("--out", required=True)
+    p.add_argument("--backbone", default="mobilenet_v2")
+    p.add_argument("--layers", default="top", choices=["top", "all"])
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--frames-per-video", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("train", help="train a temporal model on features, or a video network on clips")
+    _add_train_flags(p)
+    p.add_argument("--run", required=True, help="run directory")
+    p.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints/last.pt")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a run: top-k, mean class accuracy, confusion, changes")
+    p.add_argument("run")
+    p.add_argument("--split", default="test")
+    p.add_argument("--baseline", help="another run to compare per-class accuracy against")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="top labels for video files with a trained run")
+    p.add_argument("videos", nargs="+")
+    p.add_argument("--run", required=True)
+    p.add_argument("--top", type=int, default=5)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("sweep", help="grid/random/TPE search over config fields with Optuna (resumable)")
+    _add_train_flags(p)
+    p.add_argument("--out", required=True, help="sweep directory")
+    p.add_argument("--sweep-preset", help="built-in study, e.g. seed000 (seed 000's ablation)")
+    p.add_argument("--grid", action="append", metavar="FIELD=V1,V2", help="a swept field (repeatable)")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--sampler", default="grid", choices=["grid", "random", "tpe"])
+    p.add_argument("--n-trials", type=int)
+    p.add_argument("--n-jobs", type=int, default=1)
+    p.add_argument("--storage", help="Optuna storage URL (default: sqlite in the sweep directory)")
+    p.add_argument("--scale", type=float, default=1.0, help="multiply preset epochs (e.g. 0.2 for a quick look)")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("report", help="one self-contained HTML report (+ Markdown) of runs and sweeps")
+    p.add_argument("paths", nargs="+", help="run and/or sweep directories")
+    p.add_argument("-o", "--output", default="report.html")
+    p.add_argument("--baseline", help="run to compare the others against (e.g. the single-frame run)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("demo", help="the whole pipeline on a generated dataset, in a few minutes on a CPU")
+    p.add_argument("--out", default="demo")
+    p.add_argument("--quick", action="store_true", help="smaller dataset and fewer epochs (for tests)")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("list", help="list models, backbones or presets")
+    p.add_argument("what", choices=["models", "backbones", "presets"])
+    p.set_defaults(func=cmd_list)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    start = time.perf_counter()
+    try:
+        code = args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except (FileNotFoundError, ValueError, KeyError, RuntimeError) as exc:
+        if args.verbose:
+            raise
+        name = type(exc).__name__
+        print(f"actionlab {args.command}: error: {exc} ({name}; rerun with -v for the traceback)", file=sys.stderr)
+        return 2
+    logger.debug("%s took %.1fs", args.command, time.perf_counter() - start)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,394 @@
+"""The HDF5 feature store: one file holding per-frame backbone features for a whole dataset.
+
+Schema (``format="actionlab-features"``, ``version=1``)::
+
+    /                        attrs: format, version,
+                                    provenance  (JSON, see below),
+                                    skipped     (JSON list of [path, reason]: bad videos left out)
+    /classes                 (K,) utf-8 strings, the manifest's class list
+    /index                   scalar utf-8 JSON: [{key, path, label, label_index, split, group,
+                             num_frames, fps, duration}, ...] in key order (a fast copy of the attrs below)
+    /videos/<key>            group, attrs: path, label, label_index, split, group, num_frames, fps, duration
+        features             (T, D) float16 | float32, raw (unnormalized) backbone features
+        frame_indices        (T,)   int64, the decoded frame of each row
+        predictions          (T, K) float32, optional: the backbone head's logits
+    /stats/mean, /stats/std  (D,) float64, over every stored frame of the train split
+                             (attrs ``count`` frames, ``split``: ``train``, or ``all`` when nothing was in train)
+
+``<key>`` is the manifest path with ``/`` replaced by ``|`` (:func:`video_key`), so a group name never nests.
+``std`` is the population standard deviation (numpy's ``ddof=0``) of the *stored* values, computed in a
+streaming float64 pass (Chan et al.'s parallel update of count/mean/M2), so it never holds the train set in
+memory. Normalization on read is ``(x - mean) / std`` with ``std < 1e-6`` (dead ReLU units) treated as 1.
+
+``provenance`` records what made the features, so a cache built with other weights or preprocessing is never
+mixed in silently: ``backbone``, ``weights`` (id) + ``weights_sha256``, ``preprocessing`` (resize, crop, mean,
+std), ``sampler`` (name + params), ``feature_dim``, ``dtype``, ``manifest_checksum``, ``splits``,
+``predictions``, ``num_classes``, ``num_videos``, ``skipped``, ``extract_config``, ``engine``,
+``actionlab_version``, ``git_revision``, ``created``. :meth:`FeatureStore.check_compatible` compares the fields
+a run passes (extraction passes :data:`COMPAT_FIELDS`; the rest is informative).
+
+The reader opens the file read-only and lazily once per process (metadata is read eagerly then the handle is
+closed), so a ``FeatureStore`` can be handed to DataLoader workers. Part files written during extraction use
+the same layout without ``/stats`` and ``/index``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from actionlab.types import SPLITS, VideoRecord
+from actionlab.utils import atomic_path
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "actionlab-features"
+VERSION = 1
+COMPAT_FIELDS = ("backbone", "weights", "weights_sha256", "preprocessing", "sampler", "feature_dim", "dtype",
+                 "manifest_checksum", "splits", "predictions")
+"""Provenance fields that must agree for two runs to share a store."""
+_STD_FLOOR = 1e-6
+_STR = h5py.string_dtype("utf-8")
+
+
+class IncompatibleStoreError(ValueError):
+    """A store was made with other backbone/weights/preprocessing/sampler/manifest than a run expects."""
+
+
+def video_key(path: str) -> str:
+    """The store key of a manifest path: ``ApplyEyeMakeup/v_x.avi`` -> ``ApplyEyeMakeup|v_x.avi``."""
+    return str(path).replace("\\", "/").replace("/", "|")
+
+
+@dataclass
+class VideoFeatures:
+    """Features of one video, as written to a store."""
+
+    record: VideoRecord
+    features: np.ndarray
+    """(T, D) float."""
+    frame_indices: np.ndarray
+    """(T,) int64."""
+    predictions: np.ndarray | None = None
+    """(T, K) float32 or None."""
+
+    @property
+    def key(self) -> str:
+        return video_key(self.record.path)
+
+
+class RunningStats:
+    """Streaming per-dimension mean/variance in float64 (Chan et al.'s parallel combination of Welford sums)."""
+
+    def __init__(self, dim: int) -> None:
+        self.count = 0
+        self.mean = np.zeros(dim, np.float64)
+        self.m2 = np.zeros(dim, np.float64)
+
+    def update(self, x: np.ndarray) -> None:
+        """Add rows ``x (N, D)``."""
+        x = np.asarray(x, np.float64).reshape(-1, self.mean.shape[0])
+        n = x.shape[0]
+        if n == 0:
+            return
+        mean_b = x.mean(axis=0)
+        m2_b = ((x - mean_b) ** 2).sum(axis=0)
+        total = self.count + n
+        delta = mean_b - self.mean
+        self.mean = self.mean + delta * (n / total)
+        self.m2 = self.m2 + m2_b + delta**2 * (self.count * n / total)
+        self.count = total
+
+    @property
+    def std(self) -> np.ndarray:
+        """(D,) population standard deviation (``ddof=0``)."""
+        return np.sqrt(self.m2 / max(self.count, 1))
+
+
+# ----------------------------------------------------------------------------------- writing
+
+
+def _write_header(h5: h5py.File, provenance: Mapping[str, Any], classes: Sequence[str],
+                  skipped: Sequence[tuple[str, str]] = ()) -> None:
+    h5.attrs["format"] = FORMAT
+    h5.attrs["version"] = VERSION
+    h5.attrs["provenance"] = json.dumps(provenance, sort_keys=True)
+    h5.attrs["skipped"] = json.dumps([list(s) for s in skipped])
+    h5.create_dataset("classes", data=np.array(list(classes), dtype=object), dtype=_STR)
+    h5.require_group("videos")
+
+
+def _write_video(videos: h5py.Group, v: VideoFeatures, dtype: np.dtype) -> None:
+    g = videos.create_group(v.key)
+    for name, value in asdict(v.record).items():
+        g.attrs[name] = value
+    g.create_dataset("features", data=np.asarray(v.features, dtype))
+    g.create_dataset("frame_indices", data=np.asarray(v.frame_indices, np.int64))
+    if v.predictions is not None:
+        g.create_dataset("predictions", data=np.asarray(v.predictions, np.float32))
+
+
+def _record_from_attrs(attrs: Mapping[str, Any]) -> VideoRecord:
+    kw: dict[str, Any] = {}
+    for f in fields(VideoRecord):
+        if f.name in attrs:
+            value = attrs[f.name]
+            kw[f.name] = value.item() if isinstance(value, np.generic) else value
+    return VideoRecord(**kw)
+
+
+def write_part(path: str | Path, provenance: Mapping[str, Any], classes: Sequence[str],
+               videos: Sequence[VideoFeatures], failed: Sequence[tuple[str, str]] = ()) -> None:
+    """Atomically write a part file (store layout without stats): finished videos plus bad ones (``failed``)."""
+    dtype = np.dtype(provenance.get("dtype", "float32"))
+    with atomic_path(path, suffix=".h5") as tmp, h5py.File(tmp, "w") as h5:
+        _write_header(h5, provenance, classes, failed)
+        for v in videos:
+            _write_video(h5["videos"], v, dtype)
+
+
+def part_contents(path: str | Path) -> tuple[dict[str, Any], list[str], list[tuple[str, str]]]:
+    """``(provenance, keys, failed)`` of a part file (or a finished store)."""
+    with h5py.File(path, "r") as h5:
+        prov = json.loads(h5.attrs["provenance"])
+        failed = [tuple(x) for x in json.loads(h5.attrs.get("skipped", "[]"))]
+        return prov, list(h5["videos"].keys()), failed  # type: ignore[return-value]
+
+
+def merge_parts(parts: Sequence[str | Path], out_path: str | Path, provenance: Mapping[str, Any],
+                classes: Sequence[str], skipped: Sequence[tuple[str, str]] = (),
+                keys: Iterable[str] | None = None) -> int:
+    """Copy the videos of ``parts`` into a new store at ``out_path`` (atomic), with train statistics.
+
+    A key found in several parts is copied once. ``keys`` (optional) restricts and orders the output; a key
+    in ``keys`` missing from every part is an error. Returns the number of videos written.
+    """
+    where: dict[str, Path] = {}
+    for p in sorted(map(Path, parts)):
+        with h5py.File(p, "r") as h5:
+            for k in h5["videos"]:
+                where.setdefault(k, p)
+    order = sorted(where) if keys is None else list(keys)
+    missing = [k for k in order if k not in where]
+    if missing:
+        raise RuntimeError(f"cannot finalize {out_path}: {len(missing)} video(s) missing from the part files "
+                           f"(e.g. {missing[:3]}); rerun the extraction to finish them")
+    dim = int(provenance["feature_dim"])
+    train, everything = RunningStats(dim), RunningStats(dim)
+    index: list[dict[str, Any]] = []
+    handles: dict[Path, h5py.File] = {}
+    try:
+        with atomic_path(out_path, suffix=".h5") as tmp, h5py.File(tmp, "w") as out:
+            _write_header(out, provenance, classes, skipped)
+            videos = out["videos"]
+            for k in order:
+                src_file = handles.get(where[k])
+                if src_file is None:
+                    src_file = handles[where[k]] = h5py.File(where[k], "r")
+                src = src_file["videos"][k]
+                out.copy(src, videos, name=k)
+                feats = src["features"][()]
+                if feats.shape[1:] != (dim,):
+                    raise RuntimeError(f"{where[k]}: video {k} has features {feats.shape}, expected (T, {dim})")
+                record = _record_from_attrs(src.attrs)
+                index.append({"key": k, **asdict(record)})
+                everything.update(feats)
+                if record.split == "train":
+                    train.update(feats)
+            stats = train if train.count else everything
+            g = out.create_group("stats")
+            g.attrs["split"] = "train" if train.count else "all"
+            g.attrs["count"] = stats.count
+            g.create_dataset("mean", data=stats.mean)
+            g.create_dataset("std", data=stats.std)
+            out.create_dataset("index", data=json.dumps(index), dtype=_STR)
+    finally:
+        for h in handles.values():
+            h.close()
+    logger.info("wrote %s: %d videos, stats over %d %s frames", out_path, len(order), stats.count,
+                "train" if train.count else "(no train split) all")
+    return len(order)
+
+
+# ----------------------------------------------------------------------------------- reading
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _norm(v: Any) -> Any:
+    # JSON round-trips tuples as lists and floats exactly; compare in that form.
+    return json.loads(json.dumps(v, sort_keys=True))
+
+
+def compare_provenance(have: Mapping[str, Any], expected: Mapping[str, Any],
+                       fields_: Iterable[str] | None = None) -> list[str]:
+    """Human-readable differences ``field: store=... run=...`` over ``fields_`` (default: those in ``expected``)."""
+    names = list(expected) if fields_ is None else [f for f in fields_ if f in expected]
+    diffs = []
+    for name in names:
+        a, b = _norm(have.get(name)), _norm(expected[name])
+        if isinstance(a, dict) and isinstance(b, dict):
+            fa, fb = _flatten(a, f"{name}."), _flatten(b, f"{name}.")
+            diffs += [f"{k}: store={fa.get(k)!r} run={fb.get(k)!r}" for k in sorted(set(fa) | set(fb))
+                      if fa.get(k) != fb.get(k)]
+        elif a != b:
+            diffs.append(f"{name}: store={a!r} run={b!r}")
+    return diffs
+
+
+class FeatureStore:
+    """Read-only view of a feature store (see the module docstring for the schema).
+
+    >>> with FeatureStore("features.h5") as fs:
+    ...     seqs, labels, keys = fs.load_split("train")   # list of (T_i, D) float16, (N,) int64
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"feature store {self.path} not found; create it with `actionlab extract`")
+        self._h5: h5py.File | None = None
+        self._pid = -1
+        try:
+            with h5py.File(self.path, "r") as h5:
+                if h5.attrs.get("format") != FORMAT:
+                    raise ValueError(f"{self.path} is not an actionlab feature store (format="
+                                     f"{h5.attrs.get('format')!r}); rebuild it with `actionlab extract`")
+                if int(h5.attrs["version"]) > VERSION:
+                    raise ValueError(f"{self.path} has store version {int(h5.attrs['version'])}, newer than this "
+                                     f"actionlab reads ({VERSION}); upgrade actionlab")
+                if "stats" not in h5 or "index" not in h5:
+                    raise ValueError(f"{self.path} is an unfinished store (no /stats or /index); rerun "
+                                     "`actionlab extract` to finish it")
+                self.provenance: dict[str, Any] = json.loads(h5.attrs["provenance"])
+                self.skipped: list[tuple[str, str]] = [tuple(x) for x in json.loads(h5.attrs.get("skipped", "[]"))]
+                self.classes: list[str] = [c.decode() if isinstance(c, bytes) else str(c) for c in h5["classes"][()]]
+                raw_index = h5["index"][()]
+                index = json.loads(raw_index.decode() if isinstance(raw_index, bytes) else raw_index)
+                self.mean: np.ndarray = h5["stats/mean"][()]
+                self.std: np.ndarray = h5["stats/std"][()]
+                self.stats_split: str = str(h5["stats"].attrs.get("split", "train"))
+        except OSError as e:
+            raise ValueError(f"cannot read feature store {self.path}: {e}; delete it and rerun `actionlab extract`") from e
+        self._records: dict[str, VideoRecord] = {}
+        for item in index:
+            key = item.pop("key")
+            self._records[key] = VideoRecord(**item)
+        self._safe_std = np.where(self.std < _STD_FLOOR, 1.0, self.std)
+
+    # --- lifecycle: one handle per process, opened on first data access
+    def _file(self) -> h5py.File:
+        if self._h5 is None or self._pid != os.getpid():
+            self._h5 = h5py.File(self.path, "r")
+            self._pid = os.getpid()
+        return self._h5
+
+    def close(self) -> None:
+        if self._h5 is not None and self._pid == os.getpid():
+            self._h5.close()
+        self._h5 = None
+
+    def __enter__(self) -> FeatureStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_h5"], state["_pid"] = None, -1
+        return state
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._records
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._records)
+
+    # --- metadata
+    @property
+    def feature_dim(self) -> int:
+        return int(self.mean.shape[0])
+
+    def keys(self, split: str | None = None) -> list[str]:
+        """Video keys in store order, optionally only those of ``split``."""
+        if split is not None and split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
+        return [k for k, r in self._records.items() if split is None or r.split == split]
+
+    def record(self, key: str) -> VideoRecord:
+        try:
+            return self._records[key]
+        except KeyError:
+            raise KeyError(f"video {key!r} is not in {self.path}") from None
+
+    def check_compatible(self, expected: Mapping[str, Any]) -> None:
+        """Raise :class:`IncompatibleStoreError` naming every field of ``expected`` that differs.
+
+        ``expected`` is a (partial) provenance dict, e.g. ``{"backbone": "mobilenet_v2", "weights": ...}``;
+        nested dicts (``preprocessing``, ``sampler``) are compared field by field.
+        """
+        diffs = compare_provenance(self.provenance, expected)
+        if diffs:
+            raise IncompatibleStoreError(
+                f"feature store {self.path} does not match this run: " + "; ".join(diffs)
+                + ". Re-extract (actionlab extract --overwrite) or point the run at a matching store.")
+
+    # --- data
+    def normalize(self, x: np.ndarray) -> np.ndarray:
+        """``(x - mean) / std`` as float32 for ``x (..., D)``."""
+        return ((np.asarray(x, np.float32) - self.mean.astype(np.float32)) / self._safe_std.astype(np.float32))
+
+    def features(self, key: str, normalize: bool = True) -> np.ndarray:
+        """``(T, D) float32`` features of one video, normalized with the train statistics by default."""
+        x = self._file()["videos"][self._check(key)]["features"][()]
+        return self.normalize(x) if normalize else x.astype(np.float32)
+
+    def frame_indices(self, key: str) -> np.ndarray:
+        """``(T,) int64``: which decoded frame each feature row came from."""
+        return self._file()["videos"][self._check(key)]["frame_indices"][()]
+
+    def predictions(self, key: str) -> np.ndarray | None:
+        """``(T, K) float32`` backbone-head logits, or None when the store was built without them."""
+        g = self._file()["videos"][self._check(key)]
+        return g["predictions"][()] if "predictions" in g else None
+
+    def load_split(self, split: str, normalize: bool = True, dtype: Any = np.float16
+                   ) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
+        """All videos of ``split`` in memory: ``(sequences [(T_i, D)] of dtype, labels (N,) int64, keys)``."""
+        keys = self.keys(split)
+        videos = self._file()["videos"]
+        seqs = []
+        for k in keys:
+            x = videos[k]["features"][()]
+            seqs.append((self.normalize(x) if normalize else x).astype(dtype, copy=False))
+        labels = np.array([self._records[k].label_index for k in keys], dtype=np.int64)
+        return seqs, labels, keys
+
+    def _check(self, key: str) -> str:
+        if key not in self._records:
+            raise KeyError(f"video {key!r} is not in {self.path}")
+        return key
+
+    def __repr__(self) -> str:
+        return (f"FeatureStore({str(self.path)!r}, videos={len(self)}, dim={self.feature_dim}, "
+                f"backbone={self.provenance.get('backbone')!r})")
