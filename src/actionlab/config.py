@@ -338,7 +338,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "gru": {"model.name": "gru"},
     # Seed 000's best single-layer setting: weight decay helped, batch norm between layers.
     "seed000": {"model.name": "lstm", "optim.weight_decay": 5e-4, "model.batch_norm": True},
-    "single_frame": {"model.name": "single_frame", "sequence.seq_len": 1, "inference.mode": "full"},
+    "single_frame": {"model.name": "single_frame", "sequence.seq_len": 1, "inference.mode": "full",
+                     "inference.step_weighting": "uniform"},
     "c3d": {"model.name": "c3d_small", "clip.size": 64, "clip.resize": 72},
 }
 
