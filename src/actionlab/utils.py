@@ -10,6 +10,10 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +76,7 @@ def git_revision(cwd: str | Path | None = None) -> str:
         return "unknown"
 
 
-def select_device(name: str = "auto") -> "torch.device":  # noqa: F821
+def select_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA when available, else CPU; anything else is passed to ``torch.device``."""
     import torch
 

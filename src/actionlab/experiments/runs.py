@@ -481,7 +481,7 @@ def predict_videos(paths: Sequence[str | Path], run_dir: str | Path, top: int = 
             spans = [(int(indices[s]), int(indices[min(s + length, len(indices)) - 1])) for s in starts]
             per_window = [aggregate_steps(w, cfg.inference.step_weighting) for w in logits]
         else:
-            from actionlab.data.transforms import ClipEvalTransform, KINETICS_MEAN, KINETICS_STD
+            from actionlab.data.transforms import KINETICS_MEAN, KINETICS_STD, ClipEvalTransform
 
             clip = cfg.clip
             with VideoReader(path, size=clip.resize) as reader:
