@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from actionlab.data.synth import make_synthetic_dataset
 
@@ -44,3 +45,12 @@ def synth_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Pat
 def synth_ucf101(synth_factory: Callable[..., Path]) -> Path:
     """Root of a tiny UCF-101-layout dataset: ``root/UCF-101/<Class>/*.avi`` + ``root/ucfTrainTestlist/``."""
     return synth_factory("ucf101", **SYNTH_UCF101_KWARGS)
+
+
+@pytest.fixture
+def one_thread() -> Any:
+    """Run a test with one torch thread: tiny models only add thread contention on a shared 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

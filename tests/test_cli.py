@@ -141,3 +141,21 @@ def test_console_script_lists_models() -> None:
     out = subprocess.run([*cmd, "list", "models"], capture_output=True, text=True, timeout=120, check=True).stdout
     for name in ("lstm", "gru", "single_frame", "c3d", "s3d", "r2plus1d_18", "lrcn"):
         assert name in out
+
+
+def test_finetune_then_single_frame_baseline_from_store(pipeline: dict[str, Path], tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    # An ImageNet store has no per-frame predictions over the dataset's classes: a clear error.
+    assert run("evaluate", pipeline["store"]) == 2
+    assert "--predictions" in capsys.readouterr().err
+    ft = tmp_path / "ft"
+    assert run("finetune", pipeline["manifest"], "--out", ft, "--epochs", "1", "--frames-per-video", "1",
+               "--batch-size", "8", "--device", "cpu") == 0
+    store = tmp_path / "ft.h5"
+    assert run("extract", pipeline["manifest"], "-o", store, "--weights", ft / "backbone.pt", "--predictions",
+               "--num-frames", "4", "--workers", "0") == 0
+    capsys.readouterr()
+    assert run("evaluate", store, "--json") == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["metrics"]["num_classes"] == 4 and 0 <= result["metrics"]["top1"] <= 1
+    assert result["metrics"]["num_clips"] == 4 * result["metrics"]["num_videos"]  # 4 frames per video

@@ -26,12 +26,7 @@ from actionlab.train.sequences import SequenceBatches, fit_length, item_rng, sli
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads only add contention on a shared machine
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def order_task(n: int, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:

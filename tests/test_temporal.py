@@ -15,12 +15,7 @@ TEMPORAL = ["avgpool", "gru", "lstm", "single_frame", "tcn", "transformer"]
 CAUSAL = TEMPORAL  # every unidirectional model is causal
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads only add contention on a shared machine
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def build(name: str, **kwargs) -> torch.nn.Module:

@@ -141,8 +141,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from actionlab.experiments.runs import evaluate_run, format_evaluation
+    from actionlab.experiments.runs import evaluate_run, format_evaluation, single_frame_run
 
+    if Path(args.run).suffix in (".h5", ".hdf5") and Path(args.run).is_file():
+        # a feature store with per-frame predictions: the single-frame baseline, averaged per video
+        args.run = single_frame_run(args.run, split=args.split)
+        print(f"single-frame baseline saved as a run: {args.run}", file=sys.stderr)
     result = evaluate_run(args.run, split=args.split, baseline=args.baseline)
     if args.json:
         _print_json(result)
@@ -297,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a run: top-k, mean class accuracy, confusion, changes")
-    p.add_argument("run")
+    p.add_argument("run", help="run directory, or a feature store extracted with --predictions")
     p.add_argument("--split", default="test")
     p.add_argument("--baseline", help="another run to compare per-class accuracy against")
     p.add_argument("--json", action="store_true")

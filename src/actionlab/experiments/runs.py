@@ -30,7 +30,7 @@ from torch import nn
 
 from actionlab.config import InferenceConfig, TrainConfig, apply_overrides, from_dict, save_yaml, to_dict
 from actionlab.data import sampling
-from actionlab.evaluate.aggregate import aggregate_clips, aggregate_steps
+from actionlab.evaluate.aggregate import aggregate_clips, aggregate_steps, log_softmax
 from actionlab.evaluate.metrics import class_changes, summarize, topk_accuracies
 from actionlab.evaluate.predictions import Predictions, load_predictions, save_predictions
 from actionlab.models import create_model, model_kind
@@ -373,6 +373,45 @@ def evaluate_run(run_dir: str | Path, split: str = "test", baseline: str | Path 
                                       if k in ("top1", "top5", "top10", "mean_class_accuracy")}
         result["changes"] = class_changes(preds.labels, base.preds, preds.preds, classes, n=10)
     return result
+
+
+def single_frame_run(store_path: str | Path, out_dir: str | Path | None = None, split: str = "test") -> Path:
+    """Seed 001's ``singleFrameAccuracy``: the per-frame class scores a fine-tuned backbone stored during
+    extraction (``extract --predictions``), averaged per video, saved as a run directory for ``evaluate`` and
+    ``--baseline``. Returns that directory (default: ``<store>.single_frame/``)."""
+    from actionlab.features.store import FeatureStore
+
+    store_path = Path(store_path)
+    out = Path(out_dir) if out_dir else store_path.with_name(store_path.stem + ".single_frame")
+    with FeatureStore(store_path) as store:
+        keys = store.keys(split)
+        if not keys:
+            raise ValueError(f"{store_path} has no {split!r} videos")
+        frames = [store.predictions(k) for k in keys]
+        if any(f is None for f in frames):
+            raise ValueError(f"{store_path} holds no per-frame predictions: extract with --predictions and a "
+                             "fine-tuned backbone (`actionlab finetune`, then `extract --weights RUN/backbone.pt`)")
+        classes = list(store.classes)
+        if frames[0].shape[1] != len(classes):
+            raise ValueError(f"{store_path}: the per-frame predictions have {frames[0].shape[1]} classes (the "
+                             f"backbone's own head, e.g. ImageNet) but the dataset has {len(classes)}; fine-tune "
+                             "the backbone on this dataset first (`actionlab finetune`)")
+        frame_logp = [log_softmax(f.astype(np.float64)) for f in frames]
+        owner = np.concatenate([np.full(len(f), i, dtype=np.int64) for i, f in enumerate(frame_logp)])
+        clip_scores = np.concatenate(frame_logp)
+        # average of frame probabilities per video (seed 001), in log space for the predictions file
+        video = np.stack([np.log(np.exp(f).mean(0) + 1e-12) for f in frame_logp])
+        preds = Predictions(keys=list(keys), labels=np.array([store.record(k).label_index for k in keys]),
+                            scores=video.astype(np.float32), classes=classes,
+                            clip_scores=clip_scores.astype(np.float32), clip_video=owner)
+    out.mkdir(parents=True, exist_ok=True)
+    save_predictions(out / f"predictions_{split}.npz", preds)
+    labelled = preds.labelled()
+    metrics = {**summarize(labelled.scores, labelled.labels, classes), "model": "single_frame (fine-tuned head)",
+               "split": split, "features": str(store_path)}
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
+    atomic_write_text(out / "labels.txt", "".join(c + "\n" for c in classes))
+    return out
 
 
 def _pct(x: Any) -> str:
