@@ -60,7 +60,8 @@ def test_examples() -> None:
     assert sliding_windows(3, 5, 2).tolist() == [[0, 1, 2, 1, 0]]
     assert clip_indices(20, 4, 2).tolist() == [[6, 8, 10, 12]]  # centred clip
     assert clip_indices(20, 4, 2, num_clips=3).tolist() == [[0, 2, 4, 6], [6, 8, 10, 12], [13, 15, 17, 19]]
-    assert clip_indices(5, 4, 2).tolist() == [[0, 2, 4, 2]]  # short video: strided, then padded
+    assert clip_indices(5, 4, 2).tolist() == [[0, 1, 3, 4]]  # short video: the whole of it, in order
+    assert clip_indices(3, 5, 1).tolist() == [[0, 1, 1, 2, 2]]
 
 
 @pytest.mark.parametrize("call", [
@@ -192,4 +193,5 @@ def test_clip_indices(n: int, clip_len: int, interval: int, num_clips: int, seed
             assert clips[0, 0] == 0 and clips[-1, 0] == n - span and clips[-1, -1] == n - 1  # first to last
             assert np.all(np.diff(clips[:, 0]) >= 0)
     else:
-        assert np.all(np.abs(np.diff(clips, axis=1)) <= interval)  # still a smooth, strided walk
+        assert np.all((np.diff(clips, axis=1) >= 0) & (np.diff(clips, axis=1) <= interval))  # forward, no gaps
+        assert np.all(clips[:, 0] == 0) and np.all(clips[:, -1] == n - 1)  # the whole video

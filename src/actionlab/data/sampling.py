@@ -161,9 +161,9 @@ def clip_indices(n: int, clip_len: int, frame_interval: int, num_clips: int = 1,
 
     A clip spans ``(clip_len - 1) * frame_interval + 1`` frames. With ``rng`` each clip starts uniformly at
     random (training); without, clip starts are evenly spaced from the first to the last possible start
-    (one clip: the centred one). A video shorter than the span gives its frames every ``frame_interval``
-    (from a random offset with ``rng``), padded with ``reverse_repeat`` to ``clip_len``; all positions stay
-    valid.
+    (one clip: the centred one). A video shorter than the span is sampled evenly from its first to its last
+    frame instead (a smaller interval; frames repeat when ``n < clip_len``), the same for every clip: the clip
+    keeps time order, which back-and-forth padding would break for actions told apart by their direction.
     """
     n = _check_count("n", n)
     clip_len = _check_count("clip_len", clip_len)
@@ -180,8 +180,5 @@ def clip_indices(n: int, clip_len: int, frame_interval: int, num_clips: int = 1,
         else:
             starts = (np.arange(num_clips, dtype=np.int64) * last) // (num_clips - 1)
         return starts[:, None] + steps[None, :]
-    clips = []
-    for _ in range(num_clips):
-        offset = int(rng.integers(0, min(frame_interval, n))) if rng is not None else 0
-        clips.append(pad_indices(np.arange(offset, n, frame_interval, dtype=np.int64), clip_len, "reverse_repeat"))
-    return np.stack(clips)
+    whole = np.floor(np.linspace(0, n - 1, clip_len) + 0.5).astype(np.int64)
+    return np.repeat(whole[None, :], num_clips, axis=0)

@@ -184,6 +184,12 @@ def fit(model: nn.Module, train_batches: Callable[[int], Iterable[Batch]], optim
         if not dist.is_initialized():
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     model.to(device)
+    if world > 1 and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        if device.type == "cuda" and cfg.sync_bn:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # same Parameter objects: optimizer unchanged
+        elif rank == 0:
+            logger.warning("batch norm under DDP on %s: each process normalizes with its own %d-item batch "
+                           "(SyncBatchNorm needs CUDA and sync_bn=true)", device.type, cfg.batch_size)
     if device.type == "cuda":  # 3D convolutions are fastest channels-last (cuDNN)
         for p in model.parameters():
             if p.dim() == 5:

@@ -18,13 +18,11 @@ import torch
 from torch import Tensor
 
 from actionlab.data.sampling import fit_length, sliding_windows
+from actionlab.train.sampler import GlobalBatchSampler
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["SequenceBatches", "fit_length", "item_rng", "sliding_windows"]
-
-_ORDER_KEY = (0x0DE5,)  # spawn key separating the shuffle stream from the per-item streams
-
 
 def item_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     """The generator of video ``index`` in ``epoch``: a pure function of the three numbers."""
@@ -56,8 +54,8 @@ class SequenceBatches:
         if len(features) == 0 or len(features) != len(labels):
             raise ValueError(f"need one label per video and at least one video; got {len(features)} feature "
                              f"arrays and {len(labels)} labels")
-        if batch_size < 1 or seq_len < 0 or not 0 <= rank < world_size:
-            raise ValueError(f"bad batch_size={batch_size}, seq_len={seq_len}, rank={rank}/{world_size}")
+        if seq_len < 0:
+            raise ValueError(f"bad seq_len={seq_len}")
         dims = {f.shape[1] if f.ndim == 2 else -1 for f in features}
         if len(dims) != 1 or -1 in dims or min(len(f) for f in features) < 1:
             raise ValueError(f"every feature array must be (T_i >= 1, D) with one D; got dims {sorted(dims)}")
@@ -69,8 +67,8 @@ class SequenceBatches:
             self.data[off:off + len(f)] = f
         self.labels = np.asarray(labels, dtype=np.int64)
         self.batch_size, self.seq_len, self.seed, self.policy = batch_size, seq_len, seed, policy
-        self.shuffle, self.rank, self.world_size = shuffle, rank, world_size
-        self.drop_last = drop_last or world_size > 1
+        self.sampler = GlobalBatchSampler(len(features), batch_size, seed=seed, shuffle=shuffle,
+                                          drop_last=drop_last, rank=rank, world_size=world_size)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self._ring: list[tuple[Tensor, Tensor, torch.cuda.Event | None]] = []  # pinned buffers (CUDA)
         self._buf: np.ndarray | None = None  # gather buffer (CPU)
@@ -81,16 +79,11 @@ class SequenceBatches:
 
     def __len__(self) -> int:
         """Batches per epoch for this process."""
-        per_step = self.batch_size * self.world_size
-        n = len(self.lengths)
-        return n // per_step if self.drop_last else -(-n // per_step)
+        return len(self.sampler)
 
     def order(self, epoch: int) -> np.ndarray:
         """``(N,)`` video order of ``epoch`` (the same on every rank)."""
-        if not self.shuffle:
-            return np.arange(len(self.lengths))
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, epoch], spawn_key=_ORDER_KEY))
-        return rng.permutation(len(self.lengths))
+        return self.sampler.order(epoch)
 
     def sample_indices(self, epoch: int, videos: np.ndarray, length: int | None = None) -> np.ndarray:
         """``(len(videos), L)`` frame positions (within each video) of their ``epoch`` training sequences."""
@@ -103,11 +96,7 @@ class SequenceBatches:
         return out
 
     def __call__(self, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
-        order = self.order(epoch)
-        per_step = self.batch_size * self.world_size
-        for i in range(len(self)):
-            videos = order[i * per_step:(i + 1) * per_step][self.rank * self.batch_size:
-                                                            (self.rank + 1) * self.batch_size]
+        for videos in self.sampler.batches(epoch):
             length = self.seq_len or int(self.lengths[videos].max())
             rows = self.offsets[videos, None] + self.sample_indices(epoch, videos, length)  # (B, L)
             yield self._collate(rows, self.labels[videos])
