@@ -12,6 +12,7 @@ whole run takes minutes; the clip used is printed per model. ``--full`` uses eac
     .venv/bin/python benchmarks/bench_video_models.py                  # all video models, CPU, batch 2
     .venv/bin/python benchmarks/bench_video_models.py c3d s3d --steps 5 --batch 4
     .venv/bin/python benchmarks/bench_video_models.py --device cuda --full --amp
+    .venv/bin/python benchmarks/bench_video_models.py r2plus1d_18 c3d_small --width 0.25 --clip 16x32 --batch 16
 """
 
 from __future__ import annotations
@@ -69,10 +70,10 @@ def clip_for(name: str, model: nn.Module, full: bool) -> tuple[int, int]:
     return t, s
 
 
-def build(name: str, num_classes: int, full: bool) -> tuple[nn.Module, tuple[int, int]]:
-    kwargs: dict[str, Any] = {}
+def build(name: str, num_classes: int, full: bool, width: float = 1.0) -> tuple[nn.Module, tuple[int, int]]:
+    kwargs: dict[str, Any] = {"width": width}  # the convolutional networks' channel multiplier; others ignore it
     if name == "lrcn":
-        kwargs = {"backbone": "mobilenet_v2", "freeze_backbone": False}  # end to end
+        kwargs.update(backbone="mobilenet_v2", freeze_backbone=False)  # end to end
     probe = create_model(name, num_classes, **kwargs) if name not in ("fusion_vgg", "tv_mvit_v1_b") else None
     if probe is not None:
         return probe, clip_for(name, probe, full)
@@ -84,9 +85,11 @@ def build(name: str, num_classes: int, full: bool) -> tuple[nn.Module, tuple[int
 
 
 def bench_model(name: str, device: torch.device, batch: int, steps: int, full: bool, amp: bool,
-                num_classes: int = 101) -> dict[str, Any]:
+                num_classes: int = 101, width: float = 1.0, clip: tuple[int, int] | None = None) -> dict[str, Any]:
     torch.manual_seed(0)
-    model, (t, s) = build(name, num_classes, full)
+    model, (t, s) = build(name, num_classes, full, width)
+    if clip is not None:
+        t, s = clip
     model.to(device)
     if device.type == "cuda":  # as the training loop does for video models
         model.to(memory_format=torch.channels_last_3d)
@@ -130,14 +133,17 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="each model's default clip instead of a reduced one")
     parser.add_argument("--amp", action="store_true", help="bfloat16 autocast")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    parser.add_argument("--width", type=float, default=1.0, help="channel multiplier (c3d, c3d_small, r2plus1d_18)")
+    parser.add_argument("--clip", help="TxS clip for every model, e.g. 16x32 (default: per model)")
     args = parser.parse_args()
+    clip = tuple(int(v) for v in args.clip.lower().split("x")) if args.clip else None
     if args.threads:
         torch.set_num_threads(args.threads)
     device = select_device(args.device)
     names = args.models or list_models("video")
 
     print(f"device {device}, {torch.get_num_threads()} threads, batch {args.batch}, "
-          f"{'default' if args.full else 'reduced'} clips, amp={args.amp}")
+          f"{args.clip or ('default' if args.full else 'reduced')} clips, width {args.width}, amp={args.amp}")
     print("GFLOP/s are compared with a float32 1024x1024 matmul timed just before each model (load drifts)\n")
     header = f"{'model':16s} {'clip':>12s} {'params':>8s} {'GFLOP/step':>11s} {'s/step':>8s} {'clips/s':>8s} " \
              f"{'GFLOP/s':>8s} {'matmul':>7s} {'ratio':>6s}"
@@ -145,7 +151,8 @@ def main() -> None:
     print("-" * len(header))
     for name in names:
         base = matmul_gflops(device)
-        r = bench_model(name, device, args.batch, args.steps, args.full, args.amp)
+        r = bench_model(name, device, args.batch, args.steps, args.full, args.amp, width=args.width,
+                        clip=clip)  # type: ignore[arg-type]
         print(f"{r['name']:16s} {r['clip']:>12s} {r['params_m']:7.1f}M {r['gflop_step']:11.1f} {r['step_s']:8.3f} "
               f"{r['clips_s']:8.2f} {r['gflops']:8.1f} {base:7.1f} {r['gflops'] / base:6.2f}", flush=True)
 

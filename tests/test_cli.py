@@ -108,7 +108,8 @@ def test_report_is_self_contained_and_escaped(pipeline: dict[str, Path], tmp_pat
     assert out.with_suffix(".md").is_file()
 
 
-def test_video_network_trains_from_manifest(pipeline: dict[str, Path], tmp_path: Path) -> None:
+def test_video_network_trains_from_manifest(pipeline: dict[str, Path], tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
     run_dir = tmp_path / "c3d"
     assert run("train", "--manifest", pipeline["manifest"], "--model", "c3d_small", "--run", run_dir,
                "--epochs", "1", "--batch-size", "4", "--device", "cpu", "--set", "clip.clip_len=8",
@@ -118,6 +119,13 @@ def test_video_network_trains_from_manifest(pipeline: dict[str, Path], tmp_path:
     preds = load_predictions(run_dir / "predictions_test.npz")
     assert preds.clip_scores is not None and len(preds.clip_scores) == 2 * len(preds.keys)
     assert np.allclose(np.exp(preds.scores).sum(1), 1, atol=1e-4)
+    # A clip network compares video by video with a baseline trained on cached features, and vice versa.
+    capsys.readouterr()
+    assert run("evaluate", run_dir, "--baseline", pipeline["single"], "--json") == 0
+    result = json.loads(capsys.readouterr().out)
+    assert sum(c["support"] for c in result["changes"]["improved"] + result["changes"]["hurt"]
+               + result["changes"]["unchanged"]) == len(preds.keys)
+    assert run("evaluate", pipeline["lstm"], "--baseline", run_dir) == 0
 
 
 def test_sweep_grid_resumes(pipeline: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -82,6 +82,29 @@ def test_train_transform_follows_motion() -> None:
     assert cols == sorted(cols) and cols[-1] - cols[0] >= 6
 
 
+def test_hue_and_grayscale_jitter() -> None:
+    from actionlab.data.transforms import JitterParams, color_jitter, sample_jitter
+
+    # Enabling hue/grayscale draws after the other factors: brightness/contrast/saturation stay the same.
+    old, new = sample_jitter(np.random.default_rng(5), 0.3, 0.3, 0.3), sample_jitter(
+        np.random.default_rng(5), 0.3, 0.3, 0.3, hue=0.5, grayscale=1.0)
+    assert (old.brightness, old.contrast, old.saturation) == (new.brightness, new.contrast, new.saturation)
+    assert old.hue == 0.0 and not old.grayscale and new.grayscale and -0.5 <= new.hue <= 0.5
+    red = torch.zeros(2, 3, 4, 4)
+    red[:, 0] = 0.8
+    grey = color_jitter(red, JitterParams(grayscale=True))
+    assert torch.equal(grey[:, 0], grey[:, 1]) and torch.equal(grey[:, 1], grey[:, 2])
+    torch.testing.assert_close(grey[:, 0], torch.full((2, 4, 4), 0.299 * 0.8))
+    green = color_jitter(red, JitterParams(hue=1 / 3))  # a third of the colour wheel: red -> green
+    torch.testing.assert_close(green[:, 1], red[:, 0], atol=1e-5, rtol=0)
+    assert green[:, 0].abs().max() < 1e-5 and green[:, 2].abs().max() < 1e-5
+    clip = np.random.default_rng(0).integers(0, 256, (3, 20, 20, 3), dtype=np.uint8)
+    t = ClipTrainTransform(size=16, resize=20, hue=0.5, grayscale=0.5)
+    outs = [t(clip, np.random.default_rng(i)) for i in range(8)]
+    assert any(torch.allclose(o[0] * 0.22803 + 0.43216, o[1] * 0.22145 + 0.394666, atol=1e-5) for o in outs)
+    assert not all(torch.allclose(o[0] * 0.22803 + 0.43216, o[1] * 0.22145 + 0.394666, atol=1e-5) for o in outs)
+
+
 def test_eval_transform_centre_and_three_crops_are_exact_slices() -> None:
     clip = np.random.default_rng(1).integers(0, 256, (3, 32, 48, 3), dtype=np.uint8)
     t = ClipEvalTransform(size=24, resize=32, crops=3, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
@@ -156,6 +179,44 @@ def test_clip_dataset_test_mode_clips_and_crops(manifest: Manifest) -> None:
     assert not torch.equal(items[0][0], items[1][0])  # two crops
     ds.set_epoch(5)  # evaluation does not depend on the epoch
     torch.testing.assert_close(ds[v * 6][0], items[0][0], rtol=0, atol=0)
+
+
+def test_clip_cache_gives_the_same_items_and_decodes_each_video_once(manifest: Manifest, tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(manifest.root, root)
+    copy = Manifest(root, manifest.classes, manifest.records, manifest.layout)
+    kw = dict(clip_len=4, frame_interval=3, size=32, resize=40, seed=3)
+    plain, cached = (ClipDataset(copy, "train", cache_frames=c, **kw) for c in (False, True))
+    test_plain, test_cached = (ClipDataset(copy, "test", train=False, num_clips=2, crops=3, cache_frames=c, **kw)
+                               for c in (False, True))
+    expected = {}
+    for epoch in (0, 1):
+        plain.set_epoch(epoch)
+        cached.set_epoch(epoch)
+        for i in range(len(plain)):
+            expected[epoch, i] = plain[i][0]
+            torch.testing.assert_close(cached[i][0], expected[epoch, i], rtol=0, atol=0)
+    test_expected = [test_plain[i][0] for i in range(len(test_plain))]
+    for i in range(len(test_cached)):
+        torch.testing.assert_close(test_cached[i][0], test_expected[i], rtol=0, atol=0)
+    frames = sum(r.num_frames for r in copy.split("train"))
+    assert cached.cache_bytes == frames * 40 * 53 * 3  # every frame of every video, at the decode size
+    filled = ClipDataset(copy, "train", cache_frames=True, **kw)
+    assert filled.fill_cache() == cached.cache_bytes  # all at once, before DataLoader workers fork
+
+    shutil.rmtree(root)  # once cached, a video is never opened again
+    plain.set_epoch(1)
+    with pytest.raises(VideoDecodeError, match="copy"):
+        plain[0]
+    for i in range(len(cached)):
+        torch.testing.assert_close(cached[i][0], expected[1, i], rtol=0, atol=0)
+    filled.set_epoch(1)
+    loader = torch.utils.data.DataLoader(filled, batch_size=3, num_workers=2)  # workers share the filled cache
+    torch.testing.assert_close(torch.cat([x for x, _, _ in loader]),
+                               torch.stack([expected[1, i] for i in range(len(filled))]), rtol=0, atol=0)
+    torch.testing.assert_close(test_cached[5][0], test_expected[5], rtol=0, atol=0)
 
 
 # ----------------------------------------------------------------------------------- FrameDataset

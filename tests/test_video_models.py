@@ -132,6 +132,30 @@ def test_c3d_parameter_count() -> None:
         assert 77.5e6 < _num_params(C3D(num_classes=101)) < 79e6  # "78M" (C3D on UCF-101)
 
 
+@pytest.mark.parametrize("name", ["c3d", "c3d_small", "r2plus1d_18"])
+def test_width_scales_the_convolutions(name: str) -> None:
+    def conv_params(model: nn.Module) -> int:
+        return sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Conv3d))
+
+    with torch.device("meta"):
+        full, quarter = create_model(name, 11, width=1.0), create_model(name, 11, width=0.25)
+    def widths(model: nn.Module) -> list[int]:
+        return sorted({m.out_channels for m in model.modules() if isinstance(m, nn.Conv3d)})
+
+    assert 3.9 < widths(full)[-1] / widths(quarter)[-1] < 4.1 and widths(quarter)[0] >= 8
+    assert 12 < conv_params(full) / conv_params(quarter) < 20  # ~width^2 fewer weights (and FLOPs)
+    x = torch.randn(2, 3, 16, 32, 32)
+    out = create_model(name, 11, width=0.25, batch_norm=True)(x)
+    assert out.shape == (2, 11) and torch.isfinite(out).all()
+    with pytest.raises(ValueError, match="width must be > 0"):
+        create_model(name, 11, width=0.0)
+
+
+def test_pretrained_weights_need_full_width(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="width 1.0"):
+        create_model("r2plus1d_18", 11, width=0.5, weights_path=str(tmp_path / "missing.pth"))
+
+
 def test_s3d_variants_parameter_budget() -> None:
     with torch.device("meta"):
         full, top_heavy = _num_params(create_model("s3d", 400)), _num_params(create_model("s3d_top_heavy", 400))

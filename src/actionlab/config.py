@@ -81,12 +81,17 @@ class ModelConfig:
     """LRCN/fusion: keep the 2D backbone frozen."""
     pretrained: bool = False
     """End-to-end models: start from locally available pretrained weights."""
+    width: float = 1.0
+    """Channel multiplier of the convolutional video networks (``c3d``, ``c3d_small``, ``r2plus1d_18``): 0.25 is
+    about 16x cheaper to train, for CPUs and small datasets."""
 
     def __post_init__(self) -> None:
         if self.num_layers < 1 or self.hidden_size < 1 or self.fc_size < 0:
             raise ValueError("num_layers and hidden_size must be >= 1 and fc_size >= 0")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.width <= 0:
+            raise ValueError(f"model.width must be > 0, got {self.width}")
 
 
 @dataclass(frozen=True)
@@ -181,10 +186,21 @@ class ClipConfig:
     flip: bool = False
     """Random horizontal flips when augmenting; off by default because a flip swaps left/right-dependent
     classes (synthetic MoveLeft/MoveRight, TurnClockwise/TurnCounterClockwise). UCF-101 practice: on."""
+    hue: float = 0.0
+    """Augmentation: a random hue shift in ``[-hue, hue]`` turns of the colour wheel per clip (0.5: any hue),
+    for datasets whose scenes' colours would otherwise be a shortcut; 0 = off."""
+    grayscale: float = 0.0
+    """Augmentation: probability that a training clip is made grey."""
+    cache_frames: bool = False
+    """Keep each video's decoded frames (short side ``resize``) in memory after their first use, so later
+    epochs only crop: for datasets that fit in RAM (about ``frames x resize^2 x 4`` bytes for 4:3 video)."""
 
     def __post_init__(self) -> None:
         if min(self.clip_len, self.frame_interval, self.size, self.test_clips) < 1 or self.resize < self.size:
             raise ValueError("clip fields must be >= 1 and resize >= size")
+        if not (0.0 <= self.hue <= 0.5 and 0.0 <= self.grayscale <= 1.0):
+            raise ValueError(f"clip.hue must be in [0, 0.5] and clip.grayscale in [0, 1], got {self.hue}, "
+                             f"{self.grayscale}")
         if self.test_crops not in (1, 3):
             raise ValueError(f"clip.test_crops must be 1 or 3, got {self.test_crops}")
 
@@ -207,6 +223,9 @@ class TrainConfig:
     """``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1`` ..."""
     amp: bool = True
     """Mixed precision on CUDA (ignored on CPU)."""
+    sync_bn: bool = True
+    """Under DDP on CUDA, batch norm computes its statistics over the global batch (``SyncBatchNorm``); on CPU
+    (``gloo``) torch has no such layer and each process normalizes with its own batch."""
     num_workers: int = 0
     """DataLoader worker processes (clip models decode in them)."""
     val_split: str = "val"

@@ -136,14 +136,23 @@ class JitterParams:
     brightness: float = 1.0
     contrast: float = 1.0
     saturation: float = 1.0
+    hue: float = 0.0
+    """Hue shift in turns of the colour wheel (0 = unchanged, 0.5 = opposite colours)."""
+    grayscale: bool = False
 
 
-def sample_jitter(rng: np.random.Generator, brightness: float, contrast: float, saturation: float) -> JitterParams:
-    """Factors uniform in ``[1 - s, 1 + s]`` for each strength ``s`` (0 disables)."""
+def sample_jitter(rng: np.random.Generator, brightness: float, contrast: float, saturation: float,
+                  hue: float = 0.0, grayscale: float = 0.0) -> JitterParams:
+    """Factors uniform in ``[1 - s, 1 + s]`` for each strength ``s`` (0 disables), a hue shift uniform in
+    ``[-hue, hue]`` and grayscale with probability ``grayscale``. Draws nothing for a disabled part, so adding
+    ``hue``/``grayscale`` later leaves earlier parameters unchanged."""
     def f(s: float) -> float:
         return float(rng.uniform(max(0.0, 1 - s), 1 + s)) if s > 0 else 1.0
 
-    return JitterParams(f(brightness), f(contrast), f(saturation))
+    b, c, s = f(brightness), f(contrast), f(saturation)
+    h = float(rng.uniform(-hue, hue)) if hue > 0 else 0.0
+    g = bool(rng.random() < grayscale) if grayscale > 0 else False
+    return JitterParams(b, c, s, h, g)
 
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
@@ -160,7 +169,14 @@ def color_jitter(x: torch.Tensor, p: JitterParams) -> torch.Tensor:
     if p.saturation != 1.0:
         g = _gray(x)
         x = (x - g) * p.saturation + g
-    return x.clamp_(0.0, 1.0)
+    x = x.clamp_(0.0, 1.0)
+    if p.hue != 0.0:
+        from torchvision.transforms.v2.functional import adjust_hue
+
+        x = adjust_hue(x, p.hue)
+    if p.grayscale:
+        x = _gray(x).expand_as(x).contiguous()
+    return x
 
 
 def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
@@ -188,6 +204,10 @@ class ClipTrainTransform:
     brightness: float = 0.3
     contrast: float = 0.3
     saturation: float = 0.3
+    hue: float = 0.0
+    """Hue shift drawn from ``[-hue, hue]`` turns (0.5: any hue), so that colour is no cue."""
+    grayscale: float = 0.0
+    """Probability of a grey clip."""
     mean: tuple[float, float, float] = KINETICS_MEAN
     std: tuple[float, float, float] = KINETICS_STD
 
@@ -202,7 +222,7 @@ class ClipTrainTransform:
         rh, rw = resized_shape(h, w, self.resize)
         box = random_resized_crop_box(rh, rw, rng, self.scale, self.ratio)
         flip = bool(rng.random() < 0.5) if self.flip else False
-        jitter = sample_jitter(rng, self.brightness, self.contrast, self.saturation)
+        jitter = sample_jitter(rng, self.brightness, self.contrast, self.saturation, self.hue, self.grayscale)
         return box, flip, jitter
 
     def __call__(self, clip: np.ndarray | torch.Tensor, rng: np.random.Generator) -> torch.Tensor:

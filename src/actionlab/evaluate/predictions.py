@@ -108,9 +108,10 @@ class Predictions:
     def align(self, keys: Sequence[str]) -> Predictions:
         """These predictions reordered to ``keys`` (e.g. a baseline's order); missing keys are an error."""
         index = {k: i for i, k in enumerate(self.keys.tolist())}
-        missing = [k for k in keys if k not in index]
+        missing = [str(k) for k in keys if k not in index]
         if missing:
-            raise KeyError(f"{len(missing)} video(s) are not in these predictions, e.g. {missing[:3]}")
+            raise KeyError(f"{len(missing)} video(s) are not in these predictions, e.g. {missing[:3]}: were both "
+                           "runs evaluated on the same split of the same manifest?")
         order = np.array([index[k] for k in keys], dtype=np.int64)
         return dataclasses.replace(self, keys=self.keys[order], labels=self.labels[order],
                                    scores=self.scores[order], clip_scores=None, clip_video=None)

@@ -37,13 +37,15 @@ from actionlab.models import create_model, model_kind
 from actionlab.train.checkpoint import load_model_from_checkpoint
 from actionlab.train.loop import fit
 from actionlab.train.optim import build_optimizer
+from actionlab.train.sampler import GlobalBatchSampler
 from actionlab.utils import atomic_write_text, distributed_info, git_revision, select_device
 
 logger = logging.getLogger(__name__)
 
 Log = Callable[[str], Any]
 TEMPORAL_FIELDS = ("hidden_size", "num_layers", "fc_size", "bidirectional", "batch_norm", "dropout")
-VIDEO_FIELDS = ("hidden_size", "num_layers", "dropout", "backbone", "freeze_backbone", "pretrained", "batch_norm")
+VIDEO_FIELDS = ("hidden_size", "num_layers", "dropout", "backbone", "freeze_backbone", "pretrained", "batch_norm",
+                "width")
 
 
 # ----------------------------------------------------------------------------------- temporal inference
@@ -265,8 +267,9 @@ def _train_temporal(cfg: TrainConfig, run_dir: Path, store_path: Path, device: t
     best, _ = load_model_from_checkpoint(run_dir / "checkpoints" / "best.pt", map_location=device)
     test_x, test_y, test_keys = store.load_split(eval_split, dtype=np.float32)
     scores, win_scores, win_video = predict_sequences(best, test_x, cfg.inference, device)
-    preds = Predictions(keys=list(test_keys), labels=np.asarray(test_y), scores=scores, classes=classes,
-                        clip_scores=win_scores, clip_video=win_video)
+    # Keys are manifest paths, as in video runs, so that any two runs on one dataset compare video by video.
+    preds = Predictions(keys=[store.record(k).path for k in test_keys], labels=np.asarray(test_y),
+                        scores=scores, classes=classes, clip_scores=win_scores, clip_video=win_video)
     metrics = _finish_run(run_dir, preds, history, {"split": eval_split, "model": cfg.model.name})
     log(f"{cfg.model.name}: {eval_split} top-1 {metrics['top1']:.3f}  top-5 {metrics.get('top5', math.nan):.3f}  "
         f"mean class acc {metrics.get('mean_class_accuracy', math.nan):.3f}  -> {run_dir}")
@@ -275,7 +278,7 @@ def _train_temporal(cfg: TrainConfig, run_dir: Path, store_path: Path, device: t
 
 def _train_video(cfg: TrainConfig, run_dir: Path, manifest_path: Path, device: torch.device, rank: int,
                  world: int, resume: bool, log: Log) -> dict[str, Any]:
-    from torch.utils.data import DataLoader, DistributedSampler
+    from torch.utils.data import DataLoader
 
     from actionlab.data.datasets import ClipDataset
     from actionlab.data.manifest import read_manifest
@@ -291,26 +294,23 @@ def _train_video(cfg: TrainConfig, run_dir: Path, manifest_path: Path, device: t
     train_ds = ClipDataset.from_config(manifest, "train", cfg.clip, train=True, seed=cfg.seed)
     if len(train_ds) == 0:
         raise ValueError(f"{manifest_path} has no training videos")
-    sampler = DistributedSampler(train_ds, world, rank, shuffle=True, seed=cfg.seed, drop_last=True) \
-        if world > 1 else None
-    drop_last = len(train_ds) > cfg.batch_size
-    steps = max(1, (len(sampler) if sampler else len(train_ds)) // cfg.batch_size) if drop_last else 1
+    # Per-process batches of one global order: 2 processes x B == 1 process x 2B, batch for batch.
+    sampler = GlobalBatchSampler(len(train_ds), cfg.batch_size, seed=cfg.seed,
+                                 drop_last=len(train_ds) > cfg.batch_size * world, rank=rank, world_size=world)
 
     def train_batches(epoch: int) -> Any:
         train_ds.set_epoch(epoch)
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-        loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler,
-                            generator=gen if sampler is None else None, drop_last=drop_last,
-                            num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
-                            persistent_workers=False)
+        sampler.set_epoch(epoch)
+        loader = DataLoader(train_ds, batch_sampler=sampler, num_workers=cfg.num_workers,
+                            pin_memory=device.type == "cuda", persistent_workers=False)
         return ((x, y) for x, y, _ in loader)
 
     amp = cfg.amp and device.type == "cuda"
     validate = None
+    datasets = [train_ds]
     if val is not None:
         val_ds = ClipDataset.from_config(manifest, val, cfg.clip, train=False, seed=cfg.seed)
+        datasets.append(val_ds)
 
         def validate(m: nn.Module) -> dict[str, float]:
             scores, _, _ = predict_clips(m, val_ds, cfg.batch_size, device, cfg.num_workers, amp)
@@ -318,6 +318,9 @@ def _train_video(cfg: TrainConfig, run_dir: Path, manifest_path: Path, device: t
             out = topk_accuracies(scores, labels, (1, 5, 10))
             loss = float(F.nll_loss(torch.from_numpy(scores), torch.from_numpy(labels)))
             return {"val_loss": loss, **{f"val_{k}": v for k, v in out.items()}}
+    if cfg.clip.cache_frames and cfg.num_workers > 0:  # decode before workers fork, or each fills its own copy
+        held = sum(ds.fill_cache() for ds in datasets)
+        log(f"decoded {sum(ds.num_videos for ds in datasets)} videos into memory: {held / 2**20:.0f} MiB")
 
     meta = {"model_name": cfg.model.name, "model_kwargs": kwargs, "classes": classes, "kind": "video",
             "clip": to_dict(cfg.clip)}
@@ -326,7 +329,7 @@ def _train_video(cfg: TrainConfig, run_dir: Path, manifest_path: Path, device: t
             "git": git_revision(),
             "meta": {"kind": "video", "manifest": str(manifest_path), "manifest_checksum": manifest.checksum()}})
     history = fit(model, train_batches, optimizer, cfg, run_dir=run_dir, validate=validate,
-                  steps_per_epoch=steps, resume=resume, device=device, log=_epoch_log(log), meta=meta)
+                  steps_per_epoch=len(sampler), resume=resume, device=device, log=_epoch_log(log), meta=meta)
     if rank != 0:
         return {}
     best, _ = load_model_from_checkpoint(run_dir / "checkpoints" / "best.pt", map_location=device)
@@ -401,7 +404,8 @@ def single_frame_run(store_path: str | Path, out_dir: str | Path | None = None, 
         clip_scores = np.concatenate(frame_logp)
         # average of frame probabilities per video (seed 001), in log space for the predictions file
         video = np.stack([np.log(np.exp(f).mean(0) + 1e-12) for f in frame_logp])
-        preds = Predictions(keys=list(keys), labels=np.array([store.record(k).label_index for k in keys]),
+        preds = Predictions(keys=[store.record(k).path for k in keys],
+                            labels=np.array([store.record(k).label_index for k in keys]),
                             scores=video.astype(np.float32), classes=classes,
                             clip_scores=clip_scores.astype(np.float32), clip_video=owner)
     out.mkdir(parents=True, exist_ok=True)
@@ -461,6 +465,20 @@ def format_comparison(results: dict[str, dict[str, Any]]) -> str:
         m = r["metrics"]
         lines.append(f"{name:<16} {_pct(m.get('top1')):>7} {_pct(m.get('top5')):>7} {_pct(m.get('top10')):>7} "
                      f"{_pct(m.get('mean_class_accuracy')):>8} {_pct(m.get('clip_top1')):>10}")
+    return "\n".join(lines)
+
+
+def format_per_class(results: dict[str, dict[str, Any]]) -> str:
+    """A table, one row per class (test videos in brackets) and one column per run: per-class accuracy."""
+    names = list(results)
+    first = results[names[0]]["metrics"]
+    labels = [f"{c} ({n})" for c, n in zip(first["classes"], first["support"])]
+    width = max(len(label) for label in labels)
+    header = f"{'class':<{width}}" + "".join(f" {n[:12]:>12}" for n in names)
+    lines = [header, "-" * len(header)]
+    for i, label in enumerate(labels):
+        cells = "".join(f" {_pct(results[n]['metrics']['per_class_accuracy'][i]):>12}" for n in names)
+        lines.append(f"{label:<{width}}{cells}")
     return "\n".join(lines)
 
 

@@ -8,7 +8,9 @@
 
 Input ``(B, 3, T, H, W)``, output ``(B, K)`` logits. The flattened fc6 input is sized for the model's default
 clip; other clip sizes are average-pooled to that grid first (as torchvision's VGG does with its adaptive
-pooling), so any clip of at least ``min_clip_len`` frames and 16x16 pixels runs.
+pooling), so any clip of at least ``min_clip_len`` frames and 16x16 pixels runs. ``width`` scales every
+convolution's channels (0.25: 16 -> 128 channels instead of 64 -> 512, about 16x fewer FLOPs), for CPUs and
+small datasets.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from actionlab.models.registry import register_model
+from actionlab.models.registry import register_model, scaled
 
 
 class ConvReLU3d(nn.Sequential):
@@ -38,24 +40,26 @@ class C3D(nn.Module):
     default_clip = {"clip_len": 16, "size": 112}
     min_clip_len = 16  # pool5 needs two frames left after four temporal halvings
 
-    def __init__(self, num_classes: int = 487, dropout: float = 0.5, batch_norm: bool = False) -> None:
+    def __init__(self, num_classes: int = 487, dropout: float = 0.5, batch_norm: bool = False,
+                 width: float = 1.0) -> None:
         super().__init__()
         bn = batch_norm
-        self.conv1a = ConvReLU3d(3, 64, bn)
+        c1, c2, c3, c4 = (scaled(c, width) for c in (64, 128, 256, 512))
+        self.conv1a = ConvReLU3d(3, c1, bn)
         self.pool1 = nn.MaxPool3d((1, 2, 2), stride=(1, 2, 2))
-        self.conv2a = ConvReLU3d(64, 128, bn)
+        self.conv2a = ConvReLU3d(c1, c2, bn)
         self.pool2 = nn.MaxPool3d(2, stride=2)
-        self.conv3a = ConvReLU3d(128, 256, bn)
-        self.conv3b = ConvReLU3d(256, 256, bn)
+        self.conv3a = ConvReLU3d(c2, c3, bn)
+        self.conv3b = ConvReLU3d(c3, c3, bn)
         self.pool3 = nn.MaxPool3d(2, stride=2)
-        self.conv4a = ConvReLU3d(256, 512, bn)
-        self.conv4b = ConvReLU3d(512, 512, bn)
+        self.conv4a = ConvReLU3d(c3, c4, bn)
+        self.conv4b = ConvReLU3d(c4, c4, bn)
         self.pool4 = nn.MaxPool3d(2, stride=2)
-        self.conv5a = ConvReLU3d(512, 512, bn)
-        self.conv5b = ConvReLU3d(512, 512, bn)
+        self.conv5a = ConvReLU3d(c4, c4, bn)
+        self.conv5b = ConvReLU3d(c4, c4, bn)
         self.pool5 = nn.MaxPool3d(2, stride=2, padding=(0, 1, 1))
         self.gridpool = nn.AdaptiveAvgPool3d((1, 4, 4))  # identity for 16x112x112 clips
-        self.fc6 = nn.Linear(512 * 1 * 4 * 4, 4096)
+        self.fc6 = nn.Linear(c4 * 1 * 4 * 4, 4096)
         self.fc7 = nn.Linear(4096, 4096)
         self.fc8 = nn.Linear(4096, num_classes)
         self.relu = nn.ReLU(inplace=True)
@@ -63,7 +67,7 @@ class C3D(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 3, T, H, W) -> (B, 4096)`` fc7 activations (the "C3D features" of the paper)."""
-        x = self.pool1(self.conv1a(x))                # (B, 64, 16, 56, 56) for a 16x112x112 clip
+        x = self.pool1(self.conv1a(x))                # (B, 64, 16, 56, 56) for a 16x112x112 clip (width 1)
         x = self.pool2(self.conv2a(x))                # (B, 128, 8, 28, 28)
         x = self.pool3(self.conv3b(self.conv3a(x)))   # (B, 256, 4, 14, 14)
         x = self.pool4(self.conv4b(self.conv4a(x)))   # (B, 512, 2, 7, 7)
@@ -84,21 +88,22 @@ class C3DSmall(nn.Module):
     min_clip_len = 8
 
     def __init__(self, num_classes: int = 11, dropout: float = 0.5, fc_size: int = 1024,
-                 batch_norm: bool = False) -> None:
+                 batch_norm: bool = False, width: float = 1.0) -> None:
         super().__init__()
         bn = batch_norm
-        self.conv1 = ConvReLU3d(3, 64, bn)
+        c1, c2, c3, c4 = (scaled(c, width) for c in (64, 128, 256, 512))
+        self.conv1 = ConvReLU3d(3, c1, bn)
         self.pool1 = nn.MaxPool3d((1, 2, 2), stride=(1, 2, 2))
-        self.conv2 = ConvReLU3d(64, 128, bn)
+        self.conv2 = ConvReLU3d(c1, c2, bn)
         self.pool2 = nn.MaxPool3d(2, stride=2)
-        self.conv3a = ConvReLU3d(128, 256, bn)
-        self.conv3b = ConvReLU3d(256, 256, bn)
+        self.conv3a = ConvReLU3d(c2, c3, bn)
+        self.conv3b = ConvReLU3d(c3, c3, bn)
         self.pool3 = nn.MaxPool3d(2, stride=2)
-        self.conv4a = ConvReLU3d(256, 512, bn)
-        self.conv4b = ConvReLU3d(512, 512, bn)
+        self.conv4a = ConvReLU3d(c3, c4, bn)
+        self.conv4b = ConvReLU3d(c4, c4, bn)
         self.pool4 = nn.MaxPool3d(2, stride=2)
         self.gridpool = nn.AdaptiveAvgPool3d((3, 4, 4))  # identity for 30x64x64 clips
-        self.fc1 = nn.Linear(512 * 3 * 4 * 4, fc_size)
+        self.fc1 = nn.Linear(c4 * 3 * 4 * 4, fc_size)
         self.fc2 = nn.Linear(fc_size, fc_size)
         self.fc3 = nn.Linear(fc_size, num_classes)
         self.relu = nn.ReLU(inplace=True)
@@ -106,7 +111,7 @@ class C3DSmall(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 3, T, H, W) -> (B, K)`` logits."""
-        x = self.pool1(self.conv1(x))                 # (B, 64, 30, 32, 32) for a 30x64x64 clip
+        x = self.pool1(self.conv1(x))                 # (B, 64, 30, 32, 32) for a 30x64x64 clip (width 1)
         x = self.pool2(self.conv2(x))                 # (B, 128, 15, 16, 16)
         x = self.pool3(self.conv3b(self.conv3a(x)))   # (B, 256, 7, 8, 8)
         x = self.pool4(self.conv4b(self.conv4a(x)))   # (B, 512, 3, 4, 4)
@@ -117,13 +122,14 @@ class C3DSmall(nn.Module):
 
 
 @register_model("video")
-def c3d(num_classes: int, dropout: float = 0.5, batch_norm: bool = False, **_: Any) -> C3D:
+def c3d(num_classes: int, dropout: float = 0.5, batch_norm: bool = False, width: float = 1.0, **_: Any) -> C3D:
     """C3D (Tran et al. 2015): 8 conv + 3 fc, ~78M params; 16x112x112 clips."""
-    return C3D(num_classes, dropout, batch_norm)
+    return C3D(num_classes, dropout, batch_norm, width)
 
 
 @register_model("video")
-def c3d_small(num_classes: int, dropout: float = 0.5, batch_norm: bool = False, **_: Any) -> C3DSmall:
+def c3d_small(num_classes: int, dropout: float = 0.5, batch_norm: bool = False, width: float = 1.0,
+              **_: Any) -> C3DSmall:
     """Seed 002's small C3D: 6 conv, 4 pool, fc 1024; 30x64x64 clips."""
     # ModelConfig.fc_size sizes temporal heads; the seed's 1024-unit layers are fixed here.
-    return C3DSmall(num_classes, dropout, batch_norm=batch_norm)
+    return C3DSmall(num_classes, dropout, batch_norm=batch_norm, width=width)

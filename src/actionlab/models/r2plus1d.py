@@ -6,7 +6,8 @@ many parameters as the full 3D convolution it replaces; with a ReLU between the 
 nonlinearities. Same layer layout (and state-dict order) as ``torchvision.models.video.r2plus1d_18``: 31.5M
 parameters for 400 classes; :func:`convert_torchvision_state_dict` maps torchvision's names to these.
 
-Input ``(B, 3, T, H, W)`` (paper: 16x112x112), output ``(B, K)`` logits.
+Input ``(B, 3, T, H, W)`` (paper: 16x112x112), output ``(B, K)`` logits. ``width`` scales every layer's channels
+(0.25: 16 -> 128 instead of 64 -> 512, about 16x fewer FLOPs) for CPUs and small datasets.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from actionlab.models.registry import register_model
+from actionlab.models.registry import register_model, scaled
 
 
 class Conv2Plus1d(nn.Module):
@@ -68,14 +69,14 @@ class BasicBlock(nn.Module):
 
 
 class Stem(nn.Module):
-    """(2+1)D stem: 1x7x7/2 spatial conv to 45 channels, then 3x1x1 temporal conv to 64. Halves H and W."""
+    """(2+1)D stem: 1x7x7/2 spatial conv to ``mid`` (45) channels, then 3x1x1 temporal conv to 64. Halves H, W."""
 
-    def __init__(self) -> None:
+    def __init__(self, mid: int = 45, out_channels: int = 64) -> None:
         super().__init__()
-        self.spatial = nn.Conv3d(3, 45, (1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False)
-        self.bn_spatial = nn.BatchNorm3d(45)
-        self.temporal = nn.Conv3d(45, 64, (3, 1, 1), padding=(1, 0, 0), bias=False)
-        self.bn_temporal = nn.BatchNorm3d(64)
+        self.spatial = nn.Conv3d(3, mid, (1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False)
+        self.bn_spatial = nn.BatchNorm3d(mid)
+        self.temporal = nn.Conv3d(mid, out_channels, (3, 1, 1), padding=(1, 0, 0), bias=False)
+        self.bn_temporal = nn.BatchNorm3d(out_channels)
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -89,18 +90,19 @@ class R2Plus1D(nn.Module):
     default_clip = {"clip_len": 16, "size": 112}
 
     def __init__(self, num_classes: int = 400, layers: tuple[int, int, int, int] = (2, 2, 2, 2),
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, width: float = 1.0) -> None:
         super().__init__()
-        self.stem = Stem()
-        widths, channels = (64, 128, 256, 512), 64
-        for i, (width, blocks) in enumerate(zip(widths, layers), start=1):
+        widths = tuple(scaled(c, width) for c in (64, 128, 256, 512))
+        channels = widths[0]
+        self.stem = Stem(scaled(45, width), channels)
+        for i, (out, blocks) in enumerate(zip(widths, layers), start=1):
             stride = 1 if i == 1 else 2
-            stage = [BasicBlock(channels, width, stride)] + [BasicBlock(width, width) for _ in range(blocks - 1)]
+            stage = [BasicBlock(channels, out, stride)] + [BasicBlock(out, out) for _ in range(blocks - 1)]
             self.add_module(f"layer{i}", nn.Sequential(*stage))
-            channels = width
+            channels = out
         self.avgpool = nn.AdaptiveAvgPool3d(1)
         self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(512, num_classes)
+        self.fc = nn.Linear(channels, num_classes)
 
         for m in self.modules():  # torchvision's initialization
             if isinstance(m, nn.Conv3d):
@@ -113,7 +115,7 @@ class R2Plus1D(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, 3, T, H, W) -> (B, 512)`` pooled features."""
+        """``(B, 3, T, H, W) -> (B, 512)`` pooled features (width 1; shapes below too)."""
         x = self.stem(x)      # (B, 64, T, H/2, W/2)
         x = self.layer1(x)    # (B, 64, T, H/2, W/2)
         x = self.layer2(x)    # (B, 128, T/2, H/4, W/4)
@@ -148,10 +150,13 @@ def convert_torchvision_state_dict(state: Mapping[str, torch.Tensor]) -> dict[st
 
 @register_model("video")
 def r2plus1d_18(num_classes: int, dropout: float = 0.0, pretrained: bool = False,
-                weights_path: str | Path | None = None, **_: Any) -> R2Plus1D:
+                weights_path: str | Path | None = None, width: float = 1.0, **_: Any) -> R2Plus1D:
     """R(2+1)D-18 (31.5M params at 400 classes), 16x112x112 clips; ``pretrained``: local Kinetics-400 file."""
-    model = R2Plus1D(num_classes=num_classes, dropout=dropout)
+    model = R2Plus1D(num_classes=num_classes, dropout=dropout, width=width)
     if pretrained or weights_path is not None:
+        if width != 1.0:
+            raise ValueError(f"r2plus1d_18's Kinetics-400 weights are for width 1.0, not {width}: train from "
+                             "scratch (model.pretrained=false) or use model.width=1.0")
         from torchvision.models.video import R2Plus1D_18_Weights
 
         from actionlab.models.tv_video import load_local_state_dict

@@ -47,6 +47,13 @@ def register_model(kind: str, name: str | None = None) -> Callable[[Callable[...
     return wrap
 
 
+def scaled(channels: int, width: float) -> int:
+    """``channels`` under a builder's ``width`` multiplier: ``round(channels * width)``, at least 8."""
+    if width <= 0:
+        raise ValueError(f"width must be > 0, got {width}")
+    return max(8, int(round(channels * width)))
+
+
 def _ensure_loaded() -> None:
     # Importing the package registers every model file.
     import actionlab.models  # noqa: F401
