@@ -167,3 +167,18 @@ def test_finetune_then_single_frame_baseline_from_store(pipeline: dict[str, Path
     result = json.loads(capsys.readouterr().out)
     assert result["metrics"]["num_classes"] == 4 and 0 <= result["metrics"]["top1"] <= 1
     assert result["metrics"]["num_clips"] == 4 * result["metrics"]["num_videos"]  # 4 frames per video
+
+
+def test_frame_cache_that_would_not_fit_is_refused(pipeline: dict[str, Path], tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import actionlab.experiments.runs as runs
+
+    monkeypatch.setattr(runs, "available_memory", lambda: 2**20)  # 1 MiB free
+    args = ["train", "--manifest", pipeline["manifest"], "--model", "c3d_small", "--run", tmp_path / "r",
+            "--epochs", "1", "--device", "cpu", "--set", "clip.clip_len=8", "--set", "clip.size=32",
+            "--set", "clip.resize=40", "--set", "clip.cache_frames=true"]
+    assert run(*args) == 2
+    err = capsys.readouterr().err
+    assert "clip.cache_frames=false" in err and "GiB available" in err
+    assert not (tmp_path / "r" / "checkpoints" / "last.pt").exists()

@@ -84,6 +84,12 @@ class _VideoDataset(Dataset):
         """Draw new random frames/clips/augmentations: items derive their generator from (seed, epoch, index)."""
         self.epoch = int(epoch)
 
+    def cache_estimate(self) -> int:
+        """Bytes ``cache_frames`` would hold, from the manifest's frame counts (4:3 frames at the decode size)."""
+        frames = sum(max(r.num_frames, 0) for r in self.records)
+        side = self.decode_size or 240
+        return frames * side * (side * 4 // 3) * 3
+
     def fill_cache(self) -> int:
         """With ``cache_frames``: decode every video now (before DataLoader workers fork and share it
         copy-on-write); returns the bytes held."""

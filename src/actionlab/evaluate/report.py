@@ -345,7 +345,7 @@ nav a{color:#fff;text-decoration:none;background:rgba(255,255,255,.14);padding:4
 nav a:hover{background:rgba(255,255,255,.28)}
 main{max-width:1240px;margin:0 auto;padding:24px 28px 60px}
 section{background:var(--card);border:1px solid var(--line);border-radius:12px;padding:18px 22px;margin:0 0 22px;
-box-shadow:0 1px 2px rgba(15,23,42,.04)}
+box-shadow:0 1px 2px rgba(15,23,42,.04);overflow-x:auto}
 h2{font-size:19px;margin:0 0 12px;font-weight:640}
 h3{font-size:15px;margin:18px 0 8px;color:#334155;font-weight:620}
 .kpis{display:flex;gap:12px;flex-wrap:wrap;margin:4px 0 12px}

@@ -38,7 +38,7 @@ from actionlab.train.checkpoint import load_model_from_checkpoint
 from actionlab.train.loop import fit
 from actionlab.train.optim import build_optimizer
 from actionlab.train.sampler import GlobalBatchSampler
-from actionlab.utils import atomic_write_text, distributed_info, git_revision, select_device
+from actionlab.utils import atomic_write_text, available_memory, distributed_info, git_revision, select_device
 
 logger = logging.getLogger(__name__)
 
@@ -276,6 +276,15 @@ def _train_temporal(cfg: TrainConfig, run_dir: Path, store_path: Path, device: t
     return _headline(metrics)
 
 
+def _check_cache_fits(datasets: Sequence[Any], cfg: TrainConfig) -> None:
+    """Refuse ``clip.cache_frames`` when the decoded frames would take more than half the available memory."""
+    need, free = sum(ds.cache_estimate() for ds in datasets), available_memory()
+    if free is not None and need > free // 2:
+        raise ValueError(f"clip.cache_frames would hold about {need / 2**30:.1f} GiB of decoded frames (short side "
+                          f"clip.resize={cfg.clip.resize}), more than half of the {free / 2**30:.1f} GiB available: "
+                          "set clip.cache_frames=false (frames are then decoded every epoch) or lower clip.resize")
+
+
 def _train_video(cfg: TrainConfig, run_dir: Path, manifest_path: Path, device: torch.device, rank: int,
                  world: int, resume: bool, log: Log) -> dict[str, Any]:
     from torch.utils.data import DataLoader
@@ -318,6 +327,8 @@ def _train_video(cfg: TrainConfig, run_dir: Path, manifest_path: Path, device: t
             out = topk_accuracies(scores, labels, (1, 5, 10))
             loss = float(F.nll_loss(torch.from_numpy(scores), torch.from_numpy(labels)))
             return {"val_loss": loss, **{f"val_{k}": v for k, v in out.items()}}
+    if cfg.clip.cache_frames:
+        _check_cache_fits(datasets, cfg)
     if cfg.clip.cache_frames and cfg.num_workers > 0:  # decode before workers fork, or each fills its own copy
         held = sum(ds.fill_cache() for ds in datasets)
         log(f"decoded {sum(ds.num_videos for ds in datasets)} videos into memory: {held / 2**20:.0f} MiB")
