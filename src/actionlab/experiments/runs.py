@@ -329,9 +329,9 @@ def _train_video(cfg: TrainConfig, run_dir: Path, manifest_path: Path, device: t
             return {"val_loss": loss, **{f"val_{k}": v for k, v in out.items()}}
     if cfg.clip.cache_frames:
         _check_cache_fits(datasets, cfg)
-    if cfg.clip.cache_frames and cfg.num_workers > 0:  # decode before workers fork, or each fills its own copy
-        held = sum(ds.fill_cache() for ds in datasets)
-        log(f"decoded {sum(ds.num_videos for ds in datasets)} videos into memory: {held / 2**20:.0f} MiB")
+        if cfg.num_workers > 0:  # decode before the workers fork, or each fills a copy of its own every epoch
+            held = sum(ds.fill_cache() for ds in datasets)
+            log(f"decoded {sum(ds.num_videos for ds in datasets)} videos into memory: {held / 2**20:.0f} MiB")
 
     meta = {"model_name": cfg.model.name, "model_kwargs": kwargs, "classes": classes, "kind": "video",
             "clip": to_dict(cfg.clip)}
