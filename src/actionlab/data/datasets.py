@@ -16,7 +16,8 @@ nothing is skipped silently.
 
 ``cache_frames=True`` keeps every video's decoded frames (at the decode size) in memory after its first use,
 so later epochs only index and crop: for datasets that fit in RAM (a 40x53 frame is 6.4 kB; 350 videos of
-60 frames, 134 MB). Each DataLoader worker holds its own copy.
+60 frames, 134 MB). A cache filled lazily lives in the process that fills it; call :meth:`fill_cache` before
+DataLoader workers fork so that they share one copy.
 """
 
 from __future__ import annotations
@@ -95,16 +96,21 @@ class _VideoDataset(Dataset):
         copy-on-write); returns the bytes held."""
         if self.cache_frames:
             for v in range(self.num_videos):
-                self._load(v, lambda n: np.arange(0), -1)
+                self._cached(v, item=-1)
         return self.cache_bytes
+
+    def _cached(self, v: int, item: int) -> np.ndarray:
+        """Every frame of video ``v``, decoded in one sequential pass on first use."""
+        frames = self._frames.get(v)
+        if frames is None:
+            frames = self._frames[v] = self._decode(v, np.arange, item)
+        return frames
 
     def _load(self, v: int, choose: Callable[[int], np.ndarray], item: int) -> np.ndarray:
         """The frames ``choose(num_frames)`` of video ``v``: ``(N, H, W, 3)`` uint8."""
         if not self.cache_frames:
             return self._decode(v, choose, item)
-        frames = self._frames.get(v)
-        if frames is None:  # one sequential pass over the whole video
-            frames = self._frames[v] = self._decode(v, np.arange, item)
+        frames = self._cached(v, item)
         return frames[choose(len(frames))]
 
     def _decode(self, v: int, choose: Callable[[int], np.ndarray], item: int) -> np.ndarray:
@@ -203,7 +209,7 @@ class ClipDataset(_VideoDataset):
         self.train_transform = ClipTrainTransform(size=size, resize=resize, flip=flip, hue=hue, grayscale=grayscale,
                                                   mean=mean_t, std=std_t)  # type: ignore[arg-type]
         self.eval_transform = ClipEvalTransform(size=size, resize=resize, crops=self.crops, mean=mean_t, std=std_t)  # type: ignore[arg-type]
-        self._cache: tuple[tuple[int, int], np.ndarray] | None = None  # last decoded test clip (for its crops)
+        self._last_clip: tuple[tuple[int, int], np.ndarray] | None = None  # last test clip (for its crops)
 
     @classmethod
     def from_config(cls, manifest: Manifest, split: str, cfg: ClipConfig, train: bool, seed: int = 0,
@@ -241,12 +247,12 @@ class ClipDataset(_VideoDataset):
             if self.augment:
                 return self.train_transform(frames, rng), label, v
             return self.eval_transform.crop(frames, 0), label, v
-        if self._cache is not None and self._cache[0] == (v, j):
-            frames = self._cache[1]
+        if self._last_clip is not None and self._last_clip[0] == (v, j):
+            frames = self._last_clip[1]
         else:
             frames = self._load(
                 v, lambda n: clip_indices(n, self.clip_len, self.frame_interval, self.num_clips, None)[j], index)
-            self._cache = ((v, j), frames)
+            self._last_clip = ((v, j), frames)
         return self.eval_transform.crop(frames, k), label, v
 
 

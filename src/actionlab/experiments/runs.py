@@ -415,8 +415,8 @@ def single_frame_run(store_path: str | Path, out_dir: str | Path | None = None, 
         clip_scores = np.concatenate(frame_logp)
         # average of frame probabilities per video (seed 001), in log space for the predictions file
         video = np.stack([np.log(np.exp(f).mean(0) + 1e-12) for f in frame_logp])
-        preds = Predictions(keys=[store.record(k).path for k in keys],
-                            labels=np.array([store.record(k).label_index for k in keys]),
+        records = [store.record(k) for k in keys]
+        preds = Predictions(keys=[r.path for r in records], labels=np.array([r.label_index for r in records]),
                             scores=video.astype(np.float32), classes=classes,
                             clip_scores=clip_scores.astype(np.float32), clip_video=owner)
     out.mkdir(parents=True, exist_ok=True)

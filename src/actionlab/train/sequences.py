@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["SequenceBatches", "fit_length", "item_rng", "sliding_windows"]
 
+
 def item_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     """The generator of video ``index`` in ``epoch``: a pure function of the three numbers."""
     return np.random.default_rng(np.random.SeedSequence([seed, epoch, index]))
