@@ -172,9 +172,9 @@ def test_finetune_then_single_frame_baseline_from_store(pipeline: dict[str, Path
 def test_frame_cache_that_would_not_fit_is_refused(pipeline: dict[str, Path], tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    import actionlab.experiments.runs as runs
+    import actionlab.experiments.inputs as inputs
 
-    monkeypatch.setattr(runs, "available_memory", lambda: 2**20)  # 1 MiB free
+    monkeypatch.setattr(inputs, "available_memory", lambda: 2**20)  # 1 MiB free
     args = ["train", "--manifest", pipeline["manifest"], "--model", "c3d_small", "--run", tmp_path / "r",
             "--epochs", "1", "--device", "cpu", "--set", "clip.clip_len=8", "--set", "clip.size=32",
             "--set", "clip.resize=40", "--set", "clip.cache_frames=true"]

@@ -224,7 +224,7 @@ def test_torchrun_two_processes_equal_single_process(reference: Path, manifest: 
 
 
 def test_sampler_choice_and_its_provenance() -> None:
-    from actionlab.features.extract import sample_frame_indices, sampler_params
+    from actionlab.features.frames import sample_frame_indices, sampler_params
 
     assert sample_frame_indices(10, replace(CFG, sampler="all")).tolist() == list(range(10))
     assert sample_frame_indices(10, replace(CFG, sampler="stride", stride=4)).tolist() == [0, 4, 8]

@@ -14,12 +14,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from actionlab.cli.text import format_index_report
 from actionlab.data.index import (
     DatasetLayoutError,
     assign_group_splits,
     carve_validation,
     detect_layout,
-    format_report,
     index_dataset,
 )
 from actionlab.data.manifest import read_manifest, write_manifest
@@ -77,7 +77,7 @@ def _assert_no_group_straddles(manifest) -> None:
 
 def test_ucf101_official_layout_crlf_and_handstand_quirk(tmp_path: Path) -> None:
     names = make_ucf101(tmp_path / "UCF-101", tmp_path / "ucfTrainTestlist")
-    m, rep = index_dataset(tmp_path, probe=False)
+    m, rep = index_dataset(tmp_path, val_fraction=0.0, probe=False)  # the official lists as they are
     assert rep.layout == "ucf101" and "classInd.txt" in rep.detected and rep.split == 1
     assert m.root == (tmp_path / "UCF-101").resolve() and m.layout == "ucf101"
     assert m.classes == UCF_CLASSES
@@ -118,7 +118,7 @@ def test_ucf101_missing_and_unlisted_files_are_reported(tmp_path: Path) -> None:
     assert rep.missing == [gone] and not rep.ok
     assert rep.unlisted == ["YoYo/v_YoYo_g26_c01.avi"]
     assert gone not in {r.path for r in m.records} and len(m) == len(names) - 1
-    text = format_report(m, rep)
+    text = format_index_report(m, rep)
     assert "missing (listed, not on disk): 1" in text and gone in text and "v_YoYo_g26_c01.avi" in text
 
 
@@ -190,7 +190,7 @@ def make_hmdb51(root: Path) -> None:
 
 def test_hmdb51_split_files_trailing_spaces_and_codes(tmp_path: Path) -> None:
     make_hmdb51(tmp_path)
-    m, rep = index_dataset(tmp_path, probe=False)
+    m, rep = index_dataset(tmp_path, val_fraction=0.0, probe=False)  # the official lists as they are
     assert rep.layout == "hmdb51" and "_test_split" in rep.detected
     assert m.classes == ["brush_hair", "cartwheel", "climb_stairs"]
     assert m.root == (tmp_path / "hmdb51_org").resolve()
@@ -201,7 +201,7 @@ def test_hmdb51_split_files_trailing_spaces_and_codes(tmp_path: Path) -> None:
     assert by_path["climb_stairs/BIG_FISH_climb_stairs_f_nm_np1_fr_med_0.avi"].split == "train"
     assert by_path["brush_hair/Blonde_being_brushed_brush_hair_f_nm_np2_ri_med_0.avi"].split == "unused"
     assert rep.counts == {"train": 3, "test": 3, "unused": 3} and rep.ok
-    m2, _ = index_dataset(tmp_path, split=2, probe=False)
+    m2, _ = index_dataset(tmp_path, split=2, val_fraction=0.0, probe=False)
     assert m2.split("train")[0].path != m.split("train")[0].path
     # odd file names survive the CSV round trip
     write_manifest(m, tmp_path / "m.csv")
@@ -344,7 +344,7 @@ def test_folders_wrapper_stray_files_and_groups(tmp_path: Path) -> None:
     assert groups == {"wave/v_wave_g03_c01.avi": "g03", "wave/v_wave_g03_c02.avi": "g03",
                       "wave/session1/a.mov": "session1", "wave/session1/b.mov": "session1",
                       "clap/IMG_0001.MP4": "IMG_0001"}
-    assert rep.unlisted == ["orphan.mp4"] and "unlisted" in format_report(m, rep)
+    assert rep.unlisted == ["orphan.mp4"] and "unlisted" in format_index_report(m, rep)
     _assert_no_group_straddles(m)
     (data / "orphan.mp4").unlink()
     wrapped, rep = index_dataset(tmp_path, probe=False)  # descends through the single wrapper folder
@@ -401,7 +401,7 @@ def test_folders_property_group_aware_complete_order_independent(spec, seed, shu
                 self._it.close()
 
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr("actionlab.data.index.os.scandir", _Shuffled)
+            mp.setattr("actionlab.data.layouts.common.os.scandir", _Shuffled)
             shuffled, _ = index_dataset(root, layout="folders", seed=seed, probe=False)
         assert shuffled.records == m.records
 
@@ -441,7 +441,7 @@ def test_lists_without_any_video_on_disk_is_an_error(tmp_path: Path) -> None:
 def test_format_report_summarizes(tmp_path: Path) -> None:
     make_ucf101(tmp_path / "UCF-101", tmp_path / "ucfTrainTestlist", clips=1)
     m, rep = index_dataset(tmp_path, val_fraction=0.1, probe=False)
-    text = format_report(m, rep)
+    text = format_index_report(m, rep)
     assert text.startswith("layout:   ucf101 (auto: found ")
     assert f"videos:   100 of 100 listed (train {rep.counts['train']}, val {rep.counts['val']}, test 28)" in text
     assert "HandstandPushups" in text and "unreadable: 0" in text
@@ -473,4 +473,4 @@ def test_probe_real_videos_and_report_unreadable(tmp_path: Path) -> None:
     assert calls[-1] == (4, 4)
     serial, rep0 = index_dataset(tmp_path, layout="folders", workers=0)
     assert serial.records == m.records and rep0.unreadable == rep.unreadable
-    assert "unreadable: 2" in format_report(m, rep)
+    assert "unreadable: 2" in format_index_report(m, rep)

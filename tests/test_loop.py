@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from actionlab.config import TrainConfig, apply_overrides
-from actionlab.models import create_model
+from actionlab.models import create_model, model_entry
 from actionlab.models.temporal import detach_state
 from actionlab.train.checkpoint import load_checkpoint, load_model_from_checkpoint, save_checkpoint
 from actionlab.train.loop import fit, sequence_loss, step_weights, train_one_epoch
@@ -47,8 +47,9 @@ def config(**overrides) -> TrainConfig:
 
 def lstm(**kwargs) -> torch.nn.Module:
     torch.manual_seed(0)
-    return create_model(kwargs.pop("name", "lstm"), num_classes=2, input_dim=2,
-                        **{"hidden_size": 8, "fc_size": 8, **kwargs})
+    name = kwargs.pop("name", "lstm")
+    sizes = {k: 8 for k in ("hidden_size", "fc_size") if k in model_entry(name).params}
+    return create_model(name, num_classes=2, input_dim=2, **{**sizes, **kwargs})
 
 
 def run(cfg: TrainConfig, run_dir=None, model=None, validate=None, resume=False, log=None, data_seed=0):
@@ -73,7 +74,7 @@ def no_seconds(rows):
 
 def test_batches_gather_the_fit_length_sample_of_each_video():
     feats, labels = order_task(10)
-    batches = SequenceBatches(feats, labels, batch_size=4, seq_len=6, seed=3)
+    batches = SequenceBatches(feats, labels, batch_size=4, seq_len=6, seed=3, policy="reverse_repeat")
     assert len(batches) == 3 and batches.feature_dim == 2
     order = batches.order(epoch=1)
     seen = []
@@ -112,8 +113,11 @@ def test_ranks_split_every_global_batch():
 def test_short_videos_are_reverse_repeated_and_full_length_batches_pad():
     feats = [np.arange(3, dtype=np.float16)[:, None] * np.ones((1, 2), np.float16),
              np.arange(7, dtype=np.float16)[:, None] * np.ones((1, 2), np.float16)]
-    x, _ = next(iter(SequenceBatches(feats, [0, 1], batch_size=2, seq_len=7, shuffle=False)(0)))
+    x, _ = next(iter(SequenceBatches(feats, [0, 1], batch_size=2, seq_len=7, shuffle=False,
+                                     policy="reverse_repeat", sampling="segment")(0)))
     np.testing.assert_array_equal(x[0, :, 0].numpy(), [0, 1, 2, 1, 0, 1, 2])
+    x, _ = next(iter(SequenceBatches(feats, [0, 1], batch_size=2, seq_len=7, shuffle=False)(0)))
+    np.testing.assert_array_equal(x[0, :, 0].numpy(), [0, 0, 0, 1, 1, 2, 2])  # default: in time order
     np.testing.assert_array_equal(x[1, :, 0].numpy(), np.arange(7))
     x, _ = next(iter(SequenceBatches(feats, [0, 1], batch_size=2, seq_len=0, shuffle=False)(0)))
     assert x.shape == (2, 7, 2)  # seq_len=0: whole videos, padded to the longest in the batch
@@ -188,7 +192,7 @@ def test_tbptt_updates_per_chunk_and_carries_the_detached_state(carry):
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
     state = None
     for start, end in [(0, 4), (4, 6)]:
-        logits, state = model.forward_with_state(x[:, start:end], state if carry else None)
+        logits, state = model(x[:, start:end], state if carry else None, return_state=True)
         loss = F.cross_entropy(logits.reshape(-1, 2), y.repeat_interleave(end - start))
         opt.zero_grad()
         loss.backward()
@@ -211,8 +215,8 @@ def test_tbptt_with_last_step_weighting_only_updates_on_the_last_chunk():
     ref = lstm()
     opt = torch.optim.SGD(ref.parameters(), lr=0.5)
     with torch.no_grad():
-        _, state = ref.forward_with_state(x[:, :3])  # no loss on steps 0-2: no update
-    logits, _ = ref.forward_with_state(x[:, 3:], state)
+        _, state = ref(x[:, :3], return_state=True)  # no loss on steps 0-2: no update
+    logits, _ = ref(x[:, 3:], state, return_state=True)
     loss = F.cross_entropy(logits[:, -1], y)
     loss.backward()
     opt.step()
@@ -354,7 +358,7 @@ DDP_SCRIPT = textwrap.dedent("""
     import torch.distributed as dist
 
     from actionlab.config import TrainConfig, apply_overrides
-    from actionlab.models import create_model
+    from actionlab.models import create_model, model_entry
     from actionlab.train.loop import fit
     from actionlab.train.optim import build_optimizer
     from actionlab.train.sequences import SequenceBatches

@@ -49,12 +49,14 @@ def report_inputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     base = load_run(_make_run(root, "single_frame", 0.3, "single_frame", 0))
     lstm = load_run(_make_run(root, "lstm", 0.8, "lstm", 1))
-    sweep = {"name": "layers", "title": "1. Number of LSTM layers", "metric": "test_top1", "direction": "maximize",
+    sweep = {"name": "layers", "title": "1. Number of LSTM layers", "metric": "val_top1", "direction": "maximize",
              "seeds": [0, 1], "best": 1, "rows": [
                  {"index": 0, "label": "num_layers=1", "overrides": {}, "seeds": [0, 1],
-                  "metrics": {"train_loss": [0.5, 0.6], "test_top1": [0.60, 0.62]}},
+                  "metrics": {"train_loss": [0.5, 0.6], "val_top1": [0.55, 0.57], "test_top1": [0.60, 0.62],
+                              "test_mean_class_accuracy": [0.58, 0.60]}},
                  {"index": 1, "label": f"num_layers=2 {EVIL}", "overrides": {}, "seeds": [0, 1],
-                  "metrics": {"train_loss": [0.4, 0.5], "test_top1": [0.66, 0.70]}}]}
+                  "metrics": {"train_loss": [0.4, 0.5], "val_top1": [0.60, 0.64], "test_top1": [0.66, 0.70],
+                              "test_mean_class_accuracy": [0.64, 0.66]}}]}
     return base, lstm, sweep
 
 
@@ -90,6 +92,47 @@ def test_html_is_escaped_and_self_contained(report_inputs, tmp_path):
     assert "| run | model | top-1" in md and "lstm vs single_frame" in md
     assert "**num_layers=2" in md  # best sweep row in bold
     assert "0.6800 ± 0.0283" in md  # mean ± sample std of [0.66, 0.70]
+    assert "test_mean_class_accuracy" in md and "test_mean_class_accuracy" in text  # the sweep's own columns
+    assert "Best by val_top1" in md and "best by val_top1" in text
+    assert EVIL not in md and "&lt;script&gt;alert(1)&lt;/script&gt;" in md
+
+
+def test_markdown_escapes_class_names():
+    run = RunData(name="r|1", metrics={"most_confused": [
+        {"true": EVIL, "predicted": "Jump|Rope & <b>", "count": 3, "fraction": 0.5}]})
+    md = markdown_summary([run])
+    assert EVIL not in md and "<b>" not in md
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; → Jump\\|Rope &amp; &lt;b&gt;" in md
+    assert "| r\\|1 |" in md  # a pipe in a name does not split the table cell
+
+
+def _run_section(text: str, index: int) -> str:
+    start = text.index(f'<section id="run-{index}"')
+    return text[start:text.index("</section>", start)]
+
+
+def test_learning_curves_put_train_next_to_validation(report_inputs):
+    _, lstm, _ = report_inputs
+    section = _run_section(render_html([lstm]), 0)
+    rows = section.split('<div class="grid2">')[1:3]  # accuracy row, then loss row
+    assert "Train accuracy" in rows[0] and "Validation accuracy" in rows[0] and "loss" not in rows[0].lower()
+    assert "Train loss" in rows[1] and "Validation loss" in rows[1]
+    only_train = render_html([RunData(name="t", history=[{"epoch": 1, "train_acc": 0.5, "train_loss": 1.0}])])
+    assert "Train accuracy" in only_train and "Validation accuracy" not in only_train
+
+
+def test_memorising_run_gets_a_warning_card(report_inputs):
+    base, lstm, _ = report_inputs  # train accuracy 0.92 at the last epoch, validation 0.49 / 0.64
+    text = render_html([base, lstm])
+    for i in (0, 1):
+        card = _run_section(text, i).split('<div class="warn" role="alert">')[1]
+        assert "points above validation accuracy" in card and "<code>model.dropout</code>" in card
+    history = [{"epoch": 1, "train_acc": 0.60, "val_top1": 0.55}, {"epoch": 2, "train_acc": 0.99, "val_top1": 0.50}]
+    best_is_early = RunData(name="early", history=history, metrics={"best_epoch": 1})
+    assert 'class="warn"' not in render_html([best_is_early])  # the evaluated (best) epoch generalises
+    best_is_late = RunData(name="late", history=history, metrics={"best_epoch": 2})
+    assert 'class="warn"' in render_html([best_is_late])
+    assert "**Warning (late):** Training accuracy (99.0%) is 49.0 points" in markdown_summary([best_is_late])
 
 
 def test_markdown_lists_class_changes(report_inputs):

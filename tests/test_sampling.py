@@ -47,17 +47,21 @@ def test_examples() -> None:
     assert uniform_indices(300, 1).tolist() == [150]
     assert uniform_indices(3, 6).tolist() == [0, 0, 1, 1, 2, 2]  # more samples than frames: repeats
     assert tsn_indices(10, 5).tolist() == uniform_indices(10, 5).tolist()
-    assert pad_indices(np.arange(4), 11).tolist() == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3, 2]
+    assert pad_indices(np.arange(4), 11, "reverse_repeat").tolist() == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3, 2]
+    assert pad_indices(np.arange(4), 8).tolist() == [0, 0, 1, 1, 2, 2, 3, 3]  # default: stretched, in order
+    assert pad_indices(np.arange(4), 6).tolist() == [0, 0, 1, 2, 2, 3]
     assert pad_indices(np.arange(4), 9, "loop").tolist() == [0, 1, 2, 3, 0, 1, 2, 3, 0]
     assert pad_indices(np.arange(4), 7, "last").tolist() == [0, 1, 2, 3, 3, 3, 3]
     assert pad_indices(np.array([7]), 3).tolist() == [7, 7, 7]
-    assert pad_indices(np.array([5, 9]), 5).tolist() == [5, 9, 5, 9, 5]
+    assert pad_indices(np.array([5, 9]), 5, "reverse_repeat").tolist() == [5, 9, 5, 9, 5]
     assert pad_indices(np.arange(6), 4).tolist() == [0, 1, 2, 3]  # longer input: cut
     assert fit_length(10, 4).tolist() == [3, 4, 5, 6]  # centre segment
-    assert fit_length(3, 6).tolist() == [0, 1, 2, 1, 0, 1]
+    assert fit_length(3, 6, policy="reverse_repeat").tolist() == [0, 1, 2, 1, 0, 1]
+    assert fit_length(3, 6).tolist() == [0, 0, 1, 1, 2, 2]  # short videos keep time order by default
     assert sliding_windows(10, 4, 3).tolist() == [[0, 1, 2, 3], [3, 4, 5, 6], [6, 7, 8, 9]]
     assert sliding_windows(11, 4, 3)[-1].tolist() == [7, 8, 9, 10]  # last window aligned to the end
-    assert sliding_windows(3, 5, 2).tolist() == [[0, 1, 2, 1, 0]]
+    assert sliding_windows(3, 5, 2, "reverse_repeat").tolist() == [[0, 1, 2, 1, 0]]
+    assert sliding_windows(3, 5, 2).tolist() == [[0, 0, 1, 1, 2]]
     assert clip_indices(20, 4, 2).tolist() == [[6, 8, 10, 12]]  # centred clip
     assert clip_indices(20, 4, 2, num_clips=3).tolist() == [[0, 2, 4, 6], [6, 8, 10, 12], [13, 15, 17, 19]]
     assert clip_indices(5, 4, 2).tolist() == [[0, 1, 3, 4]]  # short video: the whole of it, in order
@@ -143,7 +147,12 @@ def test_pad(values: list[int], length: int, policy: str) -> None:
     assert out.dtype == np.int64 and len(out) == length
     assert set(out.tolist()) <= set(values)
     m = min(len(values), length)
-    assert np.array_equal(out[:m], idx[:m])  # the original comes first, unchanged
+    if policy == "stretch" and len(values) < length:
+        pos = (np.arange(length) * len(values)) // length  # every entry, in order, repeated evenly
+        assert np.array_equal(out, idx[pos]) and np.all(np.diff(pos) >= 0)
+        assert set(pos.tolist()) == set(range(len(values)))
+    else:
+        assert np.array_equal(out[:m], idx[:m])  # the original comes first, unchanged
     if policy == "reverse_repeat" and len(values) > 1:
         # ping-pong: neighbours in the output are neighbours in the input (smooth motion)
         pos = np.arange(length) % (2 * (len(values) - 1))
@@ -160,6 +169,8 @@ def test_fit_length(n: int, length: int, seed: int, policy: str, random: bool) -
         assert np.all(np.diff(idx) == 1)
         if not random:
             assert idx[0] == (n - length) // 2
+    elif policy == "stretch":
+        assert set(idx.tolist()) == set(range(n)) and np.all(np.diff(idx) >= 0)  # every frame, in time order
     else:
         assert np.array_equal(idx[:n], np.arange(n))  # every frame is used
     again = fit_length(n, length, rng(seed) if random else None, policy)

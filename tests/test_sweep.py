@@ -1,4 +1,5 @@
-"""Sweeps on Optuna with a cheap fake objective: grid coverage, tables, kill-and-resume, 2 worker processes."""
+"""Sweeps on Optuna with a cheap fake objective: grid coverage, tables, kill-and-resume, 2 worker processes,
+validation (never test) metrics picking the best setting, and the named studies."""
 
 from __future__ import annotations
 
@@ -8,19 +9,15 @@ import statistics
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
 
 optuna = pytest.importorskip("optuna")
 
-from actionlab.experiments.sweep import (  # noqa: E402
-    PRESETS,
-    Float,
-    load_sweep,
-    run_experiments,
-    run_sweep,
-)
+from actionlab.experiments.studies import STUDIES, get_study, run_experiments  # noqa: E402
+from actionlab.experiments.sweep import Float, load_sweep, run_sweep  # noqa: E402
 
 SPACE = {"model.num_layers": [1, 2, 3], "optim.weight_decay": [0.0, 5e-4]}
 
@@ -30,8 +27,8 @@ def fake_metrics(overrides: dict, seed: int) -> dict:
     layers = overrides.get("model.num_layers", 1)
     wd = overrides.get("optim.weight_decay", 0.0)
     top1 = 0.5 + 0.05 * layers + 100 * wd + 0.01 * seed
-    return {"train_loss": 1.0 / layers + 0.1 * seed, "train_acc": 0.9 + 0.01 * seed, "test_top1": top1,
-            "test_top5": min(1.0, top1 + 0.2), "test_top10": min(1.0, top1 + 0.3)}
+    return {"train_loss": 1.0 / layers + 0.1 * seed, "train_acc": 0.9 + 0.01 * seed, "val_top1": top1 - 0.03,
+            "test_top1": top1, "test_top5": min(1.0, top1 + 0.2), "test_top10": min(1.0, top1 + 0.3)}
 
 
 def fake_objective(overrides: dict, seed: int, trial_dir: Path) -> dict:
@@ -132,6 +129,29 @@ def test_kill_and_resume_runs_every_setting_once_per_seed(tmp_path, log, monkeyp
     assert "seed_0" in failed[0].user_attrs
 
 
+def test_a_dead_process_holding_the_last_grid_setting_is_recovered(tmp_path, log):
+    """The killed trial is the grid's only setting: failing it must not trip GridSampler's stop()."""
+    import socket
+
+    study_dir = tmp_path / "study"
+    study_dir.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    study = optuna.create_study(study_name="study", storage=f"sqlite:///{study_dir / 'study.db'}",
+                                sampler=optuna.samplers.GridSampler({"setting": [0]}, seed=0), direction="maximize")
+    trial = study.ask()
+    trial.suggest_categorical("setting", [0])
+    overrides = {"model.num_layers": 2}
+    for key, value in {"worker": f"{socket.gethostname()}:{dead.pid}", "overrides": overrides,
+                       "label": "num_layers=2", "seed_0": fake_metrics(overrides, 0)}.items():
+        trial.set_user_attr(key, value)  # as a worker that finished seed 0 and died in seed 1 leaves it
+    res = run_sweep({"model.num_layers": [2]}, fake_objective, study_dir, seeds=(0, 1))
+    assert [c["seed"] for c in _log(log)] == [1]  # seed 0 was inherited, not rerun
+    assert res.rows[0].seeds == [0, 1] and not res.notes
+    states = [t.state for t in optuna.load_study(study_name="study", storage=f"sqlite:///{study_dir / 'study.db'}").trials]
+    assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE]
+
+
 def test_two_worker_processes(tmp_path, log, monkeypatch):
     barrier = tmp_path / "barrier"
     barrier.mkdir()
@@ -157,22 +177,88 @@ def test_random_and_tpe_samplers(tmp_path, log):
         run_sweep({"optim.lrr": [0.1]}, fake_objective, tmp_path / "typo")
 
 
-def test_seed000_preset_shares_the_baseline(tmp_path, log):
-    experiments = PRESETS["seed000"](scale=0.04, seq_scale=0.1)
+def test_lstm_ablation_study_shares_the_baseline(tmp_path, log):
+    experiments = STUDIES["lstm_ablation"](scale=0.04, seq_scale=0.1)
     names = [e.name for e in experiments]
     for factor in ("layers", "weight_decay", "batch_norm", "epochs", "grad_clip", "lr", "batch_size", "seq_len",
                    "dropout", "loss_weighting", "tbptt", "inference"):
         assert factor in names
     assert all(e.base["epochs"] == 1 for e in experiments)
     small = [e for e in experiments if e.name in ("layers", "weight_decay", "inference")]
-    results = run_experiments(small, fake_objective, tmp_path / "seed000", seeds=(0, 1))
+    results = run_experiments(small, fake_objective, tmp_path / "lstm_ablation", seeds=(0, 1))
     # 3 + 2 + 3 settings, the baseline (layers=1, wd=0, windows) shared: 6 distinct settings run
     _assert_each_once(log, 6, (0, 1))
     assert [len(r.rows) for r in results] == [3, 2, 3]
     assert results[0].rows[0].metrics == results[1].rows[0].metrics  # same baseline run
-    summary = (tmp_path / "seed000" / "summary.md").read_text()
+    summary = (tmp_path / "lstm_ablation" / "summary.md").read_text()
     assert "1. Number of LSTM layers" in summary and "12. Inference technique" in summary
-    assert (tmp_path / "seed000" / "experiments" / "layers.csv").is_file()
+    assert (tmp_path / "lstm_ablation" / "experiments" / "layers.csv").is_file()
+
+
+def test_seed000_is_a_deprecated_alias_of_lstm_ablation(caplog):
+    from actionlab.evaluate import sweep_table
+    from actionlab.experiments.sweep import (  # the old import paths still work
+        PRESETS,
+        SweepResult,
+        load_sweep,
+    )
+    from actionlab.experiments.sweep import run_experiments as old_run_experiments
+
+    assert SweepResult is sweep_table.SweepResult and load_sweep is sweep_table.load_sweep
+
+    assert old_run_experiments is run_experiments
+    expected = STUDIES["lstm_ablation"](scale=0.04)
+    with pytest.warns(DeprecationWarning, match="'seed000' is deprecated: use 'lstm_ablation'"):
+        assert PRESETS["seed000"](scale=0.04) == expected
+    with pytest.warns(DeprecationWarning, match="'seed000' is deprecated"):
+        assert get_study("seed000") is STUDIES["lstm_ablation"]
+    assert "'seed000' is deprecated: use 'lstm_ablation'" in caplog.text
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the new name does not warn
+        assert get_study("lstm_ablation")(scale=0.04) == expected
+    with pytest.raises(KeyError, match="unknown study"):
+        get_study("seed001")
+
+
+def objective_with_test_reversed(overrides: dict, seed: int, trial_dir: Path) -> dict:
+    """``fake_metrics`` with the test numbers turned upside down (best becomes worst); val/train unchanged."""
+    metrics = fake_metrics(overrides, seed)
+    return {**metrics, **{k: 2.0 - v for k, v in metrics.items() if k.startswith("test_")}}
+
+
+def objective_without_validation(overrides: dict, seed: int, trial_dir: Path) -> dict:
+    """No ``val_*`` at all: the train metric must pick the best setting (never test)."""
+    metrics = fake_metrics(overrides, seed)
+    return {"train_acc": 0.9 - 0.1 * overrides["model.num_layers"], "test_top1": metrics["test_top1"]}
+
+
+def test_changing_only_test_numbers_does_not_change_the_best_setting(tmp_path):
+    space = {"model.num_layers": [1, 2, 3]}
+    res = run_sweep(space, fake_objective_silent, tmp_path / "a", seeds=(0,))
+    flipped = run_sweep(space, objective_with_test_reversed, tmp_path / "b", seeds=(0,))
+    assert res.selected_by == flipped.selected_by == "val_top1" and res.selection_note is None
+    assert res.best == flipped.best and res.rows[res.best].overrides == {"model.num_layers": 3}
+    assert [r.mean("test_top1") for r in res.rows] != [r.mean("test_top1") for r in flipped.rows]
+    # Optuna's objective value (what TPE optimizes) is the validation mean, not the test mean
+    for study_dir, result in ((tmp_path / "a", res), (tmp_path / "b", flipped)):
+        study = optuna.load_study(study_name=study_dir.name, storage=f"sqlite:///{study_dir / 'study.db'}")
+        values = {t.user_attrs["label"]: t.value for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))}
+        assert values == {r.label: pytest.approx(r.mean("val_top1")) for r in result.rows}
+    assert "Best by val_top1" in (tmp_path / "b" / "results.md").read_text()
+    with pytest.raises(ValueError, match="test split never selects"):
+        run_sweep(space, fake_objective_silent, tmp_path / "c", seeds=(0,), metric="test_top1")
+
+
+def test_without_validation_metrics_the_train_metric_picks_with_a_note(tmp_path):
+    res = run_sweep({"model.num_layers": [1, 2, 3]}, objective_without_validation, tmp_path / "s", seeds=(0,))
+    assert res.selected_by == "train_acc" and res.rows[res.best].overrides == {"model.num_layers": 1}
+    assert "no val_top1" in res.selection_note
+    md = (tmp_path / "s" / "results.md").read_text()
+    assert "Best by train_acc" in md and "no val_top1" in md and "memorise" in md
+
+
+def fake_objective_silent(overrides: dict, seed: int, trial_dir: Path) -> dict:
+    return fake_metrics(overrides, seed)
 
 
 def test_failed_setting_is_reported_then_retried_on_the_next_call(tmp_path, log, monkeypatch):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from actionlab.config import ModelConfig, to_dict
-from actionlab.models import create_model, list_models, model_kind
+from actionlab.config import ModelConfig
+from actionlab.experiments.run import model_kwargs
+from actionlab.models import create_model, list_models, model_entry, model_kind
 from actionlab.models.temporal import detach_state
 
 B, T, D, K = 2, 5, 16, 3
@@ -20,7 +21,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def build(name: str, **kwargs) -> torch.nn.Module:
     torch.manual_seed(0)
-    return create_model(name, num_classes=K, input_dim=D, **{**SMALL, **kwargs})
+    # sizes (and the depth of parametrized tests) only where the model has them
+    sizes = {k: v for k, v in {**SMALL, **kwargs}.items()
+             if k in model_entry(name).params or k not in (*SMALL, "num_layers")}
+    return create_model(name, num_classes=K, input_dim=D, **sizes)
 
 
 def test_registry_lists_the_temporal_models():
@@ -44,11 +48,15 @@ def test_forward_backward_per_step_logits(name):
 
 @pytest.mark.parametrize("name", TEMPORAL)
 def test_builds_from_a_full_model_config(name):
-    """One ``ModelConfig`` builds any temporal model: unused fields are ignored."""
-    fields = to_dict(ModelConfig(name=name, hidden_size=8, fc_size=0))
-    fields.pop("name")
-    model = create_model(name, num_classes=K, input_dim=D, **fields)
+    """One ``ModelConfig`` builds any temporal model: fields a model does not take are left out at their
+    defaults, and refused, naming the models that take them, when set."""
+    cfg = ModelConfig(name=name, fc_size=0)
+    model = create_model(name, num_classes=K, **model_kwargs(cfg, model_entry(name), {"input_dim": D}))
     assert model(torch.randn(1, 3, D)).shape == (1, 3, K)
+    with pytest.raises(ValueError, match=r"model\.width=0\.25 does not apply.*c3d, c3d_small, r2plus1d_18"):
+        model_kwargs(ModelConfig(name=name, width=0.25), model_entry(name), {"input_dim": D})
+    with pytest.raises(TypeError, match="does not take width"):
+        create_model(name, num_classes=K, input_dim=D, width=0.25)
 
 
 @pytest.mark.parametrize("name", CAUSAL)
@@ -73,7 +81,7 @@ def test_bidirectional_sees_the_future_and_doubles_the_width():
     with torch.no_grad():
         assert not torch.allclose(model(x)[:, 0], model(y)[:, 0])
     with pytest.raises(ValueError, match="unidirectional"):
-        model.forward_with_state(x)
+        model(x, return_state=True)
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru"])
@@ -121,16 +129,16 @@ def test_forward_with_state_chains_chunks_exactly(name, batch_norm):
     x = torch.randn(B, 7, D)
     with torch.no_grad():
         full = model(x)
-        a, state = model.forward_with_state(x[:, :3])
-        b, state = model.forward_with_state(x[:, 3:], detach_state(state))
-        zero, _ = model.forward_with_state(x[:, 3:])  # a fresh state forgets the first chunk
+        a, state = model(x[:, :3], return_state=True)
+        b, state = model(x[:, 3:], detach_state(state), return_state=True)
+        zero, _ = model(x[:, 3:], return_state=True)  # a fresh state forgets the first chunk
     torch.testing.assert_close(torch.cat([a, b], 1), full, atol=1e-5, rtol=1e-5)
     assert not torch.allclose(zero, full[:, 3:], atol=1e-4)
 
 
 def test_detach_state_cuts_the_graph_and_keeps_values():
     model = build("lstm", num_layers=2, batch_norm=True)
-    _, state = model.forward_with_state(torch.randn(B, T, D))
+    _, state = model(torch.randn(B, T, D), return_state=True)
     assert state[0][0].requires_grad
     detached = detach_state(state)
     assert isinstance(detached, list) and isinstance(detached[0], tuple)

@@ -60,21 +60,28 @@ class ExtractConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Which network and its size. Keyword fields not used by a model are ignored by its builder."""
+    """Which network and its size. A model is built with the fields its builder takes; setting a field it does
+    not take (away from the default) is an error that names the models taking it."""
 
     name: str = "lstm"
     """A registered model (``actionlab.models.list_models()``)."""
-    hidden_size: int = 512
+    hidden_size: int = 128
     """Width of the recurrent/attention/conv temporal layers."""
     num_layers: int = 1
     """Stacked temporal layers (seed 000 compares 1, 2 and 3)."""
-    fc_size: int = 512
-    """Linear layer with a nonlinearity between the temporal layers and the output (seed 001's starter); 0 = none."""
+    fc_size: int = 0
+    """Linear layer with a nonlinearity between the temporal layers and the output (the course project's starter
+    code had 512); 0 = none."""
     bidirectional: bool = False
     batch_norm: bool = False
     """Batch normalization between layers (seed 000 section 3)."""
-    dropout: float = 0.0
+    dropout: float = 0.5
     """Dropout probability before the linear layers and between stacked layers."""
+    input_dropout: float = 0.5
+    """Recurrent models: dropout on the input features (before the projection)."""
+    input_proj: int = 128
+    """Recurrent models: a linear projection of the input features to this width before the first recurrent
+    layer; 0 = none (the recurrent layer reads the features as they are)."""
     backbone: str = "mobilenet_v2"
     """2D backbone of end-to-end per-frame models (LRCN, fusion)."""
     freeze_backbone: bool = True
@@ -84,14 +91,20 @@ class ModelConfig:
     width: float = 1.0
     """Channel multiplier of the convolutional video networks (``c3d``, ``c3d_small``, ``r2plus1d_18``): 0.25 is
     about 16x cheaper to train, for CPUs and small datasets."""
+    train_layers: str = "top"
+    """Frame classifiers being fine-tuned: ``top`` (the last feature block and the classifier) or ``all``."""
 
     def __post_init__(self) -> None:
         if self.num_layers < 1 or self.hidden_size < 1 or self.fc_size < 0:
             raise ValueError("num_layers and hidden_size must be >= 1 and fc_size >= 0")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not (0.0 <= self.dropout < 1.0 and 0.0 <= self.input_dropout < 1.0):
+            raise ValueError(f"model.dropout and model.input_dropout must be in [0, 1), got {self.dropout}, "
+                             f"{self.input_dropout}")
+        if self.input_proj < 0:
+            raise ValueError(f"model.input_proj must be >= 0, got {self.input_proj}")
         if self.width <= 0:
             raise ValueError(f"model.width must be > 0, got {self.width}")
+        _check_choice("model.train_layers", self.train_layers, ("top", "all"))
 
 
 @dataclass(frozen=True)
@@ -103,8 +116,8 @@ class OptimConfig:
     lr: float = 1e-3
     momentum: float = 0.9
     """For ``sgd`` and ``rmsprop``."""
-    weight_decay: float = 0.0
-    """L2 penalty (seed 000: 5e-4 helped)."""
+    weight_decay: float = 1e-3
+    """L2 penalty on weight matrices and kernels (the course project's ablation: 5e-4 helped)."""
     schedule: str = "constant"
     """``constant``, ``step`` or ``cosine``."""
     step_size: int = 10
@@ -130,16 +143,23 @@ class SequenceConfig:
     """How feature sequences are cut for training temporal models."""
 
     seq_len: int = 16
-    """Training sequence length; long videos give a random segment, short ones are padded. 0 = full video."""
-    short_policy: str = "reverse_repeat"
-    """Padding of videos shorter than ``seq_len``: ``reverse_repeat`` (seed 001), ``loop`` or ``last``."""
+    """Training sequence length in steps; 0 = the whole video."""
+    sampling: str = "spread"
+    """How a training sequence is cut: ``spread`` (``seq_len`` steps spread over the whole video, one at a
+    random place in each of ``seq_len`` equal segments, TSN-style: the model sees the whole action) or
+    ``segment`` (a random contiguous run of ``seq_len`` steps, the course project's recipe)."""
+    short_policy: str = "stretch"
+    """``segment`` sampling of videos shorter than ``seq_len``: ``stretch`` (steps repeated in time order),
+    ``reverse_repeat`` (played back and forth: part of the motion runs backwards), ``loop`` or ``last``."""
     tbptt: int = 0
     """Truncated BPTT chunk length (hidden state carried, gradients cut between chunks); 0 = full BPTT."""
-    loss_weighting: str = "uniform"
-    """Per-step loss weights: ``uniform``, ``linear`` ((t+1)/T, toward later steps) or ``last`` (last step only)."""
+    loss_weighting: str = "last"
+    """Per-step loss weights: ``last`` (the last step, which has seen the whole sequence), ``uniform`` or
+    ``linear`` ((t+1)/T, toward later steps)."""
 
     def __post_init__(self) -> None:
-        _check_choice("sequence.short_policy", self.short_policy, ("reverse_repeat", "loop", "last"))
+        _check_choice("sequence.short_policy", self.short_policy, ("stretch", "reverse_repeat", "loop", "last"))
+        _check_choice("sequence.sampling", self.sampling, ("spread", "segment"))
         _check_choice("sequence.loss_weighting", self.loss_weighting, ("uniform", "linear", "last"))
         if self.seq_len < 0 or self.tbptt < 0:
             raise ValueError("seq_len and tbptt must be >= 0")
@@ -149,20 +169,22 @@ class SequenceConfig:
 class InferenceConfig:
     """How a whole video is classified from per-step or per-clip predictions."""
 
-    mode: str = "windows"
-    """``full`` (whole sequence at once), ``windows`` (strided windows averaged in log space) or ``vote`` (majority vote)."""
-    window: int = 16
-    """Window length in steps (``windows``/``vote``)."""
+    mode: str = "spread"
+    """``spread`` (``window`` evenly spaced steps over the whole video: the test-time twin of
+    ``sequence.sampling=spread``), ``full`` (the whole sequence at once), ``windows`` (strided windows of
+    consecutive steps, averaged in log space) or ``vote`` (majority vote of those windows)."""
+    window: int = 0
+    """Steps per window (``spread``, ``windows``, ``vote``); 0 = ``sequence.seq_len``, what the model trained on."""
     stride: int = 8
     """Step between window starts."""
-    step_weighting: str = "linear"
+    step_weighting: str = "last"
     """How per-step predictions inside a window combine: ``uniform``, ``linear`` (toward later steps) or ``last``."""
 
     def __post_init__(self) -> None:
-        _check_choice("inference.mode", self.mode, ("full", "windows", "vote"))
+        _check_choice("inference.mode", self.mode, ("spread", "full", "windows", "vote"))
         _check_choice("inference.step_weighting", self.step_weighting, ("uniform", "linear", "last"))
-        if self.window < 1 or self.stride < 1:
-            raise ValueError("inference.window and inference.stride must be >= 1")
+        if self.window < 0 or self.stride < 1:
+            raise ValueError("inference.window must be >= 0 (0 = sequence.seq_len) and inference.stride >= 1")
 
 
 @dataclass(frozen=True)
@@ -206,6 +228,24 @@ class ClipConfig:
 
 
 @dataclass(frozen=True)
+class FrameConfig:
+    """Single frames for fine-tuning a 2D frame classifier (``model.name=frame_classifier``)."""
+
+    per_video: int = 4
+    """Training frames per video per epoch: one random frame in each of this many equal segments."""
+    test_per_video: int = 5
+    """Evaluation frames per video: the segment centres; their probabilities are averaged per video."""
+    crop: int = 0
+    """Square crop side; 0 = the backbone's ImageNet crop (e.g. 224), resized in proportion."""
+    flip: bool = True
+    """Random horizontal flips in training (off for datasets whose classes are left/right mirror images)."""
+
+    def __post_init__(self) -> None:
+        if self.per_video < 1 or self.test_per_video < 1 or self.crop < 0:
+            raise ValueError("frames.per_video and frames.test_per_video must be >= 1 and frames.crop >= 0")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Everything one training run needs; saved as ``config.yaml`` in its run directory."""
 
@@ -214,10 +254,12 @@ class TrainConfig:
     sequence: SequenceConfig = field(default_factory=SequenceConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     clip: ClipConfig = field(default_factory=ClipConfig)
-    epochs: int = 30
+    frames: FrameConfig = field(default_factory=FrameConfig)
+    epochs: int = 60
     batch_size: int = 32
-    patience: int = 0
-    """Early stopping: epochs without validation-loss improvement before stopping; 0 = off."""
+    patience: int = 15
+    """Early stopping: epochs without validation-loss improvement before stopping (``best.pt``, the checkpoint
+    that is evaluated, is the best validation epoch); 0 = off."""
     seed: int = 0
     device: str = "auto"
     """``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1`` ..."""
@@ -235,6 +277,13 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 0 or self.num_workers < 0:
             raise ValueError("epochs and batch_size must be >= 1; patience and num_workers >= 0")
+
+
+def resolved_inference(cfg: TrainConfig) -> InferenceConfig:
+    """``cfg.inference`` with ``window=0`` replaced by the training sequence length (16 for whole videos)."""
+    if cfg.inference.window:
+        return cfg.inference
+    return dataclasses.replace(cfg.inference, window=cfg.sequence.seq_len or 16)
 
 
 # ----------------------------------------------------------------------------------- (de)serialization
@@ -351,20 +400,50 @@ def load_yaml(cls: type[T], path: str | Path, ignore: tuple[str, ...] = ("git", 
 
 # ----------------------------------------------------------------------------------- presets
 
-PRESETS: dict[str, dict[str, Any]] = {
-    # Seed 001's starter: 1 LSTM layer, a linear layer with a nonlinearity, the output layer.
-    "lstm": {"model.name": "lstm"},
-    "gru": {"model.name": "gru"},
-    # Seed 000's best single-layer setting: weight decay helped, batch norm between layers.
-    "seed000": {"model.name": "lstm", "optim.weight_decay": 5e-4, "model.batch_norm": True},
-    "single_frame": {"model.name": "single_frame", "sequence.seq_len": 1, "inference.mode": "full",
-                     "inference.step_weighting": "uniform"},
-    "c3d": {"model.name": "c3d_small", "clip.size": 64, "clip.resize": 72},
+@dataclass(frozen=True)
+class Preset:
+    """A named starting point: dotted overrides on top of the defaults, and what it is for."""
+
+    overrides: dict[str, Any]
+    doc: str
+
+
+PRESETS: dict[str, Preset] = {
+    "lstm": Preset({"model.name": "lstm"}, "an LSTM over cached frame features (the defaults)"),
+    "gru": Preset({"model.name": "gru"}, "a GRU over cached frame features"),
+    "lstm_batchnorm_wd": Preset(
+        {"model.name": "lstm", "optim.weight_decay": 5e-4, "model.batch_norm": True},
+        "the best single-layer LSTM of the course project's ablation study on UCF-101: batch norm, weight decay"),
+    "single_frame": Preset(
+        {"model.name": "single_frame", "sequence.seq_len": 1, "inference.mode": "full",
+         "inference.step_weighting": "uniform"},
+        "the single-frame baseline: a per-frame classifier on cached features, log-probabilities averaged"),
+    "finetune": Preset(
+        {"model.name": "frame_classifier", "model.pretrained": True, "model.train_layers": "top",
+         "optim.name": "sgd", "optim.lr": 1e-3, "optim.weight_decay": 5e-4, "epochs": 5},
+        "fine-tune an ImageNet 2D CNN on single frames (its features then feed `extract --weights`)"),
+    "c3d": Preset({"model.name": "c3d_small", "clip.size": 64, "clip.resize": 72},
+                  "the small C3D of a UCF-11 student project on 64 x 64 clips"),
+    "video_cpu": Preset(
+        {"model.name": "r2plus1d_18", "model.width": 0.25, "model.dropout": 0.3, "optim.lr": 1e-3,
+         "optim.weight_decay": 5e-4, "optim.schedule": "cosine", "epochs": 60, "batch_size": 16,
+         "clip.clip_len": 16, "clip.frame_interval": 3, "clip.size": 32, "clip.resize": 36, "clip.hue": 0.5,
+         "clip.grayscale": 0.2, "clip.cache_frames": True},
+        "a 3D network that trains on 2 CPU cores: R(2+1)D-18 at a quarter width on 16 x 32 x 32 clips of every "
+        "3rd frame, decoded once into memory, with hue/grayscale augmentation"),
 }
+DEPRECATED_PRESETS = {"seed000": "lstm_batchnorm_wd"}
+"""Old preset names, accepted for one release with a deprecation warning."""
 
 
 def preset(name: str, base: TrainConfig | None = None) -> TrainConfig:
-    """A named starting point, e.g. ``preset("seed000")``."""
+    """A named starting point, e.g. ``preset("single_frame")``."""
+    if name in DEPRECATED_PRESETS:
+        import warnings
+
+        new = DEPRECATED_PRESETS[name]
+        warnings.warn(f"preset {name!r} is deprecated: use {new!r}", DeprecationWarning, stacklevel=2)
+        name = new
     if name not in PRESETS:
         raise KeyError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
-    return apply_overrides(base or TrainConfig(), PRESETS[name])
+    return apply_overrides(base or TrainConfig(), PRESETS[name].overrides)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger("actionlab")
+FAMILIES = ("demo", "textures", "gestures")  # actionlab.data.synth.FAMILIES, without importing it at start-up
 
 
 # ----------------------------------------------------------------------------------- helpers
@@ -63,19 +64,20 @@ def _print_json(data: Any) -> None:
 def cmd_synth(args: argparse.Namespace) -> int:
     from actionlab.data.synth import make_synthetic_dataset
 
-    kwargs: dict[str, Any] = {"layout": args.layout, "seed": args.seed}
+    kwargs: dict[str, Any] = {"layout": args.layout, "seed": args.seed, "family": args.family}
     if args.classes:
         kwargs["classes"] = _csv_list(args.classes)
     for name in ("groups", "clips_per_group"):
         if getattr(args, name) is not None:
             kwargs[name] = getattr(args, name)
     root = make_synthetic_dataset(args.out, **kwargs)
-    print(f"wrote a synthetic {args.layout} dataset to {root}")
+    print(f"wrote a synthetic {args.layout} dataset of the {args.family!r} family to {root}")
     return 0
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from actionlab.data.index import format_report, index_dataset
+    from actionlab.cli.text import format_index_report
+    from actionlab.data.index import index_dataset
     from actionlab.data.manifest import write_manifest
 
     with _progress("probing videos") as bar:
@@ -84,7 +86,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             val_fraction=args.val_fraction, seed=args.seed, probe=not args.no_probe,
             workers=args.workers, progress=_callback(bar))
     write_manifest(manifest, args.output)
-    print(format_report(manifest, report))
+    print(format_index_report(manifest, report))
     print(f"manifest: {args.output}")
     return 0
 
@@ -107,33 +109,44 @@ def cmd_extract(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_finetune(args: argparse.Namespace) -> int:
-    from actionlab.data.manifest import read_manifest
-    from actionlab.experiments.finetune import finetune
-
-    metrics = finetune(read_manifest(args.manifest), args.out, backbone=args.backbone,
-                       train_layers=args.layers, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                       frames_per_video=args.frames_per_video, seed=args.seed, device=args.device)
-    _print_json(metrics)
-    return 0
-
-
-def _train_config(args: argparse.Namespace) -> Any:
+def _train_config(args: argparse.Namespace, base_preset: str | None = None) -> Any:
     from actionlab.config import TrainConfig, apply_overrides, load_yaml, preset
 
-    cfg = load_yaml(TrainConfig, args.config) if args.config else TrainConfig()
-    if args.preset:
-        cfg = preset(args.preset, cfg)
-    flags = {"model.name": args.model, "epochs": args.epochs, "batch_size": args.batch_size,
+    cfg = load_yaml(TrainConfig, args.config) if getattr(args, "config", None) else TrainConfig()
+    for name in (base_preset, getattr(args, "preset", None)):
+        if name:
+            cfg = preset(name, cfg)
+    flags = {"model.name": getattr(args, "model", None), "epochs": args.epochs, "batch_size": args.batch_size,
              "optim.lr": args.lr, "seed": args.seed, "device": args.device}
+    for flag, field in (("backbone", "model.backbone"), ("layers", "model.train_layers"),
+                        ("frames_per_video", "frames.per_video")):
+        flags[field] = getattr(args, flag, None)
     cfg = apply_overrides(cfg, {k: v for k, v in flags.items() if v is not None})
     return apply_overrides(cfg, list(args.set or []))
 
 
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from actionlab.experiments.run import train_run
+
+    cfg = _train_config(args, base_preset="finetune")
+    result = train_run(cfg, args.out, manifest=args.manifest, resume=args.resume, log=print)
+    _print_json(result)
+    print(f"fine-tuned backbone: {Path(args.out) / 'backbone.pt'} (use it with `actionlab extract --weights`)")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    from actionlab.experiments.runs import train_run
+    from actionlab.cli.text import format_seeds
+    from actionlab.experiments.run import train_run, train_seeds
 
     cfg = _train_config(args)
+    if args.seeds:
+        seeds = [int(s) for s in _csv_list(args.seeds) or []]
+        summary = train_seeds(cfg, args.run, seeds, features=args.features, manifest=args.manifest,
+                              resume=args.resume, log=print)
+        print(format_seeds(summary))
+        print(f"per-seed runs in {args.run}/seed-*/, summary: {Path(args.run) / 'seeds.json'}")
+        return 0
     result = train_run(cfg, args.run, features=args.features, manifest=args.manifest, resume=args.resume,
                        log=print)
     _print_json(result)
@@ -141,7 +154,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from actionlab.experiments.runs import evaluate_run, format_evaluation, single_frame_run
+    from actionlab.cli.text import format_evaluation
+    from actionlab.experiments.evaluation import evaluate_run, single_frame_run
 
     if Path(args.run).suffix in (".h5", ".hdf5") and Path(args.run).is_file():
         # a feature store with per-frame predictions: the single-frame baseline, averaged per video
@@ -156,7 +170,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from actionlab.experiments.runs import format_predictions, predict_videos
+    from actionlab.cli.text import format_predictions
+    from actionlab.experiments.predict import predict_videos
 
     results = predict_videos(args.videos, args.run, top=args.top, device=args.device)
     if args.json:
@@ -167,10 +182,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from actionlab.experiments.runs import sweep_run
+    from actionlab.experiments.tuning import sweep_run
 
     cfg = _train_config(args)
-    result = sweep_run(cfg, args.out, features=args.features, manifest=args.manifest, preset=args.sweep_preset,
+    study = args.study
+    if args.sweep_preset:
+        print("--sweep-preset is deprecated: use --study", file=sys.stderr)
+        study = study or args.sweep_preset
+    result = sweep_run(cfg, args.out, features=args.features, manifest=args.manifest, study=study,
                        grid=list(args.grid or []), seeds=[int(s) for s in _csv_list(args.seeds) or [0]],
                        sampler=args.sampler, n_trials=args.n_trials, n_jobs=args.n_jobs, storage=args.storage,
                        scale=args.scale, log=print)
@@ -179,7 +198,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from actionlab.experiments.runs import make_report
+    from actionlab.experiments.evaluation import make_report
 
     html, md = make_report(args.paths, args.output, baseline=args.baseline)
     print(Path(md).read_text(encoding="utf-8"))
@@ -188,9 +207,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from actionlab.cli.text import format_comparison, format_per_class
     from actionlab.experiments.demo import run_demo
 
-    run_demo(Path(args.out), quick=args.quick, device=args.device, log=print)
+    result = run_demo(Path(args.out), quick=args.quick, device=args.device, log=print)
+    print(format_comparison(result["runs"]))
+    print()
+    print(format_per_class(result["runs"]))
+    print(f"\nreport: {result['report']}")
     return 0
 
 
@@ -210,9 +234,13 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(f"{name:20s} {spec.feature_dim:5d}-d")
     else:
         from actionlab.config import PRESETS
+        from actionlab.experiments.studies import STUDIES
 
-        for name, overrides in PRESETS.items():
-            print(f"{name:14s} {overrides}")
+        for name, p in PRESETS.items():
+            print(f"{name:18s} {p.doc}\n{'':18s} {p.overrides}")
+        print("\nstudies (actionlab sweep --study NAME):")
+        for name, build in STUDIES.items():
+            print(f"{name:18s} {(build.__doc__ or '').strip().splitlines()[0]}")
     return 0
 
 
@@ -244,7 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("synth", help="generate a small action dataset as real encoded videos")
     p.add_argument("out")
     p.add_argument("--layout", default="ucf101", choices=["ucf101", "hmdb51", "kinetics", "folders"])
-    p.add_argument("--classes", help="comma-separated subset of the synthetic classes")
+    p.add_argument("--family", default="demo", choices=list(FAMILIES),
+                   help="which generated actions (each its own shapes, motions, textures, lengths, fps)")
+    p.add_argument("--classes", help="comma-separated subset of the family's classes")
     p.add_argument("--groups", type=int)
     p.add_argument("--clips-per-group", type=int)
     p.add_argument("--seed", type=int, default=0)
@@ -256,7 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layout", default="auto", choices=["auto", "ucf101", "hmdb51", "kinetics", "ucf11", "folders"])
     p.add_argument("--split", type=int, default=1, help="official split number (UCF-101/HMDB-51: 1-3)")
     p.add_argument("--classes", help="comma-separated class subset")
-    p.add_argument("--val-fraction", type=float, default=0.0, help="carve a group-aware val split from train")
+    p.add_argument("--val-fraction", type=float, default=0.1,
+                   help="carve a group-aware val split of this fraction of the train groups when the layout has "
+                        "none (default 0.1; 0 = no val split; Kinetics keeps its own val split)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-probe", action="store_true", help="skip reading frame counts (faster, less checked)")
     p.add_argument("--workers", type=int, default=2)
@@ -281,23 +313,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_extract)
 
-    p = sub.add_parser("finetune", help="fine-tune a 2D backbone on single frames (seed 001 part 1)")
+    p = sub.add_parser("finetune", help="fine-tune an ImageNet 2D CNN on single frames (the `finetune` preset)")
     p.add_argument("manifest")
-    p.add_argument("--out", required=True)
-    p.add_argument("--backbone", default="mobilenet_v2")
-    p.add_argument("--layers", default="top", choices=["top", "all"])
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--frames-per-video", type=int, default=4)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--out", required=True, help="run directory; RUN/backbone.pt feeds `extract --weights`")
+    p.add_argument("--backbone", help="2D backbone (default mobilenet_v2; actionlab list backbones)")
+    p.add_argument("--layers", choices=["top", "all"], help="train the top block and classifier (default) or all")
+    p.add_argument("--frames-per-video", type=int, help="training frames per video per epoch (default 4)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="any config field, dotted (repeatable)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("train", help="train a temporal model on features, or a video network on clips")
     _add_train_flags(p)
     p.add_argument("--run", required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints/last.pt")
+    p.add_argument("--seeds", help="comma-separated seeds: one run each in RUN/seed-<s>/, mean ± std in "
+                                   "RUN/seeds.json (e.g. 0,1,2)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a run: top-k, mean class accuracy, confusion, changes")
@@ -318,14 +354,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sweep", help="grid/random/TPE search over config fields with Optuna (resumable)")
     _add_train_flags(p)
     p.add_argument("--out", required=True, help="sweep directory")
-    p.add_argument("--sweep-preset", help="built-in study, e.g. seed000 (seed 000's ablation)")
+    p.add_argument("--study", help="a named study, e.g. lstm_ablation (actionlab list presets)")
+    p.add_argument("--sweep-preset", help=argparse.SUPPRESS)  # deprecated name of --study
     p.add_argument("--grid", action="append", metavar="FIELD=V1,V2", help="a swept field (repeatable)")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--sampler", default="grid", choices=["grid", "random", "tpe"])
     p.add_argument("--n-trials", type=int)
     p.add_argument("--n-jobs", type=int, default=1)
     p.add_argument("--storage", help="Optuna storage URL (default: sqlite in the sweep directory)")
-    p.add_argument("--scale", type=float, default=1.0, help="multiply preset epochs (e.g. 0.2 for a quick look)")
+    p.add_argument("--scale", type=float, default=1.0, help="multiply a study's epochs (e.g. 0.2 for a quick look)")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("report", help="one self-contained HTML report (+ Markdown) of runs and sweeps")

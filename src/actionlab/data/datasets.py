@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -255,7 +254,3 @@ class ClipDataset(_VideoDataset):
             self._last_clip = ((v, j), frames)
         return self.eval_transform.crop(frames, k), label, v
 
-
-def video_paths(dataset: _VideoDataset) -> list[Path]:
-    """Absolute paths of a dataset's videos, in video-index order."""
-    return [dataset.manifest.abspath(r) for r in dataset.records]

@@ -23,7 +23,7 @@ __all__ = [
     "uniform_indices",
 ]
 
-PAD_POLICIES = ("reverse_repeat", "loop", "last")
+PAD_POLICIES = ("stretch", "reverse_repeat", "loop", "last")
 
 
 def _check_count(name: str, value: int, minimum: int = 1) -> int:
@@ -92,10 +92,14 @@ def random_segment(n: int, length: int, rng: np.random.Generator) -> np.ndarray:
     return np.arange(start, start + length, dtype=np.int64)
 
 
-def pad_indices(idx: np.ndarray, length: int, policy: str = "reverse_repeat") -> np.ndarray:
+def pad_indices(idx: np.ndarray, length: int, policy: str = "stretch") -> np.ndarray:
     """Extend 1-D ``idx`` to exactly ``length`` entries (longer inputs are cut to ``length``); shape ``(length,)``.
 
     Policies, shown for ``idx = [0, 1, 2, 3]``:
+
+    - ``stretch`` (the default): every entry repeated in time order, spread evenly, ``0 0 1 1 2 2 3 3`` for 8:
+      the motion plays forward, slower. The other policies play part of it backwards or jump back to the
+      start, which changes the label of any class told apart by its direction (open vs close, left vs right).
 
     - ``reverse_repeat`` (seed 001: play the sequence back and forth so motion stays smooth): a ping-pong
       that does **not** repeat the end points, ``0 1 2 3 2 1 0 1 2 3 2 ...``; a single entry repeats.
@@ -111,6 +115,8 @@ def pad_indices(idx: np.ndarray, length: int, policy: str = "reverse_repeat") ->
         raise ValueError("cannot pad an empty index array")
     if m >= length:
         return idx[:length].copy()
+    if policy == "stretch":
+        return idx[(np.arange(length, dtype=np.int64) * m) // length]
     if policy == "last":
         return np.concatenate([idx, np.full(length - m, idx[-1], dtype=np.int64)])
     if policy == "loop" or m == 1:
@@ -121,7 +127,7 @@ def pad_indices(idx: np.ndarray, length: int, policy: str = "reverse_repeat") ->
 
 
 def fit_length(n: int, length: int, rng: np.random.Generator | None = None,
-               policy: str = "reverse_repeat") -> np.ndarray:
+               policy: str = "stretch") -> np.ndarray:
     """Exactly ``length`` positions of a video of ``n`` frames; shape ``(length,)``.
 
     Long videos (``n >= length``) give a contiguous segment: random with ``rng`` (training), the centred one
@@ -137,18 +143,18 @@ def fit_length(n: int, length: int, rng: np.random.Generator | None = None,
     return np.arange(start, start + length, dtype=np.int64)
 
 
-def sliding_windows(n: int, window: int, stride: int) -> np.ndarray:
+def sliding_windows(n: int, window: int, stride: int, policy: str = "stretch") -> np.ndarray:
     """Windows of ``window`` consecutive positions every ``stride`` steps; shape ``(num_windows, window)``.
 
     Together they cover every position: the last window is aligned to the end (``[n-window, n)``) even when
-    the stride does not land there. A video shorter than ``window`` gives one window padded with
-    ``reverse_repeat``.
+    the stride does not land there. A video shorter than ``window`` gives one window padded with ``policy``
+    (see :func:`pad_indices`; the default keeps time order).
     """
     n = _check_count("n", n)
     window = _check_count("window", window)
     stride = _check_count("stride", stride)
     if n <= window:
-        return pad_indices(np.arange(n, dtype=np.int64), window, "reverse_repeat")[None, :]
+        return pad_indices(np.arange(n, dtype=np.int64), window, policy)[None, :]
     starts = np.arange(0, n - window + 1, stride, dtype=np.int64)
     if starts[-1] != n - window:
         starts = np.append(starts, n - window)

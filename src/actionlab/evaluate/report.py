@@ -1,332 +1,40 @@
-"""One self-contained HTML report (inline CSS, JS and SVG; no network) and a Markdown summary.
+"""One self-contained HTML report (inline CSS, JS and SVG; no network) and a Markdown summary beside it.
 
-The report shows, for each run: learning curves from ``metrics.jsonl``, the confusion matrix as a heatmap,
-per-class accuracy bars, the most confused pairs and the run's config; across runs: a comparison table
-(e.g. single-frame vs temporal, seed 001), the classes a run improved or hurt most against a baseline, and
-sweep tables with the best setting highlighted (seed 000).
+The report shows, for each run: train and validation learning curves side by side from ``metrics.jsonl``, a
+warning when the run memorises (train accuracy far above validation), the confusion matrix as a heatmap,
+per-class accuracy bars, the most confused pairs and the run's config; across runs: a comparison table (e.g.
+single-frame vs temporal), the classes a run improved or hurt most against a baseline, and sweep tables with
+the best setting highlighted (chosen on validation, never on test: see :mod:`actionlab.evaluate.sweep_table`).
 
-Every string that comes from a dataset or a config (class names, file names, overrides) is HTML-escaped.
+The pieces live beside this file: :mod:`~actionlab.evaluate.run_data` (reading run directories),
+:mod:`~actionlab.evaluate.charts` (SVG charts), :mod:`~actionlab.evaluate.report_md` (the Markdown) and
+:mod:`~actionlab.evaluate.diagnose` (warnings). Every string that comes from a dataset or a config (class
+names, file names, overrides) is escaped (:mod:`~actionlab.evaluate.escape`).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import html
-import json
 import logging
 import math
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from actionlab.evaluate.metrics import class_changes, confusion_matrix, summarize
-from actionlab.evaluate.predictions import Predictions, load_predictions
+from actionlab.evaluate.charts import class_bars, confusion_heatmap, line_chart
+from actionlab.evaluate.diagnose import best_epoch_accuracies, memorisation_warning
+from actionlab.evaluate.escape import esc
+from actionlab.evaluate.report_md import markdown_summary
+from actionlab.evaluate.run_data import RunData, changes_against, load_run, resolve_baseline
+from actionlab.evaluate.sweep_table import SweepResult, as_sweep_result
 from actionlab.utils import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RunData", "load_run", "markdown_summary", "render_html", "write_report"]
-
-PALETTE = ("#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#ca8a04", "#db2777")
-
-
-def esc(value: Any) -> str:
-    """HTML-escape anything (quotes included, safe inside attributes)."""
-    return html.escape(str(value), quote=True)
-
-
-# ----------------------------------------------------------------------------------- run data
-
-
-@dataclass
-class RunData:
-    """What the report needs from one run directory (see :func:`load_run`)."""
-
-    name: str
-    config: dict[str, Any] = field(default_factory=dict)
-    """The resolved config (nested dict from ``config.yaml``)."""
-    history: list[dict[str, Any]] = field(default_factory=list)
-    """One dict per epoch from ``metrics.jsonl`` (``epoch``, ``train_loss``, ``val_top1``, ...)."""
-    metrics: dict[str, Any] = field(default_factory=dict)
-    """Final evaluation, as :func:`actionlab.evaluate.metrics.summarize` returns it."""
-    classes: list[str] = field(default_factory=list)
-    confusion: np.ndarray | None = None
-    """``(K, K)`` counts, rows = true class."""
-    predictions: Predictions | None = None
-    """Video-level test predictions, used to compare runs class by class."""
-
-    @property
-    def model(self) -> str:
-        model = self.config.get("model", {})
-        return str(model.get("name", "?")) if isinstance(model, Mapping) else str(model)
-
-    def preds_and_labels(self) -> tuple[list[str] | None, np.ndarray, np.ndarray] | None:
-        """``(keys or None, labels, preds)`` of the labelled test videos, if known."""
-        if self.predictions is not None:
-            p = self.predictions.labelled()
-            return p.keys.tolist(), p.labels, p.preds
-        if "predictions" in self.metrics and "labels" in self.metrics:
-            return None, np.asarray(self.metrics["labels"]), np.asarray(self.metrics["predictions"])
-        return None
-
-
-def _pick_metrics(data: Mapping[str, Any], split: str) -> dict[str, Any]:
-    """``metrics.json`` may be a summary or ``{"test": summary, ...}``; return the summary."""
-    if "top1" in data or "confusion_matrix" in data:
-        return dict(data)
-    for key in (split, "test", "eval"):
-        if isinstance(data.get(key), Mapping):
-            return dict(data[key])
-    return dict(data)
-
-
-def load_run(run_dir: str | Path, split: str = "test", name: str | None = None) -> RunData:
-    """Read ``config.yaml``, ``metrics.jsonl``, ``metrics.json`` and ``predictions_<split>.npz`` (all optional
-    except that at least one must exist). Missing metrics are recomputed from the predictions."""
-    import yaml
-
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"{run_dir}: no such run directory")
-    files = {n: run_dir / n for n in ("config.yaml", "metrics.jsonl", "metrics.json", f"predictions_{split}.npz",
-                                      "labels.txt")}
-    if not any(files[n].is_file() for n in list(files)[:4]):
-        raise FileNotFoundError(f"{run_dir}: not a run directory (no config.yaml, metrics.jsonl, metrics.json or "
-                                f"predictions_{split}.npz); train or evaluate into it first")
-    run = RunData(name=name or run_dir.name)
-    if files["config.yaml"].is_file():
-        run.config = yaml.safe_load(files["config.yaml"].read_text()) or {}
-    if files["metrics.jsonl"].is_file():
-        for i, line in enumerate(files["metrics.jsonl"].read_text().splitlines()):
-            if line.strip():
-                try:
-                    run.history.append(json.loads(line))
-                except json.JSONDecodeError:
-                    logger.warning("%s line %d is not JSON (a crash mid-write?); skipped", files["metrics.jsonl"], i + 1)
-    if files["metrics.json"].is_file():
-        run.metrics = _pick_metrics(json.loads(files["metrics.json"].read_text()), split)
-    if files[f"predictions_{split}.npz"].is_file():
-        run.predictions = load_predictions(files[f"predictions_{split}.npz"])
-        run.classes = list(run.predictions.classes)
-        labelled = run.predictions.labelled()
-        if "confusion_matrix" not in run.metrics and labelled.num_videos:
-            run.metrics = {**summarize(labelled.scores, labelled.labels, run.classes), **run.metrics}
-    if not run.classes:
-        run.classes = list(run.metrics.get("classes") or [])
-    if not run.classes and files["labels.txt"].is_file():
-        run.classes = [c for c in files["labels.txt"].read_text().splitlines() if c]
-    if "confusion_matrix" in run.metrics:
-        run.confusion = np.asarray(run.metrics["confusion_matrix"], dtype=np.int64)
-    return run
-
-
-def _resolve_baseline(runs: Sequence[RunData], baseline: RunData | str | None) -> RunData | None:
-    if baseline is None or isinstance(baseline, RunData):
-        return baseline
-    for run in runs:
-        if run.name == baseline:
-            return run
-    raise KeyError(f"baseline {baseline!r} is not one of the runs ({[r.name for r in runs]})")
-
-
-def _changes(run: RunData, base: RunData, n: int = 10) -> dict[str, Any] | None:
-    """Class changes of ``run`` against ``base`` on the videos both predicted (matched by key when possible)."""
-    a, b = run.preds_and_labels(), base.preds_and_labels()
-    if a is None or b is None or list(run.classes) != list(base.classes):
-        return None
-    keys_a, labels_a, preds_a = a
-    keys_b, labels_b, preds_b = b
-    if keys_a is not None and keys_b is not None:
-        index = {k: i for i, k in enumerate(keys_b)}
-        common = [i for i, k in enumerate(keys_a) if k in index]
-        if not common:
-            return None
-        other = [index[keys_a[i]] for i in common]
-        labels_a, preds_a, preds_b = labels_a[common], preds_a[common], preds_b[other]
-    elif len(labels_a) != len(labels_b) or not np.array_equal(labels_a, labels_b):
-        return None
-    return class_changes(labels_a, preds_b, preds_a, run.classes, n)
-
-
-# ----------------------------------------------------------------------------------- sweeps (duck-typed)
-
-
-def _sweep_table(sweep: Any) -> dict[str, Any]:
-    """A sweep as ``{"title", "header", "rows": [[cell, ...]], "best", "metric"}`` from a ``SweepResult``, its
-    ``results.json`` (path or dict), or an already generic table dict."""
-    if isinstance(sweep, (str, Path)):
-        path = Path(sweep)
-        sweep = json.loads((path / "results.json" if path.is_dir() else path).read_text())
-    if hasattr(sweep, "to_json"):
-        sweep = sweep.to_json()
-    if "header" in sweep:
-        return dict(sweep)
-    rows = sweep["rows"]
-    keys: list[str] = []
-    for r in rows:
-        keys += [k for k in r["metrics"] if k not in keys]
-    order = ("train_loss", "train_acc", "val_loss", "val_top1", "test_top1", "test_top5", "test_top10")
-    keys = [k for k in order if k in keys] + sorted(k for k in keys if k not in order)
-    table_rows = []
-    for r in rows:
-        cells: list[Any] = [r["label"], len(r.get("seeds", []))]
-        for k in keys:
-            vals = [float(v) for v in r["metrics"].get(k, [])]
-            if not vals:
-                cells.append("–")
-                continue
-            mean = sum(vals) / len(vals)
-            std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
-            cells.append(f"{mean:.4f}" + (f" ± {std:.4f}" if len(vals) > 1 else ""))
-        table_rows.append(cells)
-    return {"title": sweep.get("title") or sweep.get("name", "sweep"), "header": ["setting", "seeds", *keys],
-            "rows": table_rows, "best": sweep.get("best"), "metric": sweep.get("metric", "")}
-
-
-# ----------------------------------------------------------------------------------- SVG pieces
-
-
-def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    if not math.isfinite(lo) or not math.isfinite(hi):
-        return [0.0, 1.0]
-    if hi - lo < 1e-12:
-        lo, hi = lo - 0.5, hi + 0.5
-    raw = (hi - lo) / n
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    start = math.floor(lo / step) * step
-    ticks = []
-    t = start
-    while t <= hi + step * 0.5 and len(ticks) < 20:
-        ticks.append(round(t, 10))
-        t += step
-    return ticks
-
-
-def line_chart(series: Sequence[tuple[str, Sequence[float], Sequence[float]]], title: str, y_label: str,
-               width: int = 440, height: int = 240) -> str:
-    """Inline SVG line chart of ``(name, xs, ys)`` series with axes, legend and per-point tooltips."""
-    pts = [(x, y) for _, xs, ys in series for x, y in zip(xs, ys) if y is not None and math.isfinite(y)]
-    if not pts:
-        return f'<div class="empty">{esc(title)}: no data</div>'
-    left, right, top, bottom = 48, 12, 40, 36
-    xs_all = [p[0] for p in pts]
-    ys_all = [p[1] for p in pts]
-    xt = _nice_ticks(min(xs_all), max(xs_all), 6)
-    yt = _nice_ticks(min(ys_all), max(ys_all), 4)
-    x0, x1, y0, y1 = xt[0], xt[-1], yt[0], yt[-1]
-    pw, ph = width - left - right, height - top - bottom
-
-    def sx(x: float) -> float:
-        return left + (x - x0) / ((x1 - x0) or 1) * pw
-
-    def sy(y: float) -> float:
-        return top + ph - (y - y0) / ((y1 - y0) or 1) * ph
-
-    out = [f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
-           f'aria-label="{esc(title)}">', f'<text class="ctitle" x="{left}" y="16">{esc(title)}</text>']
-    for t in yt:
-        out.append(f'<line class="grid" x1="{left}" x2="{width - right}" y1="{sy(t):.1f}" y2="{sy(t):.1f}"/>'
-                   f'<text class="tick" x="{left - 6}" y="{sy(t) + 4:.1f}" text-anchor="end">{t:g}</text>')
-    for t in xt:
-        out.append(f'<text class="tick" x="{sx(t):.1f}" y="{height - bottom + 16}" text-anchor="middle">{t:g}</text>')
-    out.append(f'<line class="axis" x1="{left}" x2="{width - right}" y1="{top + ph}" y2="{top + ph}"/>')
-    out.append(f'<text class="tick" x="{left + pw / 2:.1f}" y="{height - 4}" text-anchor="middle">epoch</text>')
-    out.append(f'<text class="tick" transform="translate(12 {top + ph / 2:.1f}) rotate(-90)" '
-               f'text-anchor="middle">{esc(y_label)}</text>')
-    for i, (name, xs, ys) in enumerate(series):
-        color = PALETTE[i % len(PALETTE)]
-        p = [(x, y) for x, y in zip(xs, ys) if y is not None and math.isfinite(y)]
-        if not p:
-            continue
-        path = " ".join(f"{'M' if j == 0 else 'L'}{sx(x):.1f},{sy(y):.1f}" for j, (x, y) in enumerate(p))
-        out.append(f'<path d="{path}" fill="none" stroke="{color}" stroke-width="2"/>')
-        for x, y in p:
-            out.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{color}" '
-                       f'data-tip="{esc(name)} · epoch {x:g}: {y:.4f}"/>')
-        lx = left + i * 100  # legend row between the title and the plot
-        out.append(f'<rect x="{lx}" y="{top - 14}" width="12" height="3" rx="1.5" fill="{color}"/>'
-                   f'<text class="legend" x="{lx + 16}" y="{top - 9}">{esc(name)}</text>')
-    out.append("</svg>")
-    return "".join(out)
-
-
-def _heat_color(frac: float) -> str:
-    """White -> deep blue, perceptually even enough for reading counts."""
-    frac = min(max(frac, 0.0), 1.0)
-    r = round(255 - frac * (255 - 30))
-    g = round(255 - frac * (255 - 64))
-    b = round(255 - frac * (255 - 175))
-    return f"rgb({r},{g},{b})"
-
-
-def confusion_heatmap(cm: np.ndarray, classes: Sequence[str]) -> str:
-    """Inline SVG heatmap of ``cm (K, K)``; colour = share of the true class (row-normalized), K*K cells with
-    tooltips ``true → predicted: count (share)``; class names on both axes."""
-    k = len(classes)
-    cell = max(4, min(36, 560 // max(k, 1)))
-    label_w = min(170, 12 + 7 * max((len(c) for c in classes), default=4))
-    show_labels = cell >= 9
-    size = cell * k
-    # rotated column labels lean right past the last column; the axis title sits below the grid
-    width, height = label_w + size + (label_w // 2 if show_labels else 10), label_w + size + 24
-    support = cm.sum(axis=1)
-    out = [f'<svg class="heatmap" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
-           f'aria-label="confusion matrix">']
-    font = min(12, cell - 2)
-    if show_labels:
-        for i, name in enumerate(classes):
-            short = name if len(name) <= 24 else name[:23] + "…"
-            y = label_w + i * cell + cell / 2 + font / 3
-            out.append(f'<text class="lab" x="{label_w - 4}" y="{y:.1f}" text-anchor="end" font-size="{font}">'
-                       f'{esc(short)}</text>')
-            x = label_w + i * cell + cell / 2 + font / 3
-            out.append(f'<text class="lab" transform="translate({x:.1f} {label_w - 4}) rotate(-60)" '
-                       f'font-size="{font}">{esc(short)}</text>')
-    for i in range(k):
-        for j in range(k):
-            count = int(cm[i, j])
-            frac = count / support[i] if support[i] else 0.0
-            diag = " diag" if i == j else ""
-            tip = f"{classes[i]} → {classes[j]}: {count} of {int(support[i])} ({frac:.0%})"
-            out.append(f'<rect class="cell{diag}" x="{label_w + j * cell}" y="{label_w + i * cell}" width="{cell}" '
-                       f'height="{cell}" fill="{_heat_color(frac)}" data-tip="{esc(tip)}"/>')
-            if cell >= 22 and count:
-                color = "#fff" if frac > 0.55 else "#1e293b"
-                out.append(f'<text class="num" x="{label_w + j * cell + cell / 2}" y="{label_w + i * cell + cell / 2 + 4}" '
-                           f'text-anchor="middle" fill="{color}">{count}</text>')
-    out.append(f'<text class="axislab" x="{label_w + size / 2}" y="{height - 6}" text-anchor="middle">predicted</text>')
-    out.append("</svg>")
-    return "".join(out)
-
-
-def _acc_color(a: float) -> str:
-    """Red (0%) -> amber (50%) -> green (100%)."""
-    stops = ((239, 68, 68), (245, 158, 11), (34, 197, 94))
-    a = min(max(a, 0.0), 1.0) * 2
-    lo, hi = stops[min(int(a), 1)], stops[min(int(a), 1) + 1]
-    t = a - min(int(a), 1)
-    return "rgb({},{},{})".format(*(round(x + (y - x) * t) for x, y in zip(lo, hi)))
-
-
-def class_bars(acc: Sequence[float | None], support: Sequence[int], classes: Sequence[str],
-               correct: Sequence[int] | None = None) -> str:
-    """HTML bars of per-class accuracy, worst first, each with a ``correct / support`` tooltip."""
-    order = sorted(range(len(classes)), key=lambda i: (acc[i] is None, acc[i] if acc[i] is not None else 0, i))
-    rows = []
-    for i in order:
-        a = acc[i]
-        if a is None:
-            continue
-        n_ok = correct[i] if correct is not None else round(a * support[i])
-        tip = f"{classes[i]}: {n_ok} of {support[i]} correct ({a:.1%})"
-        rows.append(f'<div class="bar" data-tip="{esc(tip)}"><span class="bname">{esc(classes[i])}</span>'
-                    f'<span class="btrack"><span class="bfill" style="width:{a * 100:.1f}%;'
-                    f'background:{_acc_color(a)}"></span></span><span class="bval">{a:.0%}</span></div>')
-    return '<div class="bars">' + "".join(rows) + "</div>"
+__all__ = ["RunData", "esc", "load_run", "markdown_summary", "render_html", "write_report"]
 
 
 # ----------------------------------------------------------------------------------- HTML
@@ -382,6 +90,9 @@ tbody tr:hover td{background:#f1f5f9}
 details{margin-top:10px} summary{cursor:pointer;color:var(--accent);font-weight:560}
 pre{background:#0f172a;color:#e2e8f0;padding:12px 14px;border-radius:8px;overflow:auto;font-size:12.5px;max-height:420px}
 .empty{color:var(--muted);font-style:italic;padding:8px 0}
+.warn{background:#fff7ed;border:1px solid #fed7aa;border-left:4px solid #ea580c;border-radius:8px;padding:10px 14px;
+margin:4px 0 14px;color:#7c2d12} .warn b{color:#9a3412} .warn p{margin:4px 0 0}
+code{background:rgba(15,23,42,.06);padding:1px 5px;border-radius:4px;font-size:.92em}
 #tip{position:fixed;pointer-events:none;background:#0f172a;color:#fff;font-size:12.5px;padding:6px 9px;border-radius:6px;
 opacity:0;transition:opacity .08s;z-index:10;max-width:360px;box-shadow:0 4px 14px rgba(0,0,0,.18)}
 footer{color:var(--muted);font-size:12px;text-align:center;margin-top:10px}
@@ -437,6 +148,8 @@ class _Raw(str):
 
 
 def _curves(run: RunData) -> str:
+    """Train next to validation: accuracy charts in one row, loss charts in the next; each pair shares its
+    y axis, so the gap between them reads at a glance."""
     h = run.history
     if not h:
         return '<div class="empty">no learning curves (metrics.jsonl missing or empty)</div>'
@@ -445,10 +158,28 @@ def _curves(run: RunData) -> str:
     def col(key: str) -> list[float | None]:
         return [float(r[key]) if isinstance(r.get(key), (int, float)) else None for r in h]
 
-    loss = [(k, xs, col(k)) for k in ("train_loss", "val_loss") if any(v is not None for v in col(k))]
-    acc = [(k, xs, col(k)) for k in ("train_acc", "val_top1", "val_top5") if any(v is not None for v in col(k))]
-    return ('<div class="grid2">' + line_chart(loss, "Loss", "loss") + line_chart(acc, "Accuracy", "accuracy")
-            + "</div>")
+    rows = []
+    for quantity, pair in (("accuracy", (("Train accuracy", "train_acc", 0), ("Validation accuracy (top-1)",
+                                                                              "val_top1", 1))),
+                           ("loss", (("Train loss", "train_loss", 0), ("Validation loss", "val_loss", 1)))):
+        present = [(title, key, color) for title, key, color in pair if any(v is not None for v in col(key))]
+        values = [v for _, key, _ in present for v in col(key) if v is not None and math.isfinite(v)]
+        if not values:
+            continue
+        shared = (min(values), max(values))
+        rows.append('<div class="grid2">' + "".join(
+            line_chart([(key, xs, col(key))], title, quantity, y_range=shared, first_color=color)
+            for title, key, color in present) + "</div>")
+    return "".join(rows) or '<div class="empty">no train or validation curves in metrics.jsonl</div>'
+
+
+def _warning_card(run: RunData) -> str:
+    accuracies = best_epoch_accuracies(run.history, run.metrics)
+    warning = memorisation_warning(*accuracies) if accuracies else None
+    if warning is None:
+        return ""
+    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", esc(warning))  # after escaping: only our own tags
+    return f'<div class="warn" role="alert"><b>Memorisation</b><p>{text}</p></div>'
 
 
 def _kpis(metrics: Mapping[str, Any]) -> str:
@@ -464,7 +195,7 @@ def _run_section(run: RunData, anchor: str) -> str:
     import yaml
 
     parts = [f'<section id="{anchor}"><h2>{esc(run.name)} <span class="muted">· {esc(run.model)}</span></h2>',
-             _kpis(run.metrics), "<h3>Learning curves</h3>", _curves(run)]
+             _kpis(run.metrics), _warning_card(run), "<h3>Learning curves</h3>", _curves(run)]
     if run.confusion is not None and len(run.classes) == run.confusion.shape[0]:
         acc = run.metrics.get("per_class_accuracy") or [
             (float(run.confusion[i, i] / s) if s else None) for i, s in enumerate(run.confusion.sum(axis=1))]
@@ -508,7 +239,7 @@ def _comparison_section(runs: Sequence[RunData], base: RunData | None) -> str:
 
 
 def _changes_section(run: RunData, base: RunData, n: int) -> str:
-    ch = _changes(run, base, n)
+    ch = changes_against(run, base, n)
     title = f"{esc(run.name)} vs {esc(base.name)}: which classes changed"
     if ch is None:
         return (f"<section><h2>{title}</h2><div class=\"empty\">cannot compare: the runs need predictions on the "
@@ -547,12 +278,14 @@ def _changes_section(run: RunData, base: RunData, n: int) -> str:
     return "".join(parts)
 
 
-def _sweep_section(tables: Sequence[dict[str, Any]]) -> str:
+def _sweep_section(sweeps: Sequence[SweepResult]) -> str:
     parts = ['<section id="sweeps"><h2>Sweeps</h2>',
-             '<p class="muted">mean ± std over seeds; ★ marks the best setting.</p>']
-    for t in tables:
-        metric = f' <span class="muted">· best by {esc(t["metric"])}</span>' if t.get("metric") else ""
-        parts += [f"<h3>{esc(t['title'])}{metric}</h3>", _table(t["header"], t["rows"], t.get("best"))]
+             '<p class="muted">mean ± std over seeds; ★ marks the best setting, picked on validation numbers '
+             '(train ones where a sweep has none, as its note says), never on test numbers.</p>']
+    for s in sweeps:
+        picked = f' <span class="muted">· best by {esc(s.selected_by)}</span>' if s.best is not None else ""
+        parts += [f"<h3>{esc(s.title or s.name)}{picked}</h3>", _table(s.header(), s.formatted_rows(), s.best)]
+        parts += [f'<p class="muted">{esc(note)}</p>' for note in s.all_notes()]
     parts.append("</section>")
     return "".join(parts)
 
@@ -560,8 +293,8 @@ def _sweep_section(tables: Sequence[dict[str, Any]]) -> str:
 def render_html(runs: Sequence[RunData], sweeps: Sequence[Any] = (), baseline: RunData | str | None = None,
                 title: str = "actionlab report", num_changes: int = 10) -> str:
     """The report as one HTML string (see :func:`write_report`)."""
-    base = _resolve_baseline(runs, baseline)
-    tables = [_sweep_table(s) for s in sweeps]
+    base = resolve_baseline(runs, baseline)
+    tables = [as_sweep_result(s) for s in sweeps]
     anchors = [f"run-{i}" for i in range(len(runs))]
     nav = "".join(f'<a href="#{a}">{esc(r.name)}</a>' for a, r in zip(anchors, runs))
     if tables:
@@ -591,9 +324,9 @@ def write_report(out_html: str | Path, runs: Sequence[RunData], sweeps: Sequence
                  markdown: bool = True) -> Path:
     """Write ONE self-contained HTML file (and ``<same name>.md`` with :func:`markdown_summary` when asked).
 
-    ``runs``: :class:`RunData` (see :func:`load_run`); ``sweeps``: ``SweepResult`` objects, their
-    ``results.json`` paths/dicts, or generic ``{"title", "header", "rows", "best"}`` tables; ``baseline``: a run
-    (or a run's name) to compare the others against class by class (e.g. the single-frame model).
+    ``runs``: :class:`RunData` (see :func:`load_run`); ``sweeps``: ``SweepResult`` objects or their
+    ``results.json`` paths (a file or its study directory) or parsed dicts; ``baseline``: a run (or a run's name)
+    to compare the others against class by class (e.g. the single-frame model).
     """
     out_html = Path(out_html)
     atomic_write_text(out_html, render_html(runs, sweeps, baseline, title))
@@ -601,65 +334,3 @@ def write_report(out_html: str | Path, runs: Sequence[RunData], sweeps: Sequence
         atomic_write_text(out_html.with_suffix(".md"), markdown_summary(runs, sweeps, baseline, title))
     logger.info("wrote report %s", out_html)
     return out_html
-
-
-# ----------------------------------------------------------------------------------- Markdown
-
-
-def _md(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]], best: int | None = None) -> str:
-    def cell(c: Any) -> str:
-        return _md(f"{c:.4f}" if isinstance(c, float) else ("–" if c is None else c))
-
-    lines = ["| " + " | ".join(_md(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    for i, row in enumerate(rows):
-        cells = [cell(c) for c in row]
-        if i == best:
-            cells = [f"**{c}**" for c in cells]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def markdown_summary(runs: Sequence[RunData], sweeps: Sequence[Any] = (), baseline: RunData | str | None = None,
-                     title: str = "actionlab report", num_changes: int = 10) -> str:
-    """The same findings as plain Markdown: the run table, most confused pairs, class changes and sweep tables."""
-    base = _resolve_baseline(runs, baseline)
-    out = [f"# {_md(title)}", ""]
-    if runs:
-        rows = [[r.name, r.model, r.metrics.get("top1"), r.metrics.get("top5"), r.metrics.get("top10"),
-                 r.metrics.get("mean_class_accuracy")] for r in runs]
-        out += ["## Runs", "", _md_table(["run", "model", "top-1", "top-5", "top-10", "mean class acc"], rows), ""]
-    for r in runs:
-        pairs = (r.metrics.get("most_confused") or [])[:5]
-        if pairs:
-            out += [f"### {_md(r.name)}: most confused", ""]
-            out += [f"- {_md(p['true'])} → {_md(p['predicted'])}: {p['count']} ({p['fraction']:.0%})" for p in pairs]
-            out.append("")
-    if base is not None:
-        for r in runs:
-            if r is base:
-                continue
-            ch = _changes(r, base, num_changes)
-            if ch is None:
-                continue
-            out += [f"## {_md(r.name)} vs {_md(base.name)}", ""]
-            for kind in ("improved", "hurt"):
-                out += [f"**{kind.capitalize()} most**", ""]
-                for it in ch[kind]:
-                    why = it["base_confused_with"] if kind == "improved" else it["new_confused_with"]
-                    because = f"; confused with {_md(why['class'])} ({why['count']})" if why else ""
-                    out.append(f"- {_md(it['class'])}: {it['base_accuracy']:.0%} → {it['new_accuracy']:.0%} "
-                               f"({it['delta']:+.0%}, {it['support']} videos{because})")
-                out.append("")
-    for t in (_sweep_table(s) for s in sweeps):
-        out += [f"## {_md(t['title'])}", "", _md_table(t["header"], t["rows"], t.get("best")), ""]
-    return "\n".join(out) + "\n"
-
-
-def confusion_from_predictions(predictions: Predictions) -> np.ndarray:
-    """``(K, K)`` confusion counts of the labelled rows of ``predictions``."""
-    p = predictions.labelled()
-    return confusion_matrix(p.labels, p.preds, p.num_classes)

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from actionlab.features.preprocess import Preprocess
 from actionlab.features.weights import (
     PackageFile,
     WeightsSpec,
@@ -40,80 +41,7 @@ from actionlab.features.weights import (
 
 logger = logging.getLogger(__name__)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 TRAIN_LAYERS = ("top", "all")
-
-
-# ----------------------------------------------------------------------------------- preprocessing
-
-
-@dataclass(frozen=True)
-class Preprocess:
-    """Eval-time preprocessing of a backbone's weights (torchvision's ``weights.transforms()``).
-
-    Resize the short side to ``resize`` (long side ``int(resize * long / short)``, as torchvision), centre-crop
-    ``crop`` x ``crop``, scale to [0, 1], normalise with ``mean``/``std``.
-    """
-
-    resize: int
-    """Short side after resizing."""
-    crop: int
-    """Side of the square centre crop fed to the network."""
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    interpolation: str = "bilinear"
-    """``bilinear`` or ``bicubic`` (antialiased, like torchvision's tensor transforms)."""
-
-    def __post_init__(self) -> None:
-        if self.crop < 1 or self.resize < self.crop:
-            raise ValueError(f"need 1 <= crop <= resize, got crop={self.crop}, resize={self.resize}")
-        if self.interpolation not in ("bilinear", "bicubic"):
-            raise ValueError(f"interpolation must be bilinear or bicubic, got {self.interpolation!r}")
-
-    def decode_size(self, video_h: int, video_w: int) -> tuple[int, int]:
-        """``(H, W)`` to ask the decoder for so only the centre crop and normalisation remain."""
-        if video_h <= 0 or video_w <= 0:
-            raise ValueError(f"video size must be positive, got {video_h}x{video_w}")
-        if video_h <= video_w:
-            return self.resize, int(self.resize * video_w / video_h)
-        return int(self.resize * video_h / video_w), self.resize
-
-    def preprocess_batch(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """uint8 RGB frames ``(N, H, W, 3)`` -> normalised float32 ``(N, 3, crop, crop)`` (contiguous NCHW).
-
-        Frames whose short side already equals ``resize`` (decoded at :meth:`decode_size`) skip the resize.
-        The resize runs on the uint8 batch in torch (channels-last, antialiased), then crop and normalisation
-        are one fused copy plus one in-place multiply-add.
-        """
-        x = torch.from_numpy(np.ascontiguousarray(frames)) if isinstance(frames, np.ndarray) else frames
-        if x.ndim == 3:
-            x = x.unsqueeze(0)
-        if x.ndim != 4 or x.shape[-1] != 3:
-            raise ValueError(f"expected frames of shape (N, H, W, 3), got {tuple(x.shape)}")
-        if x.dtype != torch.uint8:
-            raise ValueError(f"expected uint8 frames, got {x.dtype}; decoders return uint8 RGB")
-        x = x.permute(0, 3, 1, 2)  # (N, 3, H, W), channels-last strides: a view, no copy
-        h, w = x.shape[-2:]
-        if min(h, w) != self.resize:
-            out_h, out_w = self.decode_size(h, w)
-            if self.interpolation == "bilinear":  # native uint8 antialiased kernel
-                x = F.interpolate(x, size=(out_h, out_w), mode="bilinear", align_corners=False, antialias=True)
-            else:
-                x = F.interpolate(x.float(), size=(out_h, out_w), mode="bicubic", align_corners=False,
-                                  antialias=True).round_().clamp_(0, 255)
-            h, w = out_h, out_w
-        if min(h, w) < self.crop:
-            raise ValueError(f"frames of {h}x{w} are smaller than the {self.crop}px crop")
-        top, left = int(round((h - self.crop) / 2.0)), int(round((w - self.crop) / 2.0))
-        x = x[:, :, top:top + self.crop, left:left + self.crop]
-        out = torch.empty((x.shape[0], 3, self.crop, self.crop), dtype=torch.float32)
-        out.copy_(x)  # dtype + layout change in one pass
-        # (x / 255 - mean) / std == x * scale - shift
-        std = torch.tensor(self.std, dtype=torch.float32)
-        scale = (1.0 / (255.0 * std)).view(1, 3, 1, 1)
-        shift = (torch.tensor(self.mean, dtype=torch.float32) / std).view(1, 3, 1, 1)
-        return out.mul_(scale).sub_(shift)
 
 
 # ----------------------------------------------------------------------------------- backbone modules
@@ -319,7 +247,7 @@ class VGG16_1024Backbone(Backbone):
 
     ``classifier`` = fc6 (25088->4096), ReLU, Dropout, fc7 (4096->1024), ReLU, Dropout, fc8 (1024->K).
     ImageNet weights fill the convolutions and fc6; fc7 and fc8 start fresh (they are what fine-tuning learns),
-    so its features only mean something after :func:`actionlab.experiments.finetune.finetune`.
+    so its features only mean something after fine-tuning (``actionlab finetune``).
     """
 
     feature_dim = 1024

@@ -24,29 +24,29 @@ shrinks silently).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-import actionlab
-from actionlab.config import ExtractConfig, to_dict
-from actionlab.data import sampling
-from actionlab.data.decode import VideoDecodeError, VideoReader
+from actionlab.config import ExtractConfig
 from actionlab.data.manifest import Manifest, read_manifest
-from actionlab.features import backbones
 from actionlab.features.engine import create_engine, describe_engine
+from actionlab.features.frames import (
+    VideoFrames,
+    build_backbone,
+    build_provenance,
+    compat,
+)
 from actionlab.features.store import (
-    COMPAT_FIELDS,
     FeatureStore,
     IncompatibleStoreError,
     VideoFeatures,
@@ -57,7 +57,7 @@ from actionlab.features.store import (
     write_part,
 )
 from actionlab.types import VideoRecord
-from actionlab.utils import distributed_info, git_revision, select_device
+from actionlab.utils import distributed_info, select_device
 
 logger = logging.getLogger(__name__)
 
@@ -102,65 +102,6 @@ def parts_dir(out_path: str | Path) -> Path:
     """Where unfinished work of ``out_path`` lives: ``OUT.parts/``."""
     out_path = Path(out_path)
     return out_path.with_name(out_path.name + ".parts")
-
-
-# ----------------------------------------------------------------------------------- frames
-
-
-def sample_frame_indices(num_frames: int, cfg: ExtractConfig) -> np.ndarray:
-    """``(T,) int64`` frames to extract from a video of ``num_frames`` frames, by ``cfg.sampler``."""
-    if num_frames < 1:
-        raise ValueError(f"a video needs at least one frame, got {num_frames}")
-    if cfg.sampler == "all":
-        return sampling.all_indices(num_frames)
-    if cfg.sampler == "stride":
-        return sampling.strided_indices(num_frames, cfg.stride)
-    return sampling.uniform_indices(num_frames, cfg.num_frames)
-
-
-def sampler_params(cfg: ExtractConfig) -> dict[str, Any]:
-    if cfg.sampler == "uniform":
-        return {"name": "uniform", "num_frames": cfg.num_frames}
-    if cfg.sampler == "stride":
-        return {"name": "stride", "stride": cfg.stride}
-    return {"name": "all"}
-
-
-class _VideoFrames(Dataset):
-    """Item ``i``: the sampled frames of ``records[i]``, decoded at the backbone's decode size and preprocessed.
-
-    Runs in DataLoader workers, so decoding and preprocessing overlap inference in the main process. Returns
-    ``dict(i, x=(T, 3, S, S) float32 tensor, indices=(T,) int64, error=None)``; a video that cannot be decoded
-    gives ``x=None`` and ``error=reason``, so the main process decides what to do with it.
-    """
-
-    def __init__(self, manifest: Manifest, records: Sequence[VideoRecord], cfg: ExtractConfig,
-                 preprocess: Any) -> None:
-        self.manifest, self.records, self.cfg, self.preprocess = manifest, list(records), cfg, preprocess
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def path(self, i: int) -> Path:
-        return self.manifest.abspath(self.records[i])
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        rec, path = self.records[i], self.path(i)
-        try:
-            # One open: the reader demuxes once (exact frame count) and scales to the backbone's short side.
-            with VideoReader(path, size=self.preprocess.resize) as reader:
-                n = reader.info.num_frames
-                if rec.num_frames > 0 and rec.num_frames != n:
-                    logger.warning("%s: the manifest says %d frames, the file has %d; using %d (re-run "
-                                   "`actionlab index` to refresh the manifest)", path, rec.num_frames, n, n)
-                indices = sample_frame_indices(n, self.cfg)
-                frames = reader.get_frames(indices)  # (T, H, W, 3) uint8
-            x = self.preprocess.preprocess_batch(frames)  # (T, 3, S, S) float32
-        except VideoDecodeError as e:
-            return {"i": i, "x": None, "indices": None, "error": e.reason}
-        except (OSError, ValueError, IndexError, RuntimeError) as e:
-            return {"i": i, "x": None, "indices": None, "error": f"{type(e).__name__}: {e}"}
-        return {"i": i, "x": x, "indices": np.asarray(indices, np.int64), "error": None}
 
 
 def _identity(x: Any) -> Any:
@@ -249,63 +190,6 @@ class _Batcher:
             if job.filled == job.features.shape[0]:
                 finished.append(job)
         return finished
-
-
-# ----------------------------------------------------------------------------------- provenance
-
-
-def _weights_identity(module: torch.nn.Module, cfg: ExtractConfig) -> tuple[str, str]:
-    """``(weights id, sha256)``: the weights file and its hash, or for ``none`` a hash of the seeded tensors."""
-    wid = str(getattr(module, "weights_id", cfg.weights))
-    if "@sha256:" in wid:  # "<file name>@sha256:<hex>" (actionlab.features.weights.weights_id)
-        name, sha = wid.split("@sha256:", 1)
-        return name, sha
-    h = hashlib.sha256()
-    for name, t in sorted(module.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return wid, "tensors:" + h.hexdigest()
-
-
-def _plain(obj: Any) -> Any:
-    if is_dataclass(obj) and not isinstance(obj, type):
-        return {k: _plain(v) for k, v in asdict(obj).items()}
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
-
-
-def build_provenance(manifest: Manifest, cfg: ExtractConfig, spec: Any, module: torch.nn.Module,
-                     splits: Sequence[str], engine_name: str) -> dict[str, Any]:
-    """The provenance a store made by this run carries (see :mod:`actionlab.features.store`)."""
-    weights_id, weights_sha = _weights_identity(module, cfg)
-    return {
-        "backbone": cfg.backbone,
-        "weights": weights_id,
-        "weights_sha256": weights_sha,
-        "preprocessing": _plain(spec.preprocess),
-        "sampler": sampler_params(cfg),
-        "feature_dim": int(spec.feature_dim),
-        "dtype": cfg.dtype,
-        "manifest_checksum": manifest.checksum(),
-        "splits": sorted(splits),
-        "predictions": bool(cfg.predictions),
-        "num_classes": len(manifest.classes),
-        "engine": engine_name,
-        "extract_config": to_dict(cfg),
-        "actionlab_version": actionlab.__version__,
-        "git_revision": git_revision(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-
-
-def compat(provenance: dict[str, Any]) -> dict[str, Any]:
-    """The fields of ``provenance`` two runs must agree on (:data:`~actionlab.features.store.COMPAT_FIELDS`)."""
-    return {k: provenance.get(k) for k in COMPAT_FIELDS}
 
 
 # ----------------------------------------------------------------------------------- distributed
@@ -422,19 +306,10 @@ def extract_features(manifest: Manifest | str | Path, out_path: str | Path, cfg:
         dist.close()
 
 
-def _build(cfg: ExtractConfig) -> tuple[Any, torch.nn.Module]:
-    spec = backbones.get_backbone_spec(cfg.backbone)
-    # Random weights ("none") must be identical on every rank and every rerun: seed their initialization.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        module = backbones.create_backbone(cfg.backbone, weights=cfg.weights)
-    return spec, module.eval()
-
-
 def _extract(manifest: Manifest, records: list[VideoRecord], splits: list[str], out_path: Path,
              cfg: ExtractConfig, skip_bad: bool, dev: torch.device, dist: _Dist, progress: ProgressFn | None,
              overwrite: bool, part_videos: int, part_seconds: float, t0: float) -> ExtractReport:
-    spec, module = _build(cfg)
+    spec, module = build_backbone(cfg)
     provenance = build_provenance(manifest, cfg, spec, module, splits, cfg.engine)
     expected = compat(provenance)
     pdir = parts_dir(out_path)
@@ -532,7 +407,7 @@ def _run_shard(manifest: Manifest, shard: list[VideoRecord], pdir: Path, cfg: Ex
     """Decode + preprocess (workers) -> infer (here) -> part files. Returns ``(videos, frames, failed)``."""
     if not shard:
         return 0, 0, []
-    source = _VideoFrames(manifest, shard, cfg, spec.preprocess)
+    source = VideoFrames(manifest, shard, cfg, spec.preprocess)
     # Bounded prefetch: at most workers x 2 decoded videos wait in shared memory, whatever the dataset size.
     loader = DataLoader(source, batch_size=None, shuffle=False, num_workers=cfg.workers, collate_fn=_identity,
                         prefetch_factor=2 if cfg.workers else None,

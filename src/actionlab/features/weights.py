@@ -191,7 +191,7 @@ def read_weights_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[s
         meta = {k: v for k, v in obj.items() if k != "state_dict"}
         return dict(obj["state_dict"]), meta
     if (isinstance(obj, Mapping) and isinstance(obj.get("model"), Mapping) and isinstance(obj.get("meta"), Mapping)
-            and obj["meta"].get("kind") == "backbone"):  # the training loop's checkpoints/{best,last}.pt
+            and obj["meta"].get("kind") in ("backbone", "frames")):  # the training loop's checkpoints/{best,last}.pt
         classes = list(obj["meta"].get("classes") or [])
         state = dict(obj["model"])
         meta = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "backbone": obj["meta"]["backbone"],

@@ -5,10 +5,10 @@ Importing the package imports every model file, which registers its builders (``
 
 import importlib.util
 
-from actionlab.models import c3d, fusion, i3d, lrcn, r2plus1d, s3d, tv_video  # noqa: F401  (register video models)
-from actionlab.models.registry import create_model, list_models, model_kind, register_model
+from actionlab.models import c3d, frame, fusion, i3d, lrcn, r2plus1d, s3d, tv_video  # noqa: F401  (register models)
+from actionlab.models.registry import create_model, list_models, model_entry, model_kind, register_model
 
 if importlib.util.find_spec("actionlab.models.temporal") is not None:  # temporal heads (their own file)
     from actionlab.models import temporal  # noqa: F401
 
-__all__ = ["create_model", "list_models", "model_kind", "register_model"]
+__all__ = ["create_model", "list_models", "model_entry", "model_kind", "register_model"]

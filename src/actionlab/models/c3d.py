@@ -15,8 +15,6 @@ small datasets.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
@@ -122,14 +120,13 @@ class C3DSmall(nn.Module):
 
 
 @register_model("video")
-def c3d(num_classes: int, dropout: float = 0.5, batch_norm: bool = False, width: float = 1.0, **_: Any) -> C3D:
+def c3d(num_classes: int, dropout: float = 0.5, batch_norm: bool = False, width: float = 1.0) -> C3D:
     """C3D (Tran et al. 2015): 8 conv + 3 fc, ~78M params; 16x112x112 clips."""
     return C3D(num_classes, dropout, batch_norm, width)
 
 
 @register_model("video")
-def c3d_small(num_classes: int, dropout: float = 0.5, batch_norm: bool = False, width: float = 1.0,
-              **_: Any) -> C3DSmall:
+def c3d_small(num_classes: int, dropout: float = 0.5, batch_norm: bool = False, width: float = 1.0) -> C3DSmall:
     """Seed 002's small C3D: 6 conv, 4 pool, fc 1024; 30x64x64 clips."""
     # ModelConfig.fc_size sizes temporal heads; the seed's 1024-unit layers are fixed here.
     return C3DSmall(num_classes, dropout, batch_norm=batch_norm, width=width)

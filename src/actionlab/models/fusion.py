@@ -114,12 +114,12 @@ class LateFusion(_PerFrameModel):
 
 @register_model("video")
 def fusion_vgg(num_classes: int, clip_len: int = 30, frame_classes: int = 500, batch_norm: bool = False,
-               dropout: float = 0.5, **_: Any) -> FusionVGG:
+               dropout: float = 0.5) -> FusionVGG:
     """Seed 002's VGG9 per frame, frame scores flattened and fused by a linear layer (fixed ``clip_len``)."""
     return FusionVGG(num_classes, clip_len, frame_classes, batch_norm, dropout)
 
 
 @register_model("video")
-def late_fusion(num_classes: int, batch_norm: bool = False, dropout: float = 0.5, **_: Any) -> LateFusion:
+def late_fusion(num_classes: int, batch_norm: bool = False, dropout: float = 0.5) -> LateFusion:
     """VGG9 per frame, class logits averaged over the clip."""
     return LateFusion(num_classes, batch_norm, dropout)

@@ -17,12 +17,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
-from actionlab.models.registry import register_model
+from actionlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from actionlab.models.registry import register_model, with_normalization
 
 logger = logging.getLogger(__name__)
 
@@ -144,8 +144,7 @@ def inflate_2d_weights(model: I3D, state_dict_2d: Mapping[str, torch.Tensor], lo
 
 
 @register_model("video")
-def i3d(num_classes: int, dropout: float = 0.5, pretrained: bool = False, weights_path: str | Path | None = None,
-        **_: Any) -> I3D:
+def i3d(num_classes: int, dropout: float = 0.5, pretrained: bool = False, weights_path: str | Path | None = None) -> I3D:
     """I3D (inflated Inception-v1, 12.7M params at 400 classes); ``pretrained`` inflates local ImageNet GoogLeNet."""
     if not (pretrained or weights_path is not None):
         return I3D(num_classes, dropout)
@@ -158,4 +157,5 @@ def i3d(num_classes: int, dropout: float = 0.5, pretrained: bool = False, weight
     model = I3D(num_classes, dropout)
     inflate_2d_weights(model, state)
     model.transform_input = True  # torchvision's GoogLeNet weights were ported from TF: inputs in [-1, 1]
-    return model
+    # transform_input maps ImageNet-normalized input to the TF range, so the clips are ImageNet-normalized
+    return with_normalization(model, IMAGENET_MEAN, IMAGENET_STD)

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from actionlab.models.registry import register_model
+from actionlab.models.registry import register_model, with_normalization
 
 logger = logging.getLogger(__name__)
 
@@ -116,10 +116,16 @@ class LRCN(nn.Module):
 
 @register_model("video")
 def lrcn(num_classes: int, backbone: str = "mobilenet_v2", pretrained: bool = False, freeze_backbone: bool = True,
-         hidden_size: int = 256, num_layers: int = 1, dropout: float = 0.5, **_: Any) -> LRCN:
+         hidden_size: int = 256, num_layers: int = 1, dropout: float = 0.5) -> LRCN:
     """LRCN: 2D CNN per frame (``backbone``) -> LSTM -> averaged step logits; end to end or frozen CNN."""
     cnn, dim = build_frame_backbone(backbone, pretrained)
     if not pretrained and freeze_backbone:
         logger.warning("lrcn: the %s backbone is frozen at its random initialization (pretrained=False, "
                        "freeze_backbone=True); only the LSTM and classifier will learn", backbone)
-    return LRCN(cnn, dim, num_classes, hidden_size, num_layers, dropout, freeze_backbone)
+    model = LRCN(cnn, dim, num_classes, hidden_size, num_layers, dropout, freeze_backbone)
+    if pretrained:  # the ImageNet CNN expects its own input statistics, not the video default
+        from actionlab.features.backbones import get_backbone_spec
+
+        pre = get_backbone_spec(backbone).preprocess
+        with_normalization(model, pre.mean, pre.std)
+    return model

@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -150,7 +149,7 @@ def convert_torchvision_state_dict(state: Mapping[str, torch.Tensor]) -> dict[st
 
 @register_model("video")
 def r2plus1d_18(num_classes: int, dropout: float = 0.0, pretrained: bool = False,
-                weights_path: str | Path | None = None, width: float = 1.0, **_: Any) -> R2Plus1D:
+                weights_path: str | Path | None = None, width: float = 1.0) -> R2Plus1D:
     """R(2+1)D-18 (31.5M params at 400 classes), 16x112x112 clips; ``pretrained``: local Kinetics-400 file."""
     model = R2Plus1D(num_classes=num_classes, dropout=dropout, width=width)
     if pretrained or weights_path is not None:

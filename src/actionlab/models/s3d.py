@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -332,8 +331,7 @@ class S3Dv3(nn.Module):
 
 
 @register_model("video")
-def s3d(num_classes: int, dropout: float = 0.2, pretrained: bool = False, weights_path: str | Path | None = None,
-        **_: Any) -> S3D:
+def s3d(num_classes: int, dropout: float = 0.2, pretrained: bool = False, weights_path: str | Path | None = None) -> S3D:
     """S3D (Inception-v1, separable 3D convs; 8.32M params at 400 classes); ``pretrained``: torchvision's file."""
     model = S3D(num_classes, dropout)
     if pretrained or weights_path is not None:
@@ -348,12 +346,12 @@ def s3d(num_classes: int, dropout: float = 0.2, pretrained: bool = False, weight
 
 
 @register_model("video")
-def s3d_top_heavy(num_classes: int, dropout: float = 0.2, temporal_from: str = "mixed4b", **_: Any) -> S3D:
+def s3d_top_heavy(num_classes: int, dropout: float = 0.2, temporal_from: str = "mixed4b") -> S3D:
     """S3D with 2D convolutions below ``temporal_from`` (default: the lower half) and separable 3D above."""
     return S3D(num_classes, dropout, temporal_from=temporal_from)
 
 
 @register_model("video")
-def s3d_v3(num_classes: int, dropout: float = 0.5, **_: Any) -> S3Dv3:
+def s3d_v3(num_classes: int, dropout: float = 0.5) -> S3Dv3:
     """S3D-v3 (seed 004): separable spatio-temporal convolutions on an Inception-v3 backbone."""
     return S3Dv3(num_classes, dropout)

@@ -83,9 +83,15 @@ class RecurrentClassifier(nn.Module):
 
     def __init__(self, cell: str, num_classes: int, input_dim: int, hidden_size: int = 512,
                  num_layers: int = 1, fc_size: int = 512, bidirectional: bool = False,
-                 batch_norm: bool = False, dropout: float = 0.0) -> None:
+                 batch_norm: bool = False, dropout: float = 0.0, input_dropout: float = 0.0,
+                 input_proj: int = 0) -> None:
         super().__init__()
         rnn_cls = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
+        # Input stage: dropout on the (wide, pretrained) features, then an optional linear projection, so the
+        # recurrent layer sees a small, regularized input rather than memorising 1280-d frame features.
+        self.input = nn.Sequential(nn.Dropout(input_dropout),
+                                   *([nn.Linear(input_dim, input_proj)] if input_proj > 0 else []))
+        input_dim = input_proj if input_proj > 0 else input_dim
         self.cell, self.bidirectional, self.batch_norm = cell, bidirectional, batch_norm
         out_dim = hidden_size * (2 if bidirectional else 1)
         if batch_norm:
@@ -103,8 +109,14 @@ class RecurrentClassifier(nn.Module):
         """``x (B, T, D)`` -> logits ``(B, T, K)``, or ``(logits, state)`` with ``return_state=True``.
 
         Taking the state through ``forward`` (not only ``forward_with_state``) lets the training loop call
-        a ``DistributedDataParallel``-wrapped model, whose gradient sync hooks run in ``forward``.
+        a ``DistributedDataParallel``-wrapped model, whose gradient sync hooks run in ``forward``. Chunks of a
+        longer sequence (truncated BPTT) pass the returned state to the next chunk; only unidirectional models
+        can be chunked, since a backward direction would need the future.
         """
+        if return_state and self.bidirectional:
+            raise ValueError("truncated BPTT (sequence.tbptt > 0) needs a unidirectional model; "
+                             "set model.bidirectional=false or sequence.tbptt=0")
+        x = self.input(x)  # (B, T, D) -> (B, T, input_proj or D)
         if self.batch_norm:
             states = state if state is not None else [None] * len(self.rnns)
             new_states = []
@@ -120,16 +132,6 @@ class RecurrentClassifier(nn.Module):
         logits = self.head(x)  # (B, T, K)
         return (logits, state) if return_state else logits
 
-    def forward_with_state(self, x: Tensor, state: State = None) -> tuple[Tensor, State]:
-        """One chunk of a longer sequence: ``(logits (B, T, K), state)``; pass ``state`` to the next chunk.
-
-        Only unidirectional models can be chunked: a backward direction would need the future.
-        """
-        if self.bidirectional:
-            raise ValueError("truncated BPTT (sequence.tbptt > 0) needs a unidirectional model; "
-                             "set model.bidirectional=false or sequence.tbptt=0")
-        return self(x, state, return_state=True)
-
     @staticmethod
     def detach_state(state: State) -> State:
         return detach_state(state)
@@ -137,20 +139,20 @@ class RecurrentClassifier(nn.Module):
 
 @register_model("temporal")
 def lstm(num_classes: int, input_dim: int, hidden_size: int = 512, num_layers: int = 1, fc_size: int = 512,
-         bidirectional: bool = False, batch_norm: bool = False, dropout: float = 0.0,
-         **ignored: Any) -> RecurrentClassifier:
-    """LSTM over feature sequences (seed 001's starter: 1 LSTM layer + linear/nonlinearity + output)."""
+         bidirectional: bool = False, batch_norm: bool = False, dropout: float = 0.0, input_dropout: float = 0.0,
+         input_proj: int = 0) -> RecurrentClassifier:
+    """LSTM over feature sequences: [input dropout -> projection] -> LSTM layers -> [linear + ReLU] -> output."""
     return RecurrentClassifier("lstm", num_classes, input_dim, hidden_size, num_layers, fc_size,
-                               bidirectional, batch_norm, dropout)
+                               bidirectional, batch_norm, dropout, input_dropout, input_proj)
 
 
 @register_model("temporal")
 def gru(num_classes: int, input_dim: int, hidden_size: int = 512, num_layers: int = 1, fc_size: int = 512,
-        bidirectional: bool = False, batch_norm: bool = False, dropout: float = 0.0,
-        **ignored: Any) -> RecurrentClassifier:
-    """GRU over feature sequences (same head and options as ``lstm``)."""
+        bidirectional: bool = False, batch_norm: bool = False, dropout: float = 0.0, input_dropout: float = 0.0,
+        input_proj: int = 0) -> RecurrentClassifier:
+    """GRU over feature sequences (same input stage, head and options as ``lstm``)."""
     return RecurrentClassifier("gru", num_classes, input_dim, hidden_size, num_layers, fc_size,
-                               bidirectional, batch_norm, dropout)
+                               bidirectional, batch_norm, dropout, input_dropout, input_proj)
 
 
 # ----------------------------------------------------------------------------------- order-free baselines
@@ -191,14 +193,14 @@ class SingleFrame(nn.Module):
 
 @register_model("temporal")
 def avgpool(num_classes: int, input_dim: int, fc_size: int = 512, batch_norm: bool = False,
-            dropout: float = 0.0, **ignored: Any) -> AvgPool:
+            dropout: float = 0.0) -> AvgPool:
     """Per-step MLP with logits averaged over time (no temporal model; the order-free control)."""
     return AvgPool(num_classes, input_dim, fc_size, dropout, batch_norm)
 
 
 @register_model("temporal")
 def single_frame(num_classes: int, input_dim: int, fc_size: int = 512, batch_norm: bool = False,
-                 dropout: float = 0.0, **ignored: Any) -> SingleFrame:
+                 dropout: float = 0.0) -> SingleFrame:
     """Per-frame classifier: the single-frame baseline (train on frames, average per video)."""
     return SingleFrame(num_classes, input_dim, fc_size, dropout, batch_norm)
 
@@ -245,7 +247,7 @@ class TCN(nn.Module):
 @register_model("temporal")
 def tcn(num_classes: int, input_dim: int, hidden_size: int = 512, num_layers: int = 1, fc_size: int = 512,
         batch_norm: bool = False, dropout: float = 0.0, kernel_size: int = 3,
-        dilations: tuple[int, ...] = (1, 2, 4, 8), **ignored: Any) -> TCN:
+        dilations: tuple[int, ...] = (1, 2, 4, 8)) -> TCN:
     """Causal dilated temporal convolutions; ``num_layers`` cycles of dilations (1, 2, 4, 8)."""
     return TCN(num_classes, input_dim, hidden_size, num_layers, fc_size, batch_norm, dropout, kernel_size,
                tuple(dilations))
@@ -308,7 +310,7 @@ class CausalTransformer(nn.Module):
 @register_model("temporal")
 def transformer(num_classes: int, input_dim: int, hidden_size: int = 256, num_layers: int = 1,
                 fc_size: int = 512, dropout: float = 0.0, num_heads: int = 4, positions: str = "sinusoidal",
-                max_len: int = 512, **ignored: Any) -> CausalTransformer:
+                max_len: int = 512) -> CausalTransformer:
     """Small causal transformer encoder (sinusoidal or learned positions)."""
     return CausalTransformer(num_classes, input_dim, hidden_size, num_layers, fc_size, dropout, num_heads,
                              positions, max_len)

@@ -101,34 +101,32 @@ def build_torchvision_video(name: str, num_classes: int, pretrained: bool = Fals
 
 
 @register_model("video")
-def tv_r3d_18(num_classes: int, pretrained: bool = False, weights_path: str | None = None, **_: Any) -> nn.Module:
+def tv_r3d_18(num_classes: int, pretrained: bool = False, weights_path: str | None = None) -> nn.Module:
     """torchvision R3D-18 (full 3D ResNet-18, 33.4M params), 16x112x112 clips."""
     return build_torchvision_video("r3d_18", num_classes, pretrained, weights_path)
 
 
 @register_model("video")
-def tv_mc3_18(num_classes: int, pretrained: bool = False, weights_path: str | None = None, **_: Any) -> nn.Module:
+def tv_mc3_18(num_classes: int, pretrained: bool = False, weights_path: str | None = None) -> nn.Module:
     """torchvision MC3-18 (3D convs in the first stage, 2D after), 16x112x112 clips."""
     return build_torchvision_video("mc3_18", num_classes, pretrained, weights_path)
 
 
 @register_model("video")
-def tv_r2plus1d_18(num_classes: int, pretrained: bool = False, weights_path: str | None = None,
-                   **_: Any) -> nn.Module:
+def tv_r2plus1d_18(num_classes: int, pretrained: bool = False, weights_path: str | None = None) -> nn.Module:
     """torchvision R(2+1)D-18 (31.5M params), 16x112x112 clips."""
     return build_torchvision_video("r2plus1d_18", num_classes, pretrained, weights_path)
 
 
 @register_model("video")
-def tv_s3d(num_classes: int, pretrained: bool = False, weights_path: str | None = None, dropout: float = 0.2,
-           **_: Any) -> nn.Module:
+def tv_s3d(num_classes: int, pretrained: bool = False, weights_path: str | None = None, dropout: float = 0.2) -> nn.Module:
     """torchvision S3D (8.3M params); its fixed 2x7x7 final pooling needs clips of >= 13 frames of 216x216 px."""
     return build_torchvision_video("s3d", num_classes, pretrained, weights_path, dropout=dropout)
 
 
 @register_model("video")
 def tv_mvit_v1_b(num_classes: int, pretrained: bool = False, weights_path: str | None = None,
-                 clip_len: int = 16, size: int = 224, **_: Any) -> nn.Module:
+                 clip_len: int = 16, size: int = 224) -> nn.Module:
     """torchvision MViT-v1-B (36.6M params); absolute position embeddings fix the clip to ``clip_len x size x size``.
 
     torchvision builds it for 16x224x224 (the only size with pretrained weights); for another size the position
@@ -152,6 +150,6 @@ def tv_mvit_v1_b(num_classes: int, pretrained: bool = False, weights_path: str |
 
 
 @register_model("video")
-def tv_swin3d_t(num_classes: int, pretrained: bool = False, weights_path: str | None = None, **_: Any) -> nn.Module:
+def tv_swin3d_t(num_classes: int, pretrained: bool = False, weights_path: str | None = None) -> nn.Module:
     """torchvision Video Swin-T (28.2M params), 32x224x224 clips (any size works; windows are padded)."""
     return build_torchvision_video("swin3d_t", num_classes, pretrained, weights_path)

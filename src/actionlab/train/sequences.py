@@ -1,8 +1,10 @@
 """In-memory batches of cached feature sequences for training temporal models.
 
 All videos of a split live in one concatenated ``(sum T_i, D)`` float16 array. Every epoch, each video gets a
-training sequence of ``seq_len`` steps from ``fit_length`` (a random segment of a long video, a
-reverse-repeat-padded short one; seed 001), with a generator derived from ``(seed, epoch, index)``: the
+training sequence of ``seq_len`` steps: with ``sampling="spread"``, one step from each of ``seq_len`` equal
+segments of the whole video, at a random place in its segment (TSN's segments; a short video repeats steps in
+time order); with ``sampling="segment"``, ``fit_length``'s random contiguous segment of a long video (a short
+one padded by ``policy``; the course project's recipe). The generator is derived from ``(seed, epoch, index)``: the
 sample of a video depends on nothing else (not the batch size, the order, the rank or a resumed run). A
 batch is gathered with one vectorized ``np.take`` into a preallocated buffer; no per-item Python beyond
 drawing the indices.
@@ -17,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from actionlab.data.sampling import fit_length, sliding_windows
+from actionlab.data.sampling import fit_length, sliding_windows, tsn_indices
 from actionlab.train.sampler import GlobalBatchSampler
 
 logger = logging.getLogger(__name__)
@@ -41,7 +43,10 @@ class SequenceBatches:
             a 2-process run sees the same global batches as a single process with twice the batch size.
         seq_len: steps per sequence; 0 = whole videos, each batch padded (``policy``) to its longest video.
         seed: base of every random draw (shuffle order and segments).
-        policy: padding of short videos: ``reverse_repeat``, ``loop`` or ``last``.
+        policy: padding of short videos with ``sampling="segment"``: ``stretch`` (in time order),
+            ``reverse_repeat``, ``loop`` or ``last``.
+        sampling: ``segment`` (a random contiguous run of ``seq_len`` steps) or ``spread`` (``seq_len`` steps
+            spread over the whole video, jittered within their segments).
         shuffle: random order per epoch (derived from ``(seed, epoch)``).
         drop_last: drop the last incomplete batch (always done when ``world_size > 1``, so ranks stay in step).
         device: where batches go; on CUDA they are gathered in pinned memory, copied asynchronously as float16
@@ -49,7 +54,8 @@ class SequenceBatches:
     """
 
     def __init__(self, features: Sequence[np.ndarray], labels: Sequence[int] | np.ndarray, batch_size: int,
-                 seq_len: int, *, seed: int = 0, policy: str = "reverse_repeat", shuffle: bool = True,
+                 seq_len: int, *, seed: int = 0, policy: str = "stretch", sampling: str = "segment",
+                 shuffle: bool = True,
                  drop_last: bool = False, rank: int = 0, world_size: int = 1,
                  device: str | torch.device | None = None) -> None:
         if len(features) == 0 or len(features) != len(labels):
@@ -57,6 +63,9 @@ class SequenceBatches:
                              f"arrays and {len(labels)} labels")
         if seq_len < 0:
             raise ValueError(f"bad seq_len={seq_len}")
+        if sampling not in ("segment", "spread"):
+            raise ValueError(f"sampling must be 'segment' or 'spread', got {sampling!r}")
+        self.sampling = sampling
         dims = {f.shape[1] if f.ndim == 2 else -1 for f in features}
         if len(dims) != 1 or -1 in dims or min(len(f) for f in features) < 1:
             raise ValueError(f"every feature array must be (T_i >= 1, D) with one D; got dims {sorted(dims)}")
@@ -91,8 +100,11 @@ class SequenceBatches:
         length = length or self.seq_len
         out = np.empty((len(videos), length), dtype=np.int64)
         for row, v in enumerate(videos):
-            n = int(self.lengths[v])  # only a longer video has a random segment to draw (saves ~30 us)
-            rng = item_rng(self.seed, epoch, int(v)) if n > length else None
+            n = int(self.lengths[v])
+            if self.sampling == "spread":
+                out[row] = tsn_indices(n, length, item_rng(self.seed, epoch, int(v)))
+                continue
+            rng = item_rng(self.seed, epoch, int(v)) if n > length else None  # only a longer video has a choice
             out[row] = fit_length(n, length, rng, policy=self.policy)
         return out
 

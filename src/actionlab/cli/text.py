@@ -1,0 +1,142 @@
+"""Terminal text of the verbs: evaluations, comparisons, per-class tables, predictions.
+
+The library returns data (dicts of metrics, predictions); only the CLI turns it into text.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from actionlab.data.index import IndexReport
+    from actionlab.data.manifest import Manifest
+
+
+def _pct(x: Any) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * float(x):5.1f}%"
+
+
+def format_evaluation(result: dict[str, Any]) -> str:
+    """A terminal summary of :func:`evaluate_run`."""
+    m = result["metrics"]
+    lines = [f"{result['name']} on {result['split']}: {m.get('num_videos', '?')} videos, "
+             f"{len(m.get('classes', []))} classes"]
+    row = [("top-1", m.get("top1")), ("top-5", m.get("top5")), ("top-10", m.get("top10")),
+           ("mean class acc", m.get("mean_class_accuracy"))]
+    if "clip_top1" in m:
+        row.append(("clip top-1", m["clip_top1"]))
+    lines.append("  ".join(f"{k} {_pct(v)}" for k, v in row))
+    if result.get("warning"):
+        lines.append(f"warning: {result['warning']}")
+    if "baseline_metrics" in result:
+        b = result["baseline_metrics"]
+        lines.append(f"baseline {Path(result['baseline']).name}: top-1 {_pct(b.get('top1'))}  "
+                     f"mean class acc {_pct(b.get('mean_class_accuracy'))}")
+    classes = m.get("classes", [])
+    acc = m.get("per_class_accuracy", [])
+    if classes and acc:
+        lines.append("per-class accuracy:")
+        width = max(len(c) for c in classes)
+        lines += [f"  {c:<{width}}  {_pct(a)}" for c, a in zip(classes, acc)]
+    pairs = m.get("most_confused", [])
+    if pairs:
+        lines.append("most confused (true -> predicted):")
+        for p in pairs[:5]:
+            lines.append(f"  {p.get('true')} -> {p.get('predicted')}: {p.get('count')}")
+    ch = result.get("changes")
+    if ch:
+        for title, key in (("improved most vs baseline", "improved"), ("hurt most vs baseline", "hurt")):
+            if ch.get(key):
+                lines.append(f"{title}:")
+                for c in ch[key]:
+                    lines.append(f"  {c['class']}: {_pct(c.get('base_accuracy'))} -> {_pct(c.get('new_accuracy'))}")
+    return "\n".join(lines)
+
+
+def format_comparison(results: dict[str, dict[str, Any]]) -> str:
+    """A table, one row per run: top-1/5/10, mean class accuracy, clip top-1."""
+    header = f"{'run':<16} {'top-1':>7} {'top-5':>7} {'top-10':>7} {'mean cls':>8} {'clip top-1':>10}"
+    lines = [header, "-" * len(header)]
+    for name, r in results.items():
+        m = r["metrics"]
+        lines.append(f"{name:<16} {_pct(m.get('top1')):>7} {_pct(m.get('top5')):>7} {_pct(m.get('top10')):>7} "
+                     f"{_pct(m.get('mean_class_accuracy')):>8} {_pct(m.get('clip_top1')):>10}")
+    return "\n".join(lines)
+
+
+def format_per_class(results: dict[str, dict[str, Any]]) -> str:
+    """A table, one row per class (test videos in brackets) and one column per run: per-class accuracy."""
+    names = list(results)
+    first = results[names[0]]["metrics"]
+    labels = [f"{c} ({n})" for c, n in zip(first["classes"], first["support"])]
+    width = max(len(label) for label in labels)
+    header = f"{'class':<{width}}" + "".join(f" {n[:12]:>12}" for n in names)
+    lines = [header, "-" * len(header)]
+    for i, label in enumerate(labels):
+        cells = "".join(f" {_pct(results[n]['metrics']['per_class_accuracy'][i]):>12}" for n in names)
+        lines.append(f"{label:<{width}}{cells}")
+    return "\n".join(lines)
+
+
+def format_predictions(results: list[dict[str, Any]]) -> str:
+    lines = []
+    for r in results:
+        lines.append(f"{r['video']}  ({r['frames']} frames, {r['duration']:.1f}s)")
+        lines += [f"  {t['probability']:6.1%}  {t['label']}" for t in r["top"]]
+        if len(r["windows"]) > 1:
+            lines.append("  timeline:")
+            lines += [f"    {w['start_s']:7.2f}s - {w['end_s']:7.2f}s  {w['label']} ({w['probability']:.0%})"
+                      for w in r["windows"]]
+    return "\n".join(lines)
+
+
+def format_seeds(summary: dict[str, Any]) -> str:
+    """A table of a multi-seed run: one row per seed, then mean ± std (sample standard deviation)."""
+    keys = [k for k in ("top1", "mean_class_accuracy", "val_top1", "best_train_acc") if k in summary["mean"]]
+    names = {"top1": "test top-1", "mean_class_accuracy": "mean class", "val_top1": "val top-1",
+             "best_train_acc": "train acc"}
+    header = f"{'seed':<8}" + "".join(f" {names[k]:>16}" for k in keys)
+    lines = [header, "-" * len(header)]
+    for seed, m in summary["runs"].items():
+        lines.append(f"{seed:<8}" + "".join(f" {_pct(m.get(k)):>16}" for k in keys))
+    cells = "".join(f" {100 * summary['mean'][k]:>8.1f} ± {100 * summary['std'][k]:<4.1f}%" for k in keys)
+    lines.append(f"{'mean':<8}{cells}")
+    return "\n".join(lines)
+
+
+def format_index_report(manifest: Manifest, report: IndexReport, max_items: int = 10, max_classes: int = 30) -> str:
+    """The human summary ``actionlab index`` prints."""
+    summary = manifest.summary()
+    lines = [f"layout:   {report.layout} ({report.detected})" + (f", split {report.split}" if report.split else ""),
+             f"root:     {report.root}",
+             f"classes:  {summary['num_classes']}",
+             f"videos:   {summary['num_videos']} of {report.listed} listed ("
+             + ", ".join(f"{s} {n}" for s, n in summary["videos_per_split"].items()) + ")"]
+    if "groups_per_split" in summary and summary["groups_per_split"]:
+        lines.append("groups:   " + ", ".join(f"{s} {n}" for s, n in summary["groups_per_split"].items()))
+    if "frames" in summary:
+        f = summary["frames"]
+        lines.append(f"frames:   min {f['min']}, mean {f['mean']:.1f}, max {f['max']}")
+    for title, items in (("missing (listed, not on disk)", report.missing),
+                         ("unreadable", [f"{p}: {why}" for p, why in report.unreadable]),
+                         ("unlisted (on disk, in no split list)", report.unlisted)):
+        lines.append(f"{title}: {len(items)}")
+        lines += [f"  {x}" for x in items[:max_items]]
+        if len(items) > max_items:
+            lines.append(f"  ... and {len(items) - max_items} more")
+    splits = list(summary["videos_per_split"])
+    per_class = summary["per_class"]
+    if per_class and len(per_class) <= max_classes:
+        width = max(len(c) for c in per_class)
+        lines.append(f"per class ({'/'.join(splits)}):")
+        lines += [f"  {c:<{width}}  " + "/".join(str(n[s]) for s in splits) for c, n in per_class.items()]
+    elif per_class:
+        totals = {c: sum(n.values()) for c, n in per_class.items()}
+        lo, hi = min(totals, key=totals.__getitem__), max(totals, key=totals.__getitem__)
+        lines.append(f"per class: min {totals[lo]} ({lo}), max {totals[hi]} ({hi})")
+    lines += [f"note: {n}" for n in report.notes[:max_items]]
+    if len(report.notes) > max_items:
+        lines.append(f"note: ... and {len(report.notes) - max_items} more")
+    return "\n".join(lines)

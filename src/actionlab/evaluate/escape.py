@@ -1,0 +1,28 @@
+"""Escaping for text that comes from datasets and configs (class names, file names, overrides, sweep labels).
+
+A class folder may be called ``<script>alert(1)</script>``: it must show as text in the HTML report and in a
+rendered Markdown summary, never run. Every report writer escapes through these two functions.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+__all__ = ["esc", "md_escape"]
+
+
+def esc(value: Any) -> str:
+    """HTML-escape anything (quotes included, safe inside attributes)."""
+    return html.escape(str(value), quote=True)
+
+
+def md_escape(value: Any) -> str:
+    """Make text inert in a Markdown table cell or line.
+
+    ``&``, ``<`` and ``>`` become entities (Markdown renderers pass raw HTML through, so a live ``<script>``
+    would run), ``|`` is escaped (it would split a table cell) and newlines become spaces (they would end the
+    table row).
+    """
+    text = html.escape(str(value), quote=False)
+    return text.replace("|", "\\|").replace("\r", " ").replace("\n", " ")

@@ -1,0 +1,132 @@
+"""What the report reads from one run directory: config, learning curves, final metrics, test predictions."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from actionlab.evaluate.metrics import class_changes, summarize
+from actionlab.evaluate.predictions import Predictions, load_predictions
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["RunData", "changes_against", "load_run", "resolve_baseline"]
+
+
+@dataclass
+class RunData:
+    """What the report needs from one run directory (see :func:`load_run`)."""
+
+    name: str
+    config: dict[str, Any] = field(default_factory=dict)
+    """The resolved config (nested dict from ``config.yaml``)."""
+    history: list[dict[str, Any]] = field(default_factory=list)
+    """One dict per epoch from ``metrics.jsonl`` (``epoch``, ``train_loss``, ``val_top1``, ...)."""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    """Final evaluation, as :func:`actionlab.evaluate.metrics.summarize` returns it."""
+    classes: list[str] = field(default_factory=list)
+    confusion: np.ndarray | None = None
+    """``(K, K)`` counts, rows = true class."""
+    predictions: Predictions | None = None
+    """Video-level test predictions, used to compare runs class by class."""
+
+    @property
+    def model(self) -> str:
+        model = self.config.get("model", {})
+        return str(model.get("name", "?")) if isinstance(model, Mapping) else str(model)
+
+    def preds_and_labels(self) -> tuple[list[str] | None, np.ndarray, np.ndarray] | None:
+        """``(keys or None, labels, preds)`` of the labelled test videos, if known."""
+        if self.predictions is not None:
+            p = self.predictions.labelled()
+            return p.keys.tolist(), p.labels, p.preds
+        if "predictions" in self.metrics and "labels" in self.metrics:
+            return None, np.asarray(self.metrics["labels"]), np.asarray(self.metrics["predictions"])
+        return None
+
+
+def _pick_metrics(data: Mapping[str, Any], split: str) -> dict[str, Any]:
+    """``metrics.json`` may be a summary or ``{"test": summary, ...}``; return the summary, with the run-level
+    numbers beside it (``train_acc``, ``val_top1``, ``best_epoch``, ...) when the summary lacks them."""
+    if "top1" in data or "confusion_matrix" in data:
+        return dict(data)
+    for key in (split, "test", "eval"):
+        if isinstance(data.get(key), Mapping):
+            run_level = {k: v for k, v in data.items() if not isinstance(v, (Mapping, list))}
+            return {**run_level, **data[key]}
+    return dict(data)
+
+
+def load_run(run_dir: str | Path, split: str = "test", name: str | None = None) -> RunData:
+    """Read ``config.yaml``, ``metrics.jsonl``, ``metrics.json`` and ``predictions_<split>.npz`` (all optional
+    except that at least one must exist). Missing metrics are recomputed from the predictions."""
+    import yaml
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"{run_dir}: no such run directory")
+    files = {n: run_dir / n for n in ("config.yaml", "metrics.jsonl", "metrics.json", f"predictions_{split}.npz",
+                                      "labels.txt")}
+    if not any(files[n].is_file() for n in list(files)[:4]):
+        raise FileNotFoundError(f"{run_dir}: not a run directory (no config.yaml, metrics.jsonl, metrics.json or "
+                                f"predictions_{split}.npz); train or evaluate into it first")
+    run = RunData(name=name or run_dir.name)
+    if files["config.yaml"].is_file():
+        run.config = yaml.safe_load(files["config.yaml"].read_text()) or {}
+    if files["metrics.jsonl"].is_file():
+        for i, line in enumerate(files["metrics.jsonl"].read_text().splitlines()):
+            if line.strip():
+                try:
+                    run.history.append(json.loads(line))
+                except json.JSONDecodeError:
+                    logger.warning("%s line %d is not JSON (a crash mid-write?); skipped", files["metrics.jsonl"], i + 1)
+    if files["metrics.json"].is_file():
+        run.metrics = _pick_metrics(json.loads(files["metrics.json"].read_text()), split)
+    if files[f"predictions_{split}.npz"].is_file():
+        run.predictions = load_predictions(files[f"predictions_{split}.npz"])
+        run.classes = list(run.predictions.classes)
+        labelled = run.predictions.labelled()
+        if "confusion_matrix" not in run.metrics and labelled.num_videos:
+            run.metrics = {**summarize(labelled.scores, labelled.labels, run.classes), **run.metrics}
+    if not run.classes:
+        run.classes = list(run.metrics.get("classes") or [])
+    if not run.classes and files["labels.txt"].is_file():
+        run.classes = [c for c in files["labels.txt"].read_text().splitlines() if c]
+    if "confusion_matrix" in run.metrics:
+        run.confusion = np.asarray(run.metrics["confusion_matrix"], dtype=np.int64)
+    return run
+
+
+def resolve_baseline(runs: Sequence[RunData], baseline: RunData | str | None) -> RunData | None:
+    """The baseline run itself, found by name among ``runs`` when given as a string."""
+    if baseline is None or isinstance(baseline, RunData):
+        return baseline
+    for run in runs:
+        if run.name == baseline:
+            return run
+    raise KeyError(f"baseline {baseline!r} is not one of the runs ({[r.name for r in runs]})")
+
+
+def changes_against(run: RunData, base: RunData, n: int = 10) -> dict[str, Any] | None:
+    """Class changes of ``run`` against ``base`` on the videos both predicted (matched by key when possible)."""
+    a, b = run.preds_and_labels(), base.preds_and_labels()
+    if a is None or b is None or list(run.classes) != list(base.classes):
+        return None
+    keys_a, labels_a, preds_a = a
+    keys_b, labels_b, preds_b = b
+    if keys_a is not None and keys_b is not None:
+        index = {k: i for i, k in enumerate(keys_b)}
+        common = [i for i, k in enumerate(keys_a) if k in index]
+        if not common:
+            return None
+        other = [index[keys_a[i]] for i in common]
+        labels_a, preds_a, preds_b = labels_a[common], preds_a[common], preds_b[other]
+    elif len(labels_a) != len(labels_b) or not np.array_equal(labels_a, labels_b):
+        return None
+    return class_changes(labels_a, preds_b, preds_a, run.classes, n)

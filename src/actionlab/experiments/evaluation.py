@@ -1,0 +1,117 @@
+"""Evaluation of finished runs: metrics of saved predictions, comparison with a baseline, the single-frame
+baseline of a feature store, and reports over runs and sweeps."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from actionlab.evaluate.aggregate import log_softmax
+from actionlab.evaluate.diagnose import memorisation_warning
+from actionlab.evaluate.inference import average_probabilities
+from actionlab.evaluate.metrics import class_changes, summarize, topk_accuracies
+from actionlab.evaluate.predictions import Predictions, load_predictions, save_predictions
+from actionlab.utils import atomic_write_text
+
+
+def evaluate_run(run_dir: str | Path, split: str = "test", baseline: str | Path | None = None) -> dict[str, Any]:
+    """Metrics of a run's saved predictions, and with ``baseline`` the classes it improved or hurt most."""
+    run_dir = Path(run_dir)
+    path = run_dir / f"predictions_{split}.npz"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: train the run first (`actionlab train ... --run "
+                                f"{run_dir}`), or pick another --split")
+    preds = load_predictions(path)
+    labelled = preds.labelled()
+    classes = list(preds.classes)
+    result: dict[str, Any] = {"run": str(run_dir), "name": run_dir.name, "split": split,
+                              "metrics": summarize(labelled.scores, labelled.labels, classes)}
+    if preds.clip_scores is not None and labelled.num_videos:
+        clip_labels = np.asarray(preds.labels)[preds.clip_video]
+        clip = topk_accuracies(preds.clip_scores, clip_labels, (1, 5))
+        result["metrics"]["clip_top1"], result["metrics"]["clip_top5"] = clip["top1"], clip["top5"]
+        result["metrics"]["num_clips"] = int(len(clip_labels))
+    saved = run_dir / "metrics.json"
+    if saved.is_file():
+        trained = json.loads(saved.read_text())
+        warning = memorisation_warning(trained.get("best_train_acc", float("nan")),
+                                       trained.get("val_top1", float("nan")))
+        if warning:
+            result["warning"] = warning
+    if baseline is not None:
+        base_path = Path(baseline) / f"predictions_{split}.npz"
+        if not base_path.is_file():
+            raise FileNotFoundError(f"{base_path} does not exist: the baseline run has no {split} predictions")
+        base = load_predictions(base_path).align(list(preds.keys))
+        if list(base.classes) != classes:
+            raise ValueError(f"{baseline} and {run_dir} were trained on different class lists; they cannot be "
+                             "compared class by class")
+        result["baseline"] = str(baseline)
+        result["baseline_metrics"] = {k: v for k, v in summarize(base.scores, base.labels, classes).items()
+                                      if k in ("top1", "top5", "top10", "mean_class_accuracy")}
+        result["changes"] = class_changes(preds.labels, base.preds, preds.preds, classes, n=10)
+    return result
+
+
+def single_frame_run(store_path: str | Path, out_dir: str | Path | None = None, split: str = "test") -> Path:
+    """The single-frame baseline of a fine-tuned backbone: the per-frame class scores it stored during
+    extraction (``extract --predictions``), probabilities averaged per video, saved as a run directory for
+    ``evaluate`` and ``--baseline``. Returns that directory (default: ``<store>.single_frame/``)."""
+    from actionlab.features.store import FeatureStore
+
+    store_path = Path(store_path)
+    out = Path(out_dir) if out_dir else store_path.with_name(store_path.stem + ".single_frame")
+    with FeatureStore(store_path) as store:
+        keys = store.keys(split)
+        if not keys:
+            raise ValueError(f"{store_path} has no {split!r} videos")
+        frames = [store.predictions(k) for k in keys]
+        if any(f is None for f in frames):
+            raise ValueError(f"{store_path} holds no per-frame predictions: extract with --predictions and a "
+                             "fine-tuned backbone (`actionlab finetune`, then `extract --weights RUN/backbone.pt`)")
+        classes = list(store.classes)
+        if frames[0].shape[1] != len(classes):
+            raise ValueError(f"{store_path}: the per-frame predictions have {frames[0].shape[1]} classes (the "
+                             f"backbone's own head, e.g. ImageNet) but the dataset has {len(classes)}; fine-tune "
+                             "the backbone on this dataset first (`actionlab finetune`)")
+        frame_logp = np.concatenate([log_softmax(f.astype(np.float64)) for f in frames]).astype(np.float32)
+        owner = np.concatenate([np.full(len(f), i, dtype=np.int64) for i, f in enumerate(frames)])
+        records = [store.record(k) for k in keys]
+        preds = Predictions(keys=[r.path for r in records], labels=np.array([r.label_index for r in records]),
+                            scores=average_probabilities(frame_logp, owner, len(keys)), classes=classes,
+                            clip_scores=frame_logp, clip_video=owner)
+    out.mkdir(parents=True, exist_ok=True)
+    save_predictions(out / f"predictions_{split}.npz", preds)
+    labelled = preds.labelled()
+    metrics = {**summarize(labelled.scores, labelled.labels, classes), "model": "single_frame (fine-tuned head)",
+               "split": split, "features": str(store_path)}
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
+    atomic_write_text(out / "labels.txt", "".join(c + "\n" for c in classes))
+    return out
+
+
+def make_report(paths: Sequence[str | Path], output: str | Path, baseline: str | Path | None = None
+                ) -> tuple[Path, Path]:
+    """One HTML report (+ Markdown beside it) of run and sweep directories; returns both paths."""
+    from actionlab.evaluate.report import load_run, write_report
+    from actionlab.evaluate.sweep_table import load_sweep
+
+    runs, sweeps = [], []
+    for p in map(Path, paths):
+        if (p / "results.json").is_file():
+            exp_dir = p / "experiments"
+            parts = sorted(exp_dir.glob("*.json")) if exp_dir.is_dir() else []
+            sweeps.extend(load_sweep(q) for q in parts) if parts else sweeps.append(load_sweep(p))
+        else:
+            runs.append(load_run(p))
+    base_name = None
+    if baseline is not None:
+        base_name = Path(baseline).name
+        if base_name not in {r.name for r in runs}:
+            runs.insert(0, load_run(baseline))
+    html = write_report(output, runs, sweeps, baseline=base_name)
+    return html, Path(html).with_suffix(".md")

@@ -1,0 +1,202 @@
+"""The life of a training run, in one function: :func:`train_run`.
+
+A run directory (``runs/NAME/``) is the stage boundary between training and evaluation::
+
+    config.yaml            resolved TrainConfig + git revision + data provenance
+    metrics.jsonl          one line per epoch (written by the training loop)
+    checkpoints/{last,best}.pt   weights + what rebuilds the model + the preprocessing its inputs need
+    predictions_test.npz   video-level log-probs (+ per-window / per-clip / per-frame scores)
+    metrics.json           the final evaluation (``evaluate.metrics.summarize``)
+    labels.txt             class names, one per line
+    backbone.pt            (frame classifiers) the fine-tuned backbone, for ``extract --weights``
+
+Every model kind goes through it; what differs (features, clips or frames) is a :class:`RunInputs`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+
+from actionlab.config import ModelConfig, TrainConfig, flatten, from_dict, save_yaml, to_dict
+from actionlab.evaluate.diagnose import memorisation_warning
+from actionlab.evaluate.metrics import summarize, topk_accuracies
+from actionlab.evaluate.predictions import Predictions, save_predictions
+from actionlab.experiments.inputs import RunInputs, open_inputs
+from actionlab.models.registry import ModelEntry, create_model, model_entry, models_taking
+from actionlab.train.checkpoint import load_model_from_checkpoint
+from actionlab.train.loop import History, fit
+from actionlab.train.optim import build_optimizer
+from actionlab.utils import atomic_write_text, distributed_info, git_revision, select_device
+
+logger = logging.getLogger(__name__)
+
+Log = Callable[[str], Any]
+HEADLINE = ("top1", "top5", "top10", "mean_class_accuracy", "clip_top1", "train_loss", "train_acc", "val_top1",
+            "epochs", "best_epoch")
+
+
+def train_run(cfg: TrainConfig, run_dir: str | Path, features: str | Path | None = None,
+              manifest: str | Path | None = None, resume: bool = False, log: Log = logger.info) -> dict[str, Any]:
+    """Train ``cfg.model`` into ``run_dir`` and evaluate its best checkpoint on ``cfg.eval_split``.
+
+    Temporal models read ``features`` (an HDF5 store); video networks and frame classifiers a ``manifest``.
+    ``resume=True`` continues from ``checkpoints/last.pt`` (a finished run is only re-evaluated). Returns the
+    headline metrics.
+    """
+    run_dir = Path(run_dir)
+    entry = model_entry(cfg.model.name)
+    check_run_dir(run_dir, cfg, resume)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    device = select_device(cfg.device)
+    rank, world, _ = distributed_info()
+    with open_inputs(entry.kind, cfg, device, rank, world, features, manifest) as data:
+        val_split, eval_split = data.validation_split(log), data.evaluation_split()
+        kwargs = {**model_kwargs(cfg.model, entry, data.builder_args()), "num_classes": len(data.classes)}
+        model = create_model(cfg.model.name, **kwargs)
+        data.bind(model, val_split, log)
+        optimizer = build_optimizer(model, cfg.optim)
+        if rank == 0:
+            save_yaml(cfg, run_dir / "config.yaml", extra={"git": git_revision(), "meta": data.provenance()})
+        meta = {"model_name": cfg.model.name, "model_kwargs": kwargs, "classes": data.classes, "kind": entry.kind,
+                **data.checkpoint_meta()}
+        history = fit(model, data.train_batches, optimizer, cfg, run_dir=run_dir,
+                      validate=validator(data, val_split), steps_per_epoch=data.steps_per_epoch, resume=resume,
+                      device=device, log=epoch_log(log), meta=meta)
+        if rank != 0:
+            return {}
+        best, _ = load_model_from_checkpoint(run_dir / "checkpoints" / "best.pt", map_location=device)
+        predictions = data.predict(best, eval_split)
+        extra = data.finish(run_dir, best)
+    metrics = write_results(run_dir, predictions, history, {"split": eval_split, "model": cfg.model.name, **extra})
+    log(f"{cfg.model.name}: {eval_split} top-1 {metrics['top1']:.3f}  top-5 {metrics.get('top5', math.nan):.3f}  "
+        f"mean class acc {metrics.get('mean_class_accuracy', math.nan):.3f}  -> {run_dir}")
+    warning = memorisation_warning(metrics.get("best_train_acc", math.nan), metrics.get("val_top1", math.nan))
+    if warning:
+        log(f"warning: {warning}")
+    return {k: metrics[k] for k in HEADLINE if k in metrics}
+
+
+SEED_METRICS = ("top1", "top5", "mean_class_accuracy", "val_top1", "best_train_acc", "epochs", "best_epoch")
+
+
+def train_seeds(cfg: TrainConfig, run_dir: str | Path, seeds: Sequence[int], features: str | Path | None = None,
+                manifest: str | Path | None = None, resume: bool = False, log: Log = logger.info
+                ) -> dict[str, Any]:
+    """The same run once per seed, in ``run_dir/seed-<s>/``, and ``run_dir/seeds.json`` with every seed's
+    headline metrics and their mean and sample standard deviation. Returns that summary."""
+    run_dir = Path(run_dir)
+    per_seed: dict[str, dict[str, Any]] = {}
+    for seed in seeds:
+        log(f"seed {seed}: {run_dir / f'seed-{seed}'}")
+        out = train_run(dataclasses.replace(cfg, seed=int(seed)), run_dir / f"seed-{seed}", features=features,
+                        manifest=manifest, resume=resume, log=log)
+        saved = json.loads((run_dir / f"seed-{seed}" / "metrics.json").read_text())
+        per_seed[str(seed)] = {k: saved.get(k, out.get(k)) for k in SEED_METRICS if k in saved or k in out}
+    summary: dict[str, Any] = {"seeds": [int(s) for s in seeds], "runs": per_seed, "mean": {}, "std": {}}
+    for key in SEED_METRICS:
+        values = [float(m[key]) for m in per_seed.values() if m.get(key) is not None]
+        if values and not any(math.isnan(v) for v in values):
+            summary["mean"][key] = statistics.fmean(values)
+            summary["std"][key] = statistics.stdev(values) if len(values) > 1 else 0.0
+    atomic_write_text(run_dir / "seeds.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def model_kwargs(model: ModelConfig, entry: ModelEntry, from_data: dict[str, Any]) -> dict[str, Any]:
+    """The builder arguments of ``entry`` from the config and the data; a field set away from its default that
+    the model does not take is an error naming the models that take it (nothing is dropped silently)."""
+    fields, defaults = to_dict(model), to_dict(ModelConfig())
+    fields.pop("name")
+    for key, value in fields.items():
+        if key not in entry.params and value != defaults[key]:
+            takers = [m for m in models_taking(key)]
+            raise ValueError(f"model.{key}={value!r} does not apply to {entry.name!r}: it takes "
+                             f"{', '.join('model.' + p for p in entry.params if p in fields) or 'no model.* field'}. "
+                             f"Models that take model.{key}: {', '.join(takers) or 'none'}")
+    kwargs = {k: v for k, v in fields.items() if k in entry.params}
+    kwargs.update({k: v for k, v in from_data.items() if k in entry.params})
+    return kwargs
+
+
+def validator(data: RunInputs, split: str | None) -> Callable[[torch.nn.Module], dict[str, float]] | None:
+    """``model -> {"val_loss", "val_top1", "val_top5", "val_top10"}`` on ``split`` (None: no validation)."""
+    if split is None:
+        return None
+
+    def validate(model: torch.nn.Module) -> dict[str, float]:
+        preds = data.predict(model, split)
+        out = topk_accuracies(preds.scores, preds.labels, (1, 5, 10))
+        loss = float(F.nll_loss(torch.from_numpy(preds.scores).float(), torch.from_numpy(preds.labels)))
+        return {"val_loss": loss, **{f"val_{k}": v for k, v in out.items()}}
+
+    return validate
+
+
+def check_run_dir(run_dir: Path, cfg: TrainConfig, resume: bool) -> None:
+    """Refuse to train over a finished run without ``resume``, or to resume it with other settings."""
+    last = run_dir / "checkpoints" / "last.pt"
+    if last.exists() and not resume:
+        raise FileExistsError(f"{run_dir} already holds a training run; pass --resume to continue it or choose "
+                              "another --run directory")
+    if resume and last.exists() and (run_dir / "config.yaml").exists():
+        saved = saved_config(run_dir)
+        if saved != cfg:
+            have, want = flatten(saved), flatten(cfg)
+            diff = sorted(k for k, v in want.items() if have.get(k) != v)
+            raise ValueError(f"{run_dir} was trained with another config (differs in {', '.join(diff)}); resume "
+                             "with the same settings or choose another --run directory")
+
+
+def saved_config(run_dir: str | Path) -> TrainConfig:
+    """The ``TrainConfig`` a run was trained with (its ``config.yaml``; sections added since keep defaults)."""
+    path = Path(run_dir) / "config.yaml"
+    data = yaml.safe_load(path.read_text()) or {}
+    known = to_dict(TrainConfig())
+    return from_dict(TrainConfig, {k: v for k, v in data.items() if k in known})
+
+
+def write_results(run_dir: Path, predictions: Predictions, history: History, extra: dict[str, Any]
+                  ) -> dict[str, Any]:
+    """Save the evaluated predictions, ``metrics.json`` and ``labels.txt`` of a run; returns the metrics."""
+    save_predictions(run_dir / "predictions_test.npz", predictions)
+    labelled = predictions.labelled()
+    metrics = summarize(labelled.scores, labelled.labels, list(predictions.classes))
+    last = history.epochs[-1] if history.epochs else {}
+    best = next((e for e in history.epochs if e.get("epoch") == history.best_epoch), {})
+    metrics.update({"train_loss": last.get("train_loss", math.nan), "train_acc": last.get("train_acc", math.nan),
+                    "epochs": len(history.epochs), "best_epoch": history.best_epoch,
+                    "stopped_early": history.stopped_early, **extra})
+    if "val_top1" in best:  # the validation accuracy of the checkpoint that was evaluated
+        metrics["val_top1"] = best["val_top1"]
+        metrics["best_train_acc"] = best.get("train_acc", math.nan)
+    if predictions.clip_scores is not None and labelled.num_videos:
+        clip_labels = np.asarray(predictions.labels)[predictions.clip_video]
+        metrics["clip_top1"] = topk_accuracies(predictions.clip_scores, clip_labels, (1,))["top1"]
+    atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
+    atomic_write_text(run_dir / "labels.txt", "".join(c + "\n" for c in predictions.classes))
+    return metrics
+
+
+def epoch_log(log: Log) -> Callable[[dict[str, Any]], None]:
+    """One line per epoch: ``epoch 3  lr 0.001  train_loss 0.52  train_acc 0.81  val_loss ...``."""
+    def fmt(row: dict[str, Any]) -> None:
+        parts = [f"epoch {row.get('epoch', '?')}"]
+        for key in ("lr", "train_loss", "train_acc", "val_loss", "val_top1", "seconds"):
+            if key in row and row[key] is not None:
+                parts.append(f"{key} {row[key]:.4g}" if isinstance(row[key], float) else f"{key} {row[key]}")
+        log("  ".join(parts))
+
+    return fmt

@@ -1,0 +1,223 @@
+"""Where a sweep lives: its Optuna study, how processes and machines share it, and how it survives a crash.
+
+:func:`actionlab.experiments.sweep.run_sweep` keeps all of a sweep's state in one Optuna study; this module
+is everything that touches that study as *storage* rather than as trials to run:
+
+- **Storage.** An Optuna ``RDBStorage`` on the sweep's URL (default ``sqlite:///<study_dir>/study.db``;
+  SQLite writers wait up to 120 s for the file lock, since several worker processes write it). A PostgreSQL
+  URL lets several machines run the same sweep. Heartbeats are on: a trial silent for
+  ``2 * heartbeat_interval`` seconds is failed and re-queued by Optuna (up to ``max_retries`` times).
+- **Opening.** Each process opens the study twice over one storage (:class:`_Study`): once with the sweep's
+  sampler (``GridSampler`` / ``RandomSampler`` / ``TPESampler``; grid workers share one seed, random/TPE
+  workers get distinct ones) to run trials, and once with a passive sampler to fail dead trials.
+- **Resuming.** The study records what sweep it holds (:func:`_identity`); a later call with different
+  settings, seeds, sampler or metric is refused instead of mixing two sweeps in one table.
+- **Crash recovery.** Every running trial records its ``host:pid``. A RUNNING trial whose process on this
+  host is gone is failed and re-queued at once (:func:`_recover_dead`); other hosts' dead trials are left to
+  the heartbeat. A re-queued trial is Optuna's WAITING copy of the failed one: same params, grid id and user
+  attributes, so it keeps the seeds that had finished. Settings whose objective *raised* stay FAIL for the
+  call and are re-queued at the start of the next one (:func:`_requeue_failed`).
+
+Only Optuna's public API is used. Optuna is imported inside the functions so that importing the sweep module
+stays cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from actionlab.evaluate.sweep_table import canonical_setting
+
+if TYPE_CHECKING:
+    from actionlab.experiments.sweep import _Spec
+
+# The sweep's own logger: recovery messages read as part of the sweep's log, as they did before this split.
+logger = logging.getLogger("actionlab.experiments.sweep")
+
+_TAG = "actionlab_sweep"
+"""Study user attribute holding the sweep's :func:`_identity`."""
+
+
+@contextlib.contextmanager
+def _quiet_experimental() -> Iterator[None]:
+    """Heartbeats and retries are stable in practice but still flagged experimental by Optuna."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
+
+
+def _retry_callback(max_retry: int | None = None) -> Any:
+    """Optuna's callback that queues a WAITING copy of a failed trial (params, grid id, user attrs)."""
+    import optuna
+
+    # Optuna >= 4.9 calls it RetryHeartbeatStaleTrialCallback; RetryFailedTrialCallback is the older name.
+    cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or optuna.storages.RetryFailedTrialCallback
+    with _quiet_experimental():
+        return cls(max_retry=max_retry)
+
+
+def _make_storage(spec: _Spec) -> Any:
+    import optuna
+
+    kwargs: dict[str, Any] = {}
+    if spec.storage.startswith("sqlite"):
+        # Several processes write the same file: wait for the lock instead of failing at once.
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}
+    with _quiet_experimental():
+        return optuna.storages.RDBStorage(spec.storage, heartbeat_interval=spec.heartbeat_interval,
+                                          grace_period=2 * spec.heartbeat_interval,
+                                          heartbeat_stale_trial_callback=_retry_callback(spec.max_retries),
+                                          **kwargs)
+
+
+def _make_sampler(spec: _Spec, worker: int) -> Any:
+    import optuna
+
+    if spec.sampler == "grid":
+        assert spec.settings is not None
+        # Every worker needs the SAME seed: GridSampler shuffles its grid with it, and grid ids index that order.
+        return optuna.samplers.GridSampler({"setting": list(range(len(spec.settings)))}, seed=spec.sampler_seed)
+    seed = spec.sampler_seed + worker  # random/TPE workers must not draw the same sequence
+    if spec.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+@dataclass(frozen=True)
+class _Study:
+    """One connection to the sweep's Optuna study, seen through two samplers."""
+
+    study: Any
+    """With the sweep's sampler: asks for and runs trials."""
+    clerk: Any
+    """With a passive ``RandomSampler``: fails trials of dead processes. Telling FAIL through ``study`` would
+    run ``GridSampler.after_trial``, which calls ``study.stop()`` (an error outside ``optimize``) once the grid
+    is covered."""
+
+
+def _open_study(spec: _Spec, worker: int) -> _Study:
+    import optuna
+
+    storage = _make_storage(spec)
+    study = optuna.create_study(study_name=spec.study_name, storage=storage, sampler=_make_sampler(spec, worker),
+                                direction=spec.direction, load_if_exists=True)
+    clerk = optuna.load_study(study_name=spec.study_name, storage=storage, sampler=optuna.samplers.RandomSampler())
+    return _Study(study, clerk)
+
+
+def _identity(spec: _Spec) -> dict[str, Any]:
+    """What must match for a study directory to be resumed."""
+    return {"sampler": spec.sampler, "metric": spec.metric, "seeds": list(spec.seeds),
+            "settings": [canonical_setting(s) for s in spec.settings] if spec.settings is not None else None,
+            "params": {k: repr(v) for k, v in spec.params.items()} if spec.params is not None else None}
+
+
+def _same_sweep(previous: Mapping[str, Any], identity: Mapping[str, Any]) -> bool:
+    # A grid runs the same settings whatever the metric (the table picks its best row from the stored per-seed
+    # metrics), so a grid started with another metric (test_top1 was the default once) still resumes.
+    if identity["sampler"] == "grid":
+        return {**previous, "metric": None} == {**identity, "metric": None}
+    return dict(previous) == dict(identity)
+
+
+def _resume_study(spec: _Spec) -> _Study:
+    """Open (or create) the sweep's study in this process, refuse a different sweep, re-queue lost trials."""
+    handles = _open_study(spec, worker=0)
+    identity = _identity(spec)
+    previous = handles.study.user_attrs.get(_TAG)
+    if previous is None:
+        handles.study.set_user_attr(_TAG, identity)
+    elif not _same_sweep(previous, identity):
+        raise ValueError(f"{spec.study_dir}: this study holds a different sweep (settings, seeds, sampler or "
+                         "metric changed); use a new study_dir (or study_name) or the original arguments to "
+                         "resume it")
+    recovered = _recover_dead(handles)
+    requeued = _requeue_failed(handles.study, spec)
+    if recovered or requeued:
+        logger.info("sweep %s: resuming; %d dead and %d failed trial(s) re-queued", spec.study_name,
+                    recovered, requeued)
+    return handles
+
+
+def _worker_id() -> str:
+    """``host:pid`` of this process, recorded on each trial it runs."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _setting_of(trial: Any) -> int | None:
+    """The index of the explicit setting a trial runs (``None`` for random/TPE over ranges)."""
+    value = trial.params.get("setting")
+    return int(value) if value is not None else None
+
+
+def _is_retry(trial: Any) -> bool:
+    with _quiet_experimental():
+        return _retry_callback().retried_trial_number(trial) is not None
+
+
+def _retry(study: Any, trial: Any) -> None:
+    """Queue a WAITING copy of a failed trial (params, grid id and finished seeds), as Optuna's heartbeat does."""
+    _retry_callback()(study, trial)
+
+
+def _recover_dead(handles: _Study) -> int:
+    """FAIL + re-queue RUNNING trials whose process on this host is gone; then Optuna's heartbeat check."""
+    import optuna
+    from optuna.trial import TrialState
+
+    host = socket.gethostname()
+    count = 0
+    for t in handles.clerk.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = str(t.user_attrs.get("worker", ""))
+        name, _, pid = owner.rpartition(":")
+        if name != host or not pid.isdigit() or _pid_alive(int(pid)):
+            continue
+        try:
+            failed = handles.clerk.tell(t.number, state=TrialState.FAIL)
+        except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
+            continue  # another worker finished it first ("Cannot tell a FAIL trial")
+        logger.warning("trial %d (%s) was left running by dead process %s; retrying it",
+                       t.number, t.user_attrs.get("label", "?"), owner)
+        _retry(handles.clerk, failed)
+        count += 1
+    with _quiet_experimental():
+        optuna.storages.fail_stale_trials(handles.clerk)
+    return count
+
+
+def _requeue_failed(study: Any, spec: _Spec) -> int:
+    """At the start of a call: re-queue FAILed settings that have no finished, running or queued trial."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    if spec.settings is None:
+        return 0
+    covered = {_setting_of(t) for t in trials
+               if t.state in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)}
+    count = 0
+    for t in reversed(trials):  # the latest failure of a setting carries the most finished seeds
+        setting = _setting_of(t)
+        if t.state == TrialState.FAIL and setting is not None and setting not in covered:
+            _retry(study, t)
+            covered.add(setting)
+            count += 1
+    return count

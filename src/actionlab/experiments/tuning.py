@@ -1,0 +1,81 @@
+"""Sweeps of training runs: the objective that trains one (setting, seed), and the entry point of ``sweep``.
+
+The engine (Optuna, resumable, parallel, seed-averaged tables) is :mod:`actionlab.experiments.sweep`; named
+studies (``lstm_ablation``) are in :mod:`actionlab.experiments.studies`. Settings are chosen on validation
+accuracy (``val_top1``); test numbers are only reported.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from actionlab.config import TrainConfig, apply_overrides, from_dict, to_dict
+from actionlab.experiments.run import train_run
+
+logger = logging.getLogger(__name__)
+
+METRICS = ("train_loss", "train_acc", "val_top1", "top1", "top5", "top10", "mean_class_accuracy")
+
+
+def sweep_objective(base: dict[str, Any], features: str | None, manifest: str | None, overrides: dict[str, Any],
+                    seed: int, trial_dir: Path) -> dict[str, float]:
+    """One (setting, seed) of a sweep: a full training run in ``trial_dir``; returns its metrics."""
+    cfg = apply_overrides(from_dict(TrainConfig, base), {**overrides, "seed": seed})
+    metrics = train_run(cfg, trial_dir, features=features, manifest=manifest, resume=True, log=logger.debug)
+    out = {k if k.startswith(("train", "val")) else f"test_{k}": float(metrics.get(k, math.nan)) for k in METRICS}
+    return {k: v for k, v in out.items() if not math.isnan(v) or k in ("train_loss", "train_acc", "test_top1")}
+
+
+def _median_length(features: str | Path) -> int:
+    from actionlab.features.store import FeatureStore
+
+    with FeatureStore(features) as store:
+        return int(np.median([len(store.frame_indices(k)) for k in store.keys("train")]))
+
+
+def parse_grid(grid: Sequence[str]) -> dict[str, list[str]]:
+    """``["model.num_layers=1,2,3", ...]`` -> ``{"model.num_layers": ["1", "2", "3"], ...}``."""
+    space: dict[str, list[str]] = {}
+    for item in grid:
+        key, sep, values = item.partition("=")
+        if not sep or not values:
+            raise ValueError(f"--grid {item!r} must look like field=v1,v2 (e.g. model.num_layers=1,2,3)")
+        space[key.strip()] = [v.strip() for v in values.split(",") if v.strip()]
+    return space
+
+
+def sweep_run(cfg: TrainConfig, out: str | Path, features: str | Path | None = None,
+              manifest: str | Path | None = None, study: str | None = None, grid: Sequence[str] = (),
+              seeds: Sequence[int] = (0,), sampler: str = "grid", n_trials: int | None = None, n_jobs: int = 1,
+              storage: str | None = None, scale: float = 1.0, log: Callable[[str], Any] = logger.info) -> str:
+    """Run a sweep (``grid``) or a named study (``study``, e.g. ``lstm_ablation``) on top of ``cfg``; returns
+    its Markdown table(s)."""
+    from actionlab.experiments.studies import get_study, run_experiments
+    from actionlab.experiments.sweep import run_sweep
+
+    objective = functools.partial(sweep_objective, to_dict(cfg), str(features) if features else None,
+                                  str(manifest) if manifest else None)
+    out = Path(out)
+    if study:
+        build = get_study(study)
+        seq_scale = 1.0
+        if features is not None:
+            # the study's lengths (120-step sequences, 60-step windows) are for ~150-frame UCF-101 videos;
+            # scale them to the store's videos so every setting is meaningful.
+            seq_scale = min(1.0, _median_length(features) / 150)
+        log(f"{study}: epochs x{scale:g}, sequence lengths x{seq_scale:.2f}, seeds {list(seeds)}")
+        results = run_experiments(build(scale=scale, seq_scale=seq_scale), objective, out, seeds=tuple(seeds),
+                                  n_jobs=n_jobs, storage=storage)
+        return "\n".join(r.to_markdown() for r in results)
+    if not grid:
+        raise ValueError("give --grid FIELD=V1,V2 (repeatable) or --study NAME")
+    result = run_sweep(parse_grid(grid), objective, out, n_trials=n_trials, seeds=tuple(seeds), sampler=sampler,
+                       storage=storage, n_jobs=n_jobs)
+    return result.to_markdown()

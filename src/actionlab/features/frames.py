@@ -1,0 +1,173 @@
+"""The frame pipeline shared by extraction and prediction: which frames, decoded how, through which backbone.
+
+``extract`` runs it over a manifest in DataLoader workers (:class:`VideoFrames`) and batches frames across
+videos; ``predict`` runs it on one video file (:func:`video_features`). Both sample with
+:func:`sample_frame_indices`, decode and preprocess with :func:`decode_frames` and build the backbone with
+:func:`build_backbone`, so a video's features at prediction time are the ones extraction would have stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+import actionlab
+from actionlab.config import ExtractConfig, to_dict
+from actionlab.data import sampling
+from actionlab.data.decode import VideoDecodeError, VideoInfo, VideoReader
+from actionlab.data.manifest import Manifest
+from actionlab.features import backbones
+from actionlab.features.store import COMPAT_FIELDS
+from actionlab.types import VideoRecord
+from actionlab.utils import git_revision
+
+logger = logging.getLogger(__name__)
+
+
+def decode_frames(path: str | Path, cfg: ExtractConfig, preprocess: Any, expected_frames: int = 0
+                  ) -> tuple[np.ndarray, torch.Tensor, VideoInfo]:
+    """``(indices (T,) int64, frames (T, 3, S, S) float32, info)``: the sampled frames of one video, decoded at
+    the backbone's short side and preprocessed. ``expected_frames`` (the manifest's count, 0 = unknown) only
+    warns when the file disagrees."""
+    # One open: the reader demuxes once (exact frame count) and scales to the backbone's short side.
+    with VideoReader(path, size=preprocess.resize) as reader:
+        info = reader.info
+        n = info.num_frames
+        if expected_frames > 0 and expected_frames != n:
+            logger.warning("%s: the manifest says %d frames, the file has %d; using %d (re-run "
+                           "`actionlab index` to refresh the manifest)", path, expected_frames, n, n)
+        indices = sample_frame_indices(n, cfg)
+        frames = reader.get_frames(indices)  # (T, H, W, 3) uint8
+    return np.asarray(indices, np.int64), preprocess.preprocess_batch(frames), info
+
+
+def video_features(path: str | Path, cfg: ExtractConfig, spec: Any, engine: Callable[..., Any]
+                   ) -> tuple[np.ndarray, np.ndarray, VideoInfo]:
+    """``(indices (T,), features (T, D) float32, info)`` of one video file, in batches of ``cfg.batch_size``."""
+    indices, x, info = decode_frames(path, cfg, spec.preprocess)
+    feats = [np.asarray(engine(x[s:s + cfg.batch_size])[0], np.float32) for s in range(0, len(x), cfg.batch_size)]
+    return indices, np.concatenate(feats), info
+
+
+def sample_frame_indices(num_frames: int, cfg: ExtractConfig) -> np.ndarray:
+    """``(T,) int64`` frames to extract from a video of ``num_frames`` frames, by ``cfg.sampler``."""
+    if num_frames < 1:
+        raise ValueError(f"a video needs at least one frame, got {num_frames}")
+    if cfg.sampler == "all":
+        return sampling.all_indices(num_frames)
+    if cfg.sampler == "stride":
+        return sampling.strided_indices(num_frames, cfg.stride)
+    return sampling.uniform_indices(num_frames, cfg.num_frames)
+
+
+def sampler_params(cfg: ExtractConfig) -> dict[str, Any]:
+    if cfg.sampler == "uniform":
+        return {"name": "uniform", "num_frames": cfg.num_frames}
+    if cfg.sampler == "stride":
+        return {"name": "stride", "stride": cfg.stride}
+    return {"name": "all"}
+
+
+class VideoFrames(Dataset):
+    """Item ``i``: the sampled frames of ``records[i]``, decoded at the backbone's decode size and preprocessed.
+
+    Runs in DataLoader workers, so decoding and preprocessing overlap inference in the main process. Returns
+    ``dict(i, x=(T, 3, S, S) float32 tensor, indices=(T,) int64, error=None)``; a video that cannot be decoded
+    gives ``x=None`` and ``error=reason``, so the main process decides what to do with it.
+    """
+
+    def __init__(self, manifest: Manifest, records: Sequence[VideoRecord], cfg: ExtractConfig,
+                 preprocess: Any) -> None:
+        self.manifest, self.records, self.cfg, self.preprocess = manifest, list(records), cfg, preprocess
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def path(self, i: int) -> Path:
+        return self.manifest.abspath(self.records[i])
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        rec, path = self.records[i], self.path(i)
+        try:
+            indices, x, _ = decode_frames(path, self.cfg, self.preprocess, expected_frames=rec.num_frames)
+        except VideoDecodeError as e:
+            return {"i": i, "x": None, "indices": None, "error": e.reason}
+        except (OSError, ValueError, IndexError, RuntimeError) as e:
+            return {"i": i, "x": None, "indices": None, "error": f"{type(e).__name__}: {e}"}
+        return {"i": i, "x": x, "indices": indices, "error": None}
+
+
+def build_backbone(cfg: ExtractConfig) -> tuple[Any, torch.nn.Module]:
+    """``(spec, module in eval mode)`` of ``cfg.backbone`` with ``cfg.weights``, the same on every rank and run."""
+    spec = backbones.get_backbone_spec(cfg.backbone)
+    # Random weights ("none") must be identical on every rank and every rerun: seed their initialization.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        module = backbones.create_backbone(cfg.backbone, weights=cfg.weights)
+    return spec, module.eval()
+
+
+# ----------------------------------------------------------------------------------- provenance
+
+
+def _weights_identity(module: torch.nn.Module, cfg: ExtractConfig) -> tuple[str, str]:
+    """``(weights id, sha256)``: the weights file and its hash, or for ``none`` a hash of the seeded tensors."""
+    wid = str(getattr(module, "weights_id", cfg.weights))
+    if "@sha256:" in wid:  # "<file name>@sha256:<hex>" (actionlab.features.weights.weights_id)
+        name, sha = wid.split("@sha256:", 1)
+        return name, sha
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return wid, "tensors:" + h.hexdigest()
+
+
+def _plain(obj: Any) -> Any:
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {k: _plain(v) for k, v in asdict(obj).items()}
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def build_provenance(manifest: Manifest, cfg: ExtractConfig, spec: Any, module: torch.nn.Module,
+                     splits: Sequence[str], engine_name: str) -> dict[str, Any]:
+    """The provenance a store made by this run carries (see :mod:`actionlab.features.store`)."""
+    weights_id, weights_sha = _weights_identity(module, cfg)
+    return {
+        "backbone": cfg.backbone,
+        "weights": weights_id,
+        "weights_sha256": weights_sha,
+        "preprocessing": _plain(spec.preprocess),
+        "sampler": sampler_params(cfg),
+        "feature_dim": int(spec.feature_dim),
+        "dtype": cfg.dtype,
+        "manifest_checksum": manifest.checksum(),
+        "splits": sorted(splits),
+        "predictions": bool(cfg.predictions),
+        "num_classes": len(manifest.classes),
+        "engine": engine_name,
+        "extract_config": to_dict(cfg),
+        "actionlab_version": actionlab.__version__,
+        "git_revision": git_revision(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def compat(provenance: dict[str, Any]) -> dict[str, Any]:
+    """The fields of ``provenance`` two runs must agree on (:data:`~actionlab.features.store.COMPAT_FIELDS`)."""
+    return {k: provenance.get(k) for k in COMPAT_FIELDS}
