@@ -4,7 +4,9 @@
 (b) the LSTM's achieved GFLOP/s in a full training step (forward + backward + Adam), FLOPs counted with
     ``torch.utils.flop_counter`` (and analytically); ratio b/a;
 (c) actionlab's training throughput (sequences/s) through ``SequenceBatches`` + ``train_one_epoch`` vs
-(d) the bare model step on pre-made tensors; ratio c/d (target >= 0.90).
+(d) the bare model step on pre-made tensors; ratio c/d (target >= 0.90);
+(e) one epoch (training + validation, as ``fit`` runs it) of the default LSTM vs the previous default (hidden
+    512, fc 512, 16-step segments, strided-window validation) on the same 600-video store-like data; ratio.
 
 Config: batch 32, 30-step sequences of 1280-d features (MobileNetV2), LSTM hidden 512, fc 512, 101 classes.
 Prints the epoch time implied for UCF-101 split 1 (9,537 training videos).
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import statistics
 import time
 
@@ -23,8 +26,11 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from actionlab.config import TrainConfig, apply_overrides
+from actionlab.config import TrainConfig, apply_overrides, resolved_inference
+from actionlab.evaluate.inference import predict_sequences
+from actionlab.experiments.run import model_kwargs
 from actionlab.models import create_model
+from actionlab.models.registry import model_entry
 from actionlab.train.loop import sequence_loss, step_weights, train_one_epoch
 from actionlab.train.optim import build_optimizer
 from actionlab.train.sequences import SequenceBatches
@@ -148,6 +154,53 @@ def main() -> None:
     print(f"c/d = {c / d:.3f} (target >= 0.90)")
     print(f"UCF-101 split 1 ({UCF101_TRAIN_VIDEOS} videos): {UCF101_TRAIN_VIDEOS / c:.1f} s per epoch at (c), "
           f"{UCF101_TRAIN_VIDEOS / d:.1f} s at (d)")
+    compare_defaults(device, args.repeats)
+
+
+PREVIOUS_DEFAULT = {"model.hidden_size": 512, "model.fc_size": 512, "model.dropout": 0.0, "model.input_dropout": 0.0,
+                    "model.input_proj": 0, "optim.weight_decay": 0.0, "sequence.sampling": "segment",
+                    "sequence.short_policy": "reverse_repeat", "sequence.loss_weighting": "uniform",
+                    "inference.mode": "windows", "inference.window": 16, "inference.stride": 8,
+                    "inference.step_weighting": "linear"}
+
+
+def epoch_seconds(cfg: TrainConfig, train: list[np.ndarray], labels: np.ndarray, val: list[np.ndarray],
+                  device: torch.device, repeats: int) -> float:
+    """Median seconds of one training epoch plus one validation pass of ``cfg``'s model."""
+    torch.manual_seed(0)
+    kwargs = model_kwargs(cfg.model, model_entry(cfg.model.name), {"input_dim": train[0].shape[1]})
+    model = create_model(cfg.model.name, num_classes=int(labels.max()) + 1, **kwargs).to(device)
+    opt = build_optimizer(model, cfg.optim)
+    batches = SequenceBatches(train, labels, cfg.batch_size, cfg.sequence.seq_len, seed=0, device=device,
+                              policy=cfg.sequence.short_policy, sampling=cfg.sequence.sampling)
+    inf = resolved_inference(cfg)
+    times = []
+    for r in range(repeats + 1):  # the first is a warm-up
+        sync(device)
+        t0 = time.perf_counter()
+        model.train()
+        train_one_epoch(model, batches(r), opt, cfg, epoch=r, steps_per_epoch=len(batches), device=device)
+        predict_sequences(model, val, inf, device)
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times[1:])
+
+
+def compare_defaults(device: torch.device, repeats: int) -> None:
+    rng = np.random.default_rng(1)
+    feats = [rng.standard_normal((25, 1280), dtype=np.float32).astype(np.float16) for _ in range(600 + 100)]
+    labels = rng.integers(0, 10, size=600)
+    train, val = feats[:600], [f.astype(np.float32) for f in feats[600:]]
+    new = TrainConfig()
+    old = apply_overrides(new, PREVIOUS_DEFAULT)
+    t_old = epoch_seconds(old, train, labels, val, device, repeats)
+    t_new = epoch_seconds(new, train, labels, val, device, repeats)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"(e) one epoch, 600 training + 100 validation videos of 25 x 1280-d steps (load average {load:.2f}):")
+    print(f"    previous default LSTM (hidden 512, fc 512, segments, windows): {t_old:6.2f} s")
+    print(f"    default LSTM ({new.model.input_proj}-d projection, hidden {new.model.hidden_size}, "
+          f"{new.sequence.sampling} sampling): {t_new:6.2f} s")
+    print(f"    default / previous = {t_new / t_old:.3f} (goal <= 0.25)")
 
 
 if __name__ == "__main__":

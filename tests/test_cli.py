@@ -182,3 +182,15 @@ def test_frame_cache_that_would_not_fit_is_refused(pipeline: dict[str, Path], tm
     err = capsys.readouterr().err
     assert "clip.cache_frames=false" in err and "GiB available" in err
     assert not (tmp_path / "r" / "checkpoints" / "last.pt").exists()
+
+
+def test_train_with_seeds_writes_mean_and_std(pipeline: dict[str, Path], tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "seeds"
+    assert run("train", "--features", pipeline["store"], "--preset", "single_frame", "--run", out,
+               "--epochs", "2", "--batch-size", "8", "--device", "cpu", "--seeds", "0,1") == 0
+    summary = json.loads((out / "seeds.json").read_text())
+    top1 = [json.loads((out / f"seed-{s}" / "metrics.json").read_text())["top1"] for s in (0, 1)]
+    assert summary["seeds"] == [0, 1] and summary["mean"]["top1"] == pytest.approx(sum(top1) / 2)
+    assert summary["std"]["top1"] == pytest.approx(abs(top1[0] - top1[1]) / 2 ** 0.5)
+    assert "mean" in capsys.readouterr().out  # the mean ± std row of the table

@@ -108,3 +108,29 @@ def test_every_input_kind_writes_the_same_run_files(manifest: Path, tmp_path: Pa
     preds = load_predictions(run_dir / "predictions_test.npz")
     np.testing.assert_allclose(scores, preds.scores[list(preds.keys).index(rec.path)], atol=1e-4)
     assert len(parts) == 2
+
+
+def test_test_labels_never_select_a_checkpoint(manifest: Path, tmp_path: Path) -> None:
+    """Validation, not the test split, picks best.pt: shuffling every test label changes no weight."""
+    import dataclasses
+
+    from actionlab.data.manifest import read_manifest
+
+    m = read_manifest(manifest)
+    k = len(m.classes)
+    flipped = [dataclasses.replace(r, label_index=(r.label_index + 1) % k, label=m.classes[(r.label_index + 1) % k])
+               if r.split == "test" else r for r in m.records]
+    other = tmp_path / "flipped.csv"
+    write_manifest(dataclasses.replace(m, records=flipped), other)
+    cfg = apply_overrides(TrainConfig(), {**TINY_CLIPS, "model.name": "r2plus1d_18", "model.width": 0.25,
+                                          "epochs": 3, "clip.test_clips": 1})
+    train_run(cfg, tmp_path / "a", manifest=manifest)
+    train_run(cfg, tmp_path / "b", manifest=other)
+    a = load_checkpoint(tmp_path / "a" / "checkpoints" / "best.pt")
+    b = load_checkpoint(tmp_path / "b" / "checkpoints" / "best.pt")
+    assert a["epoch"] == b["epoch"]
+    assert all(torch.equal(a["model"][n], b["model"][n]) for n in a["model"])
+    # ... while the test metrics do change: the labels were read
+    ma = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    mb = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert ma["predictions"] == mb["predictions"] and ma["confusion_matrix"] != mb["confusion_matrix"]

@@ -192,3 +192,19 @@ def test_transformer_positions(positions):
 def test_transformer_rejects_bad_heads():
     with pytest.raises(ValueError, match="divisible"):
         build("transformer", hidden_size=10, num_heads=4)
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_input_stage_feeds_deltas_dropout_and_projection(name):
+    """``input_deltas`` gives each step ``[x_t, x_t - x_(t-1)]``; ``input_proj`` projects it to that width."""
+    model = build(name, input_deltas=True, input_proj=6, input_dropout=0.5).eval()
+    seen = []
+    model.input.register_forward_hook(lambda m, inp, out: seen.append((inp[0], out)))
+    x = torch.randn(B, T, D)
+    with torch.no_grad():
+        model(x)
+    inp, out = seen[0]
+    torch.testing.assert_close(inp[..., :D], x)
+    torch.testing.assert_close(inp[:, 1:, D:], x[:, 1:] - x[:, :-1])
+    assert torch.all(inp[:, 0, D:] == 0) and out.shape == (B, T, 6)
+    assert isinstance(model.input[0], torch.nn.Dropout) and model.input[0].p == 0.5

@@ -162,7 +162,7 @@ def test_s3d_variants_parameter_budget() -> None:
         full, top_heavy = _num_params(create_model("s3d", 400)), _num_params(create_model("s3d_top_heavy", 400))
         v3 = _num_params(create_model("s3d_v3", 400))
     assert top_heavy < full  # the lower half lost its temporal convolutions
-    assert 2 * full < v3 < 5 * full  # seed 004: the Inception-v3 backbone is much larger
+    assert 2 * full < v3 < 5 * full  # the S3D-v3 reproduction paper: the Inception-v3 backbone is much larger
 
 
 # ------------------------------------------------------------------------------------------ parity with torchvision

@@ -110,10 +110,13 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def _train_config(args: argparse.Namespace, base_preset: str | None = None) -> Any:
-    from actionlab.config import TrainConfig, apply_overrides, load_yaml, preset
+    from actionlab.config import DEPRECATED_PRESETS, TrainConfig, apply_overrides, load_yaml, preset
 
     cfg = load_yaml(TrainConfig, args.config) if getattr(args, "config", None) else TrainConfig()
     for name in (base_preset, getattr(args, "preset", None)):
+        if name in DEPRECATED_PRESETS:
+            print(f"preset {name!r} is deprecated: use {DEPRECATED_PRESETS[name]!r}", file=sys.stderr)
+            name = DEPRECATED_PRESETS[name]
         if name:
             cfg = preset(name, cfg)
     flags = {"model.name": getattr(args, "model", None), "epochs": args.epochs, "batch_size": args.batch_size,

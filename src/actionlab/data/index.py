@@ -178,7 +178,7 @@ def index_dataset(
     Args:
         layout: ``auto``, ``ucf101``, ``hmdb51``, ``kinetics``, ``ucf11`` or ``folders``.
         split: official split number 1..3 (UCF-101, HMDB-51).
-        classes: keep only these classes, indexed 0..K-1 in the given order (seed 003's 7 UCF-101 classes).
+        classes: keep only these classes, indexed 0..K-1 in the given order (an LRCN student report's 7 UCF-101 classes).
         val_fraction: the validation share for layouts that ship no val split, never splitting a group:
             UCF-101/HMDB-51: the fraction of train groups moved to ``val``; ucf11/folders: the ``val``
             fraction of the train/val/test split (test stays 0.15) unless ``fractions`` is given; Kinetics

@@ -101,7 +101,7 @@ def pad_indices(idx: np.ndarray, length: int, policy: str = "stretch") -> np.nda
       the motion plays forward, slower. The other policies play part of it backwards or jump back to the
       start, which changes the label of any class told apart by its direction (open vs close, left vs right).
 
-    - ``reverse_repeat`` (seed 001: play the sequence back and forth so motion stays smooth): a ping-pong
+    - ``reverse_repeat`` (the course handout: play the sequence back and forth so motion stays smooth): a ping-pong
       that does **not** repeat the end points, ``0 1 2 3 2 1 0 1 2 3 2 ...``; a single entry repeats.
     - ``loop``: start again from the beginning, ``0 1 2 3 0 1 2 3 ...``.
     - ``last``: hold the last entry, ``0 1 2 3 3 3 ...``.

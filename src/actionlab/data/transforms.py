@@ -282,7 +282,7 @@ class ClipEvalTransform:
 
 @dataclass(frozen=True)
 class FrameTrainTransform:
-    """Single-frame fine-tuning augmentation (seed 001: random crop + flip): short side to ``resize``,
+    """Single-frame fine-tuning augmentation (the course handout: random crop + flip): short side to ``resize``,
     random ``crop x crop`` window (or a random resized crop when ``scale`` is given), horizontal flip with
     p = 0.5, normalisation. ``__call__(frame (H, W, 3) uint8, rng) -> (3, crop, crop)`` float32."""
 

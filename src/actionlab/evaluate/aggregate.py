@@ -1,6 +1,6 @@
 """From per-step / per-window / per-clip scores to one score vector per video (pure numpy).
 
-Seed 000's inference: cut a video into strided windows, run the recurrent model over each window,
+The LSTM ablation study's inference: cut a video into strided windows, run the recurrent model over each window,
 combine the window's per-step predictions with weights that grow toward the end (the hidden state is
 poor early in a sequence), then average the windows in log space, or let the windows vote.
 
@@ -44,7 +44,7 @@ def log_softmax(x: Any, axis: int = -1) -> np.ndarray:
 def step_weights(num_steps: int, weighting: str = "uniform") -> np.ndarray:
     """Per-step weights ``(T,)`` summing to 1.
 
-    ``uniform``: ``1/T``; ``linear``: proportional to ``(t + 1)`` (seed 000's ``(j+1)/length``, toward later
+    ``uniform``: ``1/T``; ``linear``: proportional to ``(t + 1)`` (the LSTM ablation study's ``(j+1)/length``, toward later
     steps), i.e. ``2 (t + 1) / (T (T + 1))``; ``last``: all weight on the final step.
     """
     if num_steps < 1:

@@ -168,7 +168,7 @@ def _top_confusion(cm: np.ndarray, i: int, classes: Sequence[str]) -> dict[str, 
 
 def class_changes(labels: Any, base_preds: Any, new_preds: Any, classes: Sequence[str],
                   n: int = 10) -> dict[str, Any]:
-    """Which classes a new model improved or hurt most against a baseline (seed 001's question).
+    """Which classes a new model improved or hurt most against a baseline (the course handout's question).
 
     ``labels``, ``base_preds``, ``new_preds`` are ``(N,)`` over the same videos in the same order.
     Returns ``{"improved": [...], "hurt": [...], "unchanged": [...], "num_improved", "num_hurt"}``:

@@ -17,29 +17,15 @@ logger = logging.getLogger(__name__)
 
 
 def demo_configs(quick: bool = False, device: str = "auto") -> dict[str, TrainConfig]:
-    """The three runs the demo compares: the single-frame baseline, an LSTM with the ablation study's best knobs
-    on the same cached features, and an R(2+1)D-18 trained end to end on raw clips (the one that sees position)."""
-    epochs = 12 if quick else 60
-    common: dict[str, object] = {"epochs": epochs, "batch_size": 16, "device": device, "seed": 0, "patience": 0,
-                                 "sequence.sampling": "segment", "sequence.short_policy": "reverse_repeat"}
-    single = apply_overrides(preset("single_frame"), {**common, "optim.lr": 1e-3, "model.fc_size": 0})
-    lstm = apply_overrides(TrainConfig(), {
-        **common, "model.name": "lstm", "model.hidden_size": 128, "model.fc_size": 128, "model.dropout": 0.5,
-        "optim.lr": 2e-3, "optim.weight_decay": 5e-4, "optim.grad_clip": 5.0,
-        "sequence.seq_len": 16, "sequence.loss_weighting": "linear",
-        "inference.mode": "windows", "inference.window": 16, "inference.stride": 4,
-        "inference.step_weighting": "linear",
-    })
-    # R(2+1)D-18 at a quarter of its width (16 -> 128 channels, 2M parameters) on 16 x 32 x 32 clips of every
-    # 3rd frame, decoded once into memory: a few seconds an epoch on 2 CPU cores. A random hue per clip (and
-    # some grey clips) keeps the scenes' colours from being a shortcut: 9 training scenes per class are too few
-    # to learn otherwise that colour does not matter.
-    video = apply_overrides(TrainConfig(), {
-        **common, "epochs": 4 if quick else 60, "model.name": "r2plus1d_18", "model.width": 0.25,
-        "model.dropout": 0.3, "optim.lr": 1e-3, "optim.weight_decay": 5e-4, "optim.schedule": "cosine",
-        "clip.clip_len": 16, "clip.frame_interval": 3, "clip.size": 32, "clip.resize": 36, "clip.hue": 0.5,
-        "clip.grayscale": 0.2, "clip.cache_frames": True,
-    })
+    """The three runs the demo compares, each with the library's defaults: the single-frame baseline and the
+    default LSTM on the same cached features, and the ``video_cpu`` preset's R(2+1)D-18 trained end to end on
+    raw clips (the one that sees position)."""
+    common: dict[str, object] = {"device": device, "seed": 0}
+    if quick:
+        common["epochs"] = 12
+    single = apply_overrides(preset("single_frame"), common)
+    lstm = apply_overrides(TrainConfig(), {**common, "model.name": "lstm"})
+    video = apply_overrides(preset("video_cpu"), {**common, **({"epochs": 4} if quick else {})})
     return {"single_frame": single, "lstm": lstm, "r2plus1d": video}
 
 
@@ -69,7 +55,7 @@ def run_demo(out: Path, quick: bool = False, device: str = "auto",
 
     manifest_path = out / "manifest.csv"
     if not manifest_path.exists():
-        manifest, report = index_dataset(data_root, layout="ucf101", split=1, val_fraction=0.25, seed=0)
+        manifest, report = index_dataset(data_root, layout="ucf101", split=1, seed=0)
         write_manifest(manifest, manifest_path)
         log(f"[2/{steps}] indexed {len(manifest.records)} videos of {len(manifest.classes)} classes -> "
             f"{manifest_path}")
@@ -77,8 +63,7 @@ def run_demo(out: Path, quick: bool = False, device: str = "auto",
 
     store = out / "features.h5"
     log(f"[3/{steps}] extracting MobileNetV2 (ImageNet) features -> {store}")
-    ext = ExtractConfig(backbone="mobilenet_v2", weights="imagenet", sampler="uniform",
-                        num_frames=16 if quick else 24, batch_size=64, workers=1 if quick else 2)
+    ext = ExtractConfig(num_frames=16, workers=1) if quick else ExtractConfig()
     rep = extract_features(manifest, store, ext, device=device)
     log(f"      {rep.summary() if hasattr(rep, 'summary') else rep}")
 

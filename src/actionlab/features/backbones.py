@@ -243,7 +243,7 @@ class ConvNeXtTinyBackbone(Backbone):
 
 
 class VGG16_1024Backbone(Backbone):
-    """VGG16 with fc7 narrowed to 1024 units (seed 001's ``VGGNet_1024``): the 1024-d fc7 output is the feature.
+    """VGG16 with fc7 narrowed to 1024 units (the course handout's ``VGGNet_1024``): the 1024-d fc7 output is the feature.
 
     ``classifier`` = fc6 (25088->4096), ReLU, Dropout, fc7 (4096->1024), ReLU, Dropout, fc8 (1024->K).
     ImageNet weights fill the convolutions and fc6; fc7 and fc8 start fresh (they are what fine-tuning learns),
@@ -370,7 +370,7 @@ _register(BackboneSpec(
 _register(BackboneSpec(
     "vgg16_1024", 1024, Preprocess(256, 224), VGG16_1024Backbone,
     _tv_weights("vgg16-397923af.pth"),
-    "VGG16 with a 1024-d fc7 (seed 001); ImageNet conv+fc6, fc7/fc8 learnt by fine-tuning"))
+    "VGG16 with a 1024-d fc7 (the course handout); ImageNet conv+fc6, fc7/fc8 learnt by fine-tuning"))
 _register(BackboneSpec(
     "efficientnet_lite0", 1280, Preprocess(256, 224, mean=(127 / 255,) * 3, std=(128 / 255,) * 3),
     EfficientNetLite0Backbone,

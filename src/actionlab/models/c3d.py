@@ -3,7 +3,7 @@
 - ``c3d``: Tran et al., "Learning Spatiotemporal Features with 3D Convolutional Networks", ICCV 2015. Eight
   convolutions (conv1a..conv5b), five pools (pool1 keeps time), fc6/fc7 with 4096 units; 16x112x112 clips.
   ~78M parameters (101 classes: 78.4M; Sports-1M's 487: 80.0M).
-- ``c3d_small`` (seed 002): the layout for 30x64x64 UCF-11 clips: six 3x3x3 convolutions, four pools (the first
+- ``c3d_small`` (a UCF-11 student project): the layout for 30x64x64 UCF-11 clips: six 3x3x3 convolutions, four pools (the first
   1x2x2 so early layers see every frame), two fully connected layers of 1024 units.
 
 Input ``(B, 3, T, H, W)``, output ``(B, K)`` logits. The flattened fc6 input is sized for the model's default
@@ -80,7 +80,7 @@ class C3D(nn.Module):
 
 
 class C3DSmall(nn.Module):
-    """Seed 002's C3D for 30x64x64 clips: 6 convs, 4 pools, fc 1024."""
+    """A UCF-11 student project's C3D for 30x64x64 clips: 6 convs, 4 pools, fc 1024."""
 
     default_clip = {"clip_len": 30, "size": 64}
     min_clip_len = 8
@@ -127,6 +127,6 @@ def c3d(num_classes: int, dropout: float = 0.5, batch_norm: bool = False, width:
 
 @register_model("video")
 def c3d_small(num_classes: int, dropout: float = 0.5, batch_norm: bool = False, width: float = 1.0) -> C3DSmall:
-    """Seed 002's small C3D: 6 conv, 4 pool, fc 1024; 30x64x64 clips."""
+    """A UCF-11 student project's small C3D: 6 conv, 4 pool, fc 1024; 30x64x64 clips."""
     # ModelConfig.fc_size sizes temporal heads; the seed's 1024-unit layers are fixed here.
     return C3DSmall(num_classes, dropout, batch_norm=batch_norm, width=width)

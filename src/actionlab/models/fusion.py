@@ -1,4 +1,4 @@
-"""Per-frame 2D CNN ("VGG9", seed 002) whose frame scores are fused over time.
+"""Per-frame 2D CNN ("VGG9", a UCF-11 student project) whose frame scores are fused over time.
 
 - ``fusion_vgg``: every frame is scored by the VGG9 (``frame_classes`` scores, 500 in the seed); the
   ``(B, T, frame_classes)`` scores are flattened to ``(B, T * frame_classes)`` and a linear layer maps them to
@@ -7,7 +7,7 @@
 - ``late_fusion``: the VGG9 scores every frame directly in the ``K`` classes and the logits are averaged over
   time (any clip length).
 
-VGG9 (seed 002): 3x3 convolutions, stride 1, 64 channels doubling after each 2x2 max-pool (64-128-256-256-512-
+VGG9 (a UCF-11 student project): 3x3 convolutions, stride 1, 64 channels doubling after each 2x2 max-pool (64-128-256-256-512-
 512: six conv layers), then two fully connected layers of 2048 and the score layer: nine weight layers. The
 conv grid is average-pooled to 4x4 (identity for 64x64 frames) so other frame sizes work too.
 
@@ -72,7 +72,7 @@ class _PerFrameModel(nn.Module):
 
 
 class FusionVGG(_PerFrameModel):
-    """VGG9 frame scores, flattened over a fixed-length clip and fused by one linear layer (seed 002)."""
+    """VGG9 frame scores, flattened over a fixed-length clip and fused by one linear layer (a UCF-11 student project)."""
 
     default_clip = {"clip_len": 30, "size": 64}
 
@@ -115,7 +115,7 @@ class LateFusion(_PerFrameModel):
 @register_model("video")
 def fusion_vgg(num_classes: int, clip_len: int = 30, frame_classes: int = 500, batch_norm: bool = False,
                dropout: float = 0.5) -> FusionVGG:
-    """Seed 002's VGG9 per frame, frame scores flattened and fused by a linear layer (fixed ``clip_len``)."""
+    """A UCF-11 student project's VGG9 per frame, frame scores flattened and fused by a linear layer (fixed ``clip_len``)."""
     return FusionVGG(num_classes, clip_len, frame_classes, batch_norm, dropout)
 
 

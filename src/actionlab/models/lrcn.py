@@ -1,8 +1,8 @@
-"""LRCN: a 2D CNN per frame feeding an LSTM, trained end to end (seed 003).
+"""LRCN: a 2D CNN per frame feeding an LSTM, trained end to end (an LRCN student report).
 
 Donahue et al., "Long-term Recurrent Convolutional Networks for Visual Recognition and Description", CVPR 2015
 / TPAMI 2017. Each frame goes through a 2D CNN (one of :func:`actionlab.features.backbones.list_backbones`, or
-seed 002's three-layer ``small_cnn``) to a ``D``-d feature; an LSTM reads the ``T`` features and a linear layer
+a UCF-11 student project's three-layer ``small_cnn``) to a ``D``-d feature; an LSTM reads the ``T`` features and a linear layer
 scores every step; the clip's logits are the average of the step logits (the paper averages per-frame
 predictions at test time).
 
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 
 class SmallCNN(nn.Module):
-    """Seed 002's frame CNN: conv 2x2 -> pool -> conv 3x3 -> pool -> conv 5x5 -> pool, ReLUs; ``(N,3,H,W) -> (N,128)``."""
+    """A UCF-11 student project's frame CNN: conv 2x2 -> pool -> conv 3x3 -> pool -> conv 5x5 -> pool, ReLUs; ``(N,3,H,W) -> (N,128)``."""
 
     feature_dim = 128
 

@@ -7,7 +7,7 @@ ECCV 2018. Three registered models:
   8.32M parameters at 400 classes; :func:`load_torchvision_state_dict` loads torchvision's weights).
 - ``s3d_top_heavy``: the same network with 2D (1xkxk) convolutions and pooling in the lower half and separable 3D
   ones only from ``mixed4b`` up; the paper finds top-heavy temporal modelling as accurate and cheaper.
-- ``s3d_v3`` (seed 004): S3D convolutions on an Inception-v3 backbone (its Table 1); each 1x7/7x1 pair gains a
+- ``s3d_v3`` (the S3D-v3 reproduction paper): S3D convolutions on an Inception-v3 backbone (its Table 1); each 1x7/7x1 pair gains a
   7x1x1 temporal convolution. Padding keeps every stage valid for small clips (32x32 and up); no aux head.
 
 Input ``(B, 3, T, H, W)`` float (papers: 64x224x224), output ``(B, K)`` logits. Global average pooling
@@ -177,7 +177,7 @@ def load_torchvision_state_dict(model: S3D, state: Mapping[str, torch.Tensor], l
 
 
 class Separable7(nn.Sequential):
-    """Inception-v3's 1x7 then 7x1 spatial pair, followed by a 7x1x1 temporal conv (seed 004)."""
+    """Inception-v3's 1x7 then 7x1 spatial pair, followed by a 7x1x1 temporal conv (the S3D-v3 reproduction paper)."""
 
     def __init__(self, in_channels: int, mid: int, out_channels: int) -> None:
         super().__init__()
@@ -281,7 +281,7 @@ class InceptionE(nn.Module):
 
 
 class S3Dv3(nn.Module):
-    """S3D convolutions on Inception-v3 (seed 004, Table 1)."""
+    """S3D convolutions on Inception-v3 (the S3D-v3 reproduction paper, Table 1)."""
 
     default_clip = {"clip_len": 64, "size": 224}
 
@@ -353,5 +353,5 @@ def s3d_top_heavy(num_classes: int, dropout: float = 0.2, temporal_from: str = "
 
 @register_model("video")
 def s3d_v3(num_classes: int, dropout: float = 0.5) -> S3Dv3:
-    """S3D-v3 (seed 004): separable spatio-temporal convolutions on an Inception-v3 backbone."""
+    """S3D-v3 (the S3D-v3 reproduction paper): separable spatio-temporal convolutions on an Inception-v3 backbone."""
     return S3Dv3(num_classes, dropout)

@@ -1,9 +1,9 @@
-"""Temporal models over cached per-frame features (seed 001, part 3; seed 000's ablations).
+"""Temporal models over cached per-frame features (the course handout, part 3, and the LSTM ablation study).
 
 Every model maps a feature sequence ``x (B, T, D)`` to per-step logits ``(B, T, K)``; a video-level
 prediction is an aggregate of the steps (the evaluation stage decides how). Read top-down:
 
-- ``Head``: seed 001's starter after the temporal layer: ``dropout -> Linear(fc_size) -> [BN] -> ReLU ->
+- ``Head``: the course handout's starter code after the temporal layer: ``dropout -> Linear(fc_size) -> [BN] -> ReLU ->
   dropout -> Linear(K)`` (``fc_size=0`` leaves only the output layer).
 - ``RecurrentClassifier`` (``lstm``, ``gru``): stacked recurrent layers, optional batch norm between them
   over the feature dim, ``forward_with_state`` for truncated BPTT.
@@ -13,7 +13,7 @@ prediction is an aggregate of the steps (the evaluation stage decides how). Read
 - ``CausalTransformer`` (``transformer``): a small pre-norm encoder with a causal mask.
 
 All of them are causal except bidirectional recurrent models: the logits at step ``t`` only depend on steps
-``<= t`` (in eval mode), which is what makes "weight later steps more" (seed 001) meaningful.
+``<= t`` (in eval mode), which is what makes "weight later steps more" (the course handout) meaningful.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class SeqBatchNorm(nn.BatchNorm1d):
 
 
 class Head(nn.Module):
-    """Per-step classifier ``(B, T, H) -> (B, T, K)``: seed 001's linear + nonlinearity + output layer."""
+    """Per-step classifier ``(B, T, H) -> (B, T, K)``: the course handout's linear + nonlinearity + output layer."""
 
     def __init__(self, in_dim: int, num_classes: int, fc_size: int = 512, dropout: float = 0.0,
                  batch_norm: bool = False) -> None:
@@ -75,7 +75,7 @@ class RecurrentClassifier(nn.Module):
 
     Without batch norm the stack is one fused ``nn.LSTM``/``nn.GRU`` (cuDNN runs all layers at once,
     dropout between layers). With batch norm each layer is its own single-layer module so that a
-    ``SeqBatchNorm`` sits after every recurrent layer (between layers and before the head; seed 000 sec. 3);
+    ``SeqBatchNorm`` sits after every recurrent layer (between layers and before the head; the LSTM ablation study, section 3);
     the state is then a list with one entry per layer.
     """
 
@@ -84,9 +84,12 @@ class RecurrentClassifier(nn.Module):
     def __init__(self, cell: str, num_classes: int, input_dim: int, hidden_size: int = 512,
                  num_layers: int = 1, fc_size: int = 512, bidirectional: bool = False,
                  batch_norm: bool = False, dropout: float = 0.0, input_dropout: float = 0.0,
-                 input_proj: int = 0) -> None:
+                 input_proj: int = 0, input_deltas: bool = False) -> None:
         super().__init__()
         rnn_cls = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
+        self.input_deltas = input_deltas
+        if input_deltas:  # each step also sees how the features changed since the previous step
+            input_dim *= 2
         # Input stage: dropout on the (wide, pretrained) features, then an optional linear projection, so the
         # recurrent layer sees a small, regularized input rather than memorising 1280-d frame features.
         self.input = nn.Sequential(nn.Dropout(input_dropout),
@@ -116,6 +119,8 @@ class RecurrentClassifier(nn.Module):
         if return_state and self.bidirectional:
             raise ValueError("truncated BPTT (sequence.tbptt > 0) needs a unidirectional model; "
                              "set model.bidirectional=false or sequence.tbptt=0")
+        if self.input_deltas:  # (B, T, D) -> (B, T, 2D): [x_t, x_t - x_{t-1}], no change at the first step
+            x = torch.cat([x, x - torch.cat([x[:, :1], x[:, :-1]], dim=1)], dim=-1)
         x = self.input(x)  # (B, T, D) -> (B, T, input_proj or D)
         if self.batch_norm:
             states = state if state is not None else [None] * len(self.rnns)
@@ -140,19 +145,19 @@ class RecurrentClassifier(nn.Module):
 @register_model("temporal")
 def lstm(num_classes: int, input_dim: int, hidden_size: int = 512, num_layers: int = 1, fc_size: int = 512,
          bidirectional: bool = False, batch_norm: bool = False, dropout: float = 0.0, input_dropout: float = 0.0,
-         input_proj: int = 0) -> RecurrentClassifier:
-    """LSTM over feature sequences: [input dropout -> projection] -> LSTM layers -> [linear + ReLU] -> output."""
+         input_proj: int = 0, input_deltas: bool = False) -> RecurrentClassifier:
+    """LSTM over feature sequences: [deltas, input dropout, projection] -> LSTM layers -> [linear + ReLU] -> output."""
     return RecurrentClassifier("lstm", num_classes, input_dim, hidden_size, num_layers, fc_size,
-                               bidirectional, batch_norm, dropout, input_dropout, input_proj)
+                               bidirectional, batch_norm, dropout, input_dropout, input_proj, input_deltas)
 
 
 @register_model("temporal")
 def gru(num_classes: int, input_dim: int, hidden_size: int = 512, num_layers: int = 1, fc_size: int = 512,
         bidirectional: bool = False, batch_norm: bool = False, dropout: float = 0.0, input_dropout: float = 0.0,
-        input_proj: int = 0) -> RecurrentClassifier:
+        input_proj: int = 0, input_deltas: bool = False) -> RecurrentClassifier:
     """GRU over feature sequences (same input stage, head and options as ``lstm``)."""
     return RecurrentClassifier("gru", num_classes, input_dim, hidden_size, num_layers, fc_size,
-                               bidirectional, batch_norm, dropout, input_dropout, input_proj)
+                               bidirectional, batch_norm, dropout, input_dropout, input_proj, input_deltas)
 
 
 # ----------------------------------------------------------------------------------- order-free baselines

@@ -7,8 +7,8 @@ per-step logits ``(B, T, K)`` (temporal) or ``(B, K)`` (video); labels are ``(B,
 Truncated BPTT (``cfg.sequence.tbptt = k``, recurrent models): a ``(B, T, D)`` batch is cut into
 ``ceil(T / k)`` chunks; each chunk starts from the previous chunk's hidden state *detached*, and is
 followed by its own backward, gradient clipping and optimizer step. That is the practice of Chainer's
-``loss.backward(); loss.unchain_backward(); optimizer.update()`` every k steps in seed 001's starter (the
-seed 000 ablation): gradients never cross a chunk boundary, but the state carries information from the
+``loss.backward(); loss.unchain_backward(); optimizer.update()`` every k steps in the course handout's starter code (the
+LSTM ablation study): gradients never cross a chunk boundary, but the state carries information from the
 whole past. With ``k >= T`` it is exactly full BPTT.
 
 Randomness: the torch generator is re-seeded from ``(seed, epoch, rank)`` at every epoch start, and batch
@@ -60,7 +60,7 @@ def step_weights(num_steps: int, weighting: str, device: torch.device | str | No
     """``(T,)`` per-step loss weights summing to 1: ``uniform``, ``linear`` (proportional to (t+1)/T) or ``last``.
 
     Normalizing keeps every weighting on the cross-entropy scale, so changing it does not silently change
-    the effective learning rate (seed 000's "scale factor" vs "simple addition" differ only by that scale).
+    the effective learning rate (the LSTM ablation study's "scale factor" vs "simple addition" differ only by that scale).
     """
     if weighting == "uniform":
         w = torch.ones(num_steps, device=device)

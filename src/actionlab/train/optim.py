@@ -18,7 +18,7 @@ def param_groups(model: nn.Module | Iterable[nn.Parameter], weight_decay: float,
     Tensors with fewer than 2 dims (biases, batch/layer-norm scales and shifts) get no weight decay
     (nanoGPT/timm practice: decaying them only shrinks scales the next layer must undo). Matrices,
     convolution kernels and embeddings are decayed. ``decay_bias_and_norm=True`` decays everything, like
-    Chainer's ``WeightDecay`` hook that seed 000 used.
+    Chainer's ``WeightDecay`` hook that the LSTM ablation study used.
     """
     params = [p for p in (model.parameters() if isinstance(model, nn.Module) else model) if p.requires_grad]
     if decay_bias_and_norm or weight_decay == 0:
@@ -33,7 +33,7 @@ def build_optimizer(model: nn.Module | Iterable[nn.Parameter], cfg: OptimConfig)
 
     Weight decay (``cfg.weight_decay``) is applied to weight matrices/kernels only, not to biases and
     normalization parameters, unless ``cfg.decay_bias_and_norm`` (see ``param_groups``). For ``sgd``,
-    ``adam`` and ``rmsprop`` it is an L2 term added to the gradient (as in seed 000); ``adamw`` decouples it.
+    ``adam`` and ``rmsprop`` it is an L2 term added to the gradient (as in the LSTM ablation study); ``adamw`` decouples it.
     The learning rate set here is the base rate; the training loop overwrites it every step with ``lr_at``.
     """
     groups = param_groups(model, cfg.weight_decay, cfg.decay_bias_and_norm)
