@@ -41,7 +41,9 @@ def order_task(n: int, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
 
 
 def config(**overrides) -> TrainConfig:
-    base = {"epochs": 3, "batch_size": 8, "sequence.seq_len": 6, "optim.lr": 0.01, "seed": 0}
+    # the loop's mechanics, tested on the plain settings: no weight decay, every step in the loss, segments
+    base = {"epochs": 3, "batch_size": 8, "sequence.seq_len": 6, "optim.lr": 0.01, "seed": 0, "patience": 0,
+            "optim.weight_decay": 0.0, "sequence.loss_weighting": "uniform", "sequence.sampling": "segment"}
     return apply_overrides(TrainConfig(), {**base, **overrides})
 
 
