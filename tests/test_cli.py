@@ -194,3 +194,4 @@ def test_train_with_seeds_writes_mean_and_std(pipeline: dict[str, Path], tmp_pat
     assert summary["seeds"] == [0, 1] and summary["mean"]["top1"] == pytest.approx(sum(top1) / 2)
     assert summary["std"]["top1"] == pytest.approx(abs(top1[0] - top1[1]) / 2 ** 0.5)
     assert "mean" in capsys.readouterr().out  # the mean ± std row of the table
+

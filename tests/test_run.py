@@ -134,3 +134,21 @@ def test_test_labels_never_select_a_checkpoint(manifest: Path, tmp_path: Path) -
     ma = json.loads((tmp_path / "a" / "metrics.json").read_text())
     mb = json.loads((tmp_path / "b" / "metrics.json").read_text())
     assert ma["predictions"] == mb["predictions"] and ma["confusion_matrix"] != mb["confusion_matrix"]
+
+
+def test_a_diverged_run_writes_valid_json(tmp_path: Path) -> None:
+    """NaN losses (a diverged run) are written as null: metrics.json and metrics.jsonl stay strict JSON."""
+    from actionlab.evaluate.predictions import Predictions
+    from actionlab.experiments.run import write_results
+    from actionlab.train.loop import History
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"a bare {constant} in JSON")
+
+    preds = Predictions(keys=["a.avi", "b.avi"], labels=np.array([0, 1]), scores=np.log([[0.9, 0.1], [0.2, 0.8]]),
+                        classes=["x", "y"])
+    history = History(epochs=[{"epoch": 0, "train_loss": float("nan"), "train_acc": 0.5, "val_top1": 0.5}],
+                      best_epoch=0)
+    write_results(tmp_path, preds, history, {"split": "test"})
+    metrics = json.loads((tmp_path / "metrics.json").read_text(), parse_constant=refuse)
+    assert metrics["train_loss"] is None and metrics["top1"] == 1.0

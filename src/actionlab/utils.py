@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import subprocess
@@ -18,11 +19,39 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+def _umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it: set and restore at once
+    os.umask(mask)
+    return mask
+
+
+def json_safe(obj: object) -> object:
+    """``obj`` with every NaN or infinite float replaced by ``None``, so ``json.dumps`` writes valid JSON.
+
+    numpy scalars become Python numbers first."""
+    if not isinstance(obj, (str, bytes)) and hasattr(obj, "item") and getattr(obj, "ndim", None) == 0:
+        obj = obj.item()  # type: ignore[union-attr]
+    if isinstance(obj, float):
+        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def strict_json(obj: object, indent: int | None = None) -> str:
+    """``json.dumps`` that ``jq`` and ``JSON.parse`` accept: NaN and infinities become ``null``."""
+    return json.dumps(json_safe(obj), indent=indent, default=float, allow_nan=False)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it is fsynced and renamed onto ``path``.
 
-    A crash (even ``kill -9``) leaves either the old file or the new one, never half a file.
+    A crash (even ``kill -9``) leaves either the old file or the new one, never half a file. The file gets the
+    mode a plain ``open(path, "w")`` would (``0o666`` less the umask), not the temporary file's private 0600, so
+    a shared results folder stays readable to the team.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -33,6 +62,7 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
         with contextlib.suppress(OSError):  # make the rename itself durable
             dfd = os.open(path.parent, os.O_RDONLY)

@@ -15,7 +15,7 @@ from actionlab.evaluate.diagnose import memorisation_warning
 from actionlab.evaluate.inference import average_probabilities
 from actionlab.evaluate.metrics import class_changes, summarize, topk_accuracies
 from actionlab.evaluate.predictions import Predictions, load_predictions, save_predictions
-from actionlab.utils import atomic_write_text
+from actionlab.utils import atomic_write_text, strict_json
 
 
 def evaluate_run(run_dir: str | Path, split: str = "test", baseline: str | Path | None = None) -> dict[str, Any]:
@@ -89,7 +89,7 @@ def single_frame_run(store_path: str | Path, out_dir: str | Path | None = None, 
     labelled = preds.labelled()
     metrics = {**summarize(labelled.scores, labelled.labels, classes), "model": "single_frame (fine-tuned head)",
                "split": split, "features": str(store_path)}
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
+    atomic_write_text(out / "metrics.json", strict_json(metrics, indent=2) + "\n")
     atomic_write_text(out / "labels.txt", "".join(c + "\n" for c in classes))
     return out
 

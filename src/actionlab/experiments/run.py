@@ -38,7 +38,7 @@ from actionlab.models.registry import ModelEntry, create_model, model_entry, mod
 from actionlab.train.checkpoint import load_model_from_checkpoint
 from actionlab.train.loop import History, fit
 from actionlab.train.optim import build_optimizer
-from actionlab.utils import atomic_write_text, distributed_info, git_revision, select_device
+from actionlab.utils import atomic_write_text, distributed_info, git_revision, select_device, strict_json
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def train_seeds(cfg: TrainConfig, run_dir: str | Path, seeds: Sequence[int], fea
         if values and not any(math.isnan(v) for v in values):
             summary["mean"][key] = statistics.fmean(values)
             summary["std"][key] = statistics.stdev(values) if len(values) > 1 else 0.0
-    atomic_write_text(run_dir / "seeds.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(run_dir / "seeds.json", strict_json(summary, indent=2) + "\n")
     return summary
 
 
@@ -185,7 +185,7 @@ def write_results(run_dir: Path, predictions: Predictions, history: History, ext
     if predictions.clip_scores is not None and labelled.num_videos:
         clip_labels = np.asarray(predictions.labels)[predictions.clip_video]
         metrics["clip_top1"] = topk_accuracies(predictions.clip_scores, clip_labels, (1,))["top1"]
-    atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
+    atomic_write_text(run_dir / "metrics.json", strict_json(metrics, indent=2) + "\n")  # NaN -> null
     atomic_write_text(run_dir / "labels.txt", "".join(c + "\n" for c in predictions.classes))
     return metrics
 

@@ -37,7 +37,7 @@ from actionlab.config import TrainConfig, to_dict
 from actionlab.models.temporal import detach_state
 from actionlab.train.checkpoint import load_checkpoint, save_checkpoint, unwrap_model
 from actionlab.train.optim import lr_at
-from actionlab.utils import atomic_write_text, distributed_info, select_device
+from actionlab.utils import atomic_write_text, distributed_info, select_device, strict_json
 
 logger = logging.getLogger(__name__)
 
@@ -266,7 +266,7 @@ def fit(model: nn.Module, train_batches: Callable[[int], Iterable[Batch]], optim
             if hist.best_epoch == epoch:
                 save_checkpoint(ckpt_dir / "best.pt", model, optimizer, scaler, epoch, extra)
             atomic_write_text(Path(run_dir) / "metrics.jsonl",  # type: ignore[arg-type]
-                              "".join(json.dumps(r) + "\n" for r in hist.epochs))
+                              "".join(strict_json(r) + "\n" for r in hist.epochs))
         if rank == 0:
             log(row)
         if hist.stopped_early:
