@@ -442,12 +442,14 @@ DEPRECATED_PRESETS = {"seed000": "lstm_batchnorm_wd"}
 
 def preset(name: str, base: TrainConfig | None = None) -> TrainConfig:
     """A named starting point, e.g. ``preset("single_frame")``."""
-    if name in DEPRECATED_PRESETS:
+    if name in DEPRECATED_PRESETS:  # logged for the command line, warned for Python callers
+        import logging
         import warnings
 
-        new = DEPRECATED_PRESETS[name]
-        warnings.warn(f"preset {name!r} is deprecated: use {new!r}", DeprecationWarning, stacklevel=2)
-        name = new
+        message = f"preset {name!r} is deprecated: use {DEPRECATED_PRESETS[name]!r}"
+        logging.getLogger(__name__).warning(message)
+        warnings.warn(message, DeprecationWarning, stacklevel=2)
+        name = DEPRECATED_PRESETS[name]
     if name not in PRESETS:
         raise KeyError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
     return apply_overrides(base or TrainConfig(), PRESETS[name].overrides)

@@ -58,6 +58,11 @@ def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
+def _emit(data: Any, as_json: bool, text: Callable[[Any], str]) -> None:
+    """Print a verb's result as JSON (``--json``) or as its terminal text."""
+    print(json.dumps(data, indent=2, default=str) if as_json else text(data))
+
+
 # ----------------------------------------------------------------------------------- verbs
 
 
@@ -110,13 +115,10 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def _train_config(args: argparse.Namespace, base_preset: str | None = None) -> Any:
-    from actionlab.config import DEPRECATED_PRESETS, TrainConfig, apply_overrides, load_yaml, preset
+    from actionlab.config import TrainConfig, apply_overrides, load_yaml, preset
 
     cfg = load_yaml(TrainConfig, args.config) if getattr(args, "config", None) else TrainConfig()
     for name in (base_preset, getattr(args, "preset", None)):
-        if name in DEPRECATED_PRESETS:
-            print(f"preset {name!r} is deprecated: use {DEPRECATED_PRESETS[name]!r}", file=sys.stderr)
-            name = DEPRECATED_PRESETS[name]
         if name:
             cfg = preset(name, cfg)
     flags = {"model.name": getattr(args, "model", None), "epochs": args.epochs, "batch_size": args.batch_size,
@@ -164,11 +166,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         # a feature store with per-frame predictions: the single-frame baseline, averaged per video
         args.run = single_frame_run(args.run, split=args.split)
         print(f"single-frame baseline saved as a run: {args.run}", file=sys.stderr)
-    result = evaluate_run(args.run, split=args.split, baseline=args.baseline)
-    if args.json:
-        _print_json(result)
-    else:
-        print(format_evaluation(result))
+    _emit(evaluate_run(args.run, split=args.split, baseline=args.baseline), args.json, format_evaluation)
     return 0
 
 
@@ -176,11 +174,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from actionlab.cli.text import format_predictions
     from actionlab.experiments.predict import predict_videos
 
-    results = predict_videos(args.videos, args.run, top=args.top, device=args.device)
-    if args.json:
-        _print_json(results)
-    else:
-        print(format_predictions(results))
+    _emit(predict_videos(args.videos, args.run, top=args.top, device=args.device), args.json, format_predictions)
     return 0
 
 

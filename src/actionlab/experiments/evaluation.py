@@ -18,6 +18,28 @@ from actionlab.evaluate.predictions import Predictions, load_predictions, save_p
 from actionlab.utils import atomic_write_text, strict_json
 
 
+def clip_metrics(preds: Predictions) -> dict[str, Any]:
+    """Accuracy of the parts of each video (windows, clips or frames), when the predictions keep them."""
+    labelled = preds.labelled()
+    if preds.clip_scores is None or not labelled.num_videos:
+        return {}
+    clip_labels = np.asarray(preds.labels)[preds.clip_video]
+    clip = topk_accuracies(preds.clip_scores, clip_labels, (1, 5))
+    return {"clip_top1": clip["top1"], "clip_top5": clip["top5"], "num_clips": int(len(clip_labels))}
+
+
+def save_evaluation(out: Path, preds: Predictions, extra: dict[str, Any], split: str = "test") -> dict[str, Any]:
+    """Write ``predictions_<split>.npz``, ``metrics.json`` (strict JSON: NaN -> null) and ``labels.txt`` into
+    ``out``; returns the metrics."""
+    out.mkdir(parents=True, exist_ok=True)
+    save_predictions(out / f"predictions_{split}.npz", preds)
+    labelled = preds.labelled()
+    metrics = {**summarize(labelled.scores, labelled.labels, list(preds.classes)), **extra, **clip_metrics(preds)}
+    atomic_write_text(out / "metrics.json", strict_json(metrics, indent=2) + "\n")
+    atomic_write_text(out / "labels.txt", "".join(c + "\n" for c in preds.classes))
+    return metrics
+
+
 def evaluate_run(run_dir: str | Path, split: str = "test", baseline: str | Path | None = None) -> dict[str, Any]:
     """Metrics of a run's saved predictions, and with ``baseline`` the classes it improved or hurt most."""
     run_dir = Path(run_dir)
@@ -29,12 +51,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", baseline: str | Path 
     labelled = preds.labelled()
     classes = list(preds.classes)
     result: dict[str, Any] = {"run": str(run_dir), "name": run_dir.name, "split": split,
-                              "metrics": summarize(labelled.scores, labelled.labels, classes)}
-    if preds.clip_scores is not None and labelled.num_videos:
-        clip_labels = np.asarray(preds.labels)[preds.clip_video]
-        clip = topk_accuracies(preds.clip_scores, clip_labels, (1, 5))
-        result["metrics"]["clip_top1"], result["metrics"]["clip_top5"] = clip["top1"], clip["top5"]
-        result["metrics"]["num_clips"] = int(len(clip_labels))
+                              "metrics": {**summarize(labelled.scores, labelled.labels, classes), **clip_metrics(preds)}}
     saved = run_dir / "metrics.json"
     if saved.is_file():
         trained = json.loads(saved.read_text())
@@ -84,13 +101,8 @@ def single_frame_run(store_path: str | Path, out_dir: str | Path | None = None, 
         preds = Predictions(keys=[r.path for r in records], labels=np.array([r.label_index for r in records]),
                             scores=average_probabilities(frame_logp, owner, len(keys)), classes=classes,
                             clip_scores=frame_logp, clip_video=owner)
-    out.mkdir(parents=True, exist_ok=True)
-    save_predictions(out / f"predictions_{split}.npz", preds)
-    labelled = preds.labelled()
-    metrics = {**summarize(labelled.scores, labelled.labels, classes), "model": "single_frame (fine-tuned head)",
-               "split": split, "features": str(store_path)}
-    atomic_write_text(out / "metrics.json", strict_json(metrics, indent=2) + "\n")
-    atomic_write_text(out / "labels.txt", "".join(c + "\n" for c in classes))
+    save_evaluation(out, preds, {"model": "single_frame (fine-tuned head)", "split": split,
+                                 "features": str(store_path)}, split=split)
     return out
 
 

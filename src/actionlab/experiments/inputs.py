@@ -45,6 +45,7 @@ class RunInputs:
         self.cfg, self.device, self.rank, self.world = cfg, device, rank, world
         self.amp = cfg.amp and device.type == "cuda"
         self.steps_per_epoch: int | None = None
+        self._eval: dict[str, Any] = {}
 
     # -- splits
     def validation_split(self, log: Callable[[str], Any]) -> str | None:
@@ -77,6 +78,16 @@ class RunInputs:
 
     def predict(self, model: nn.Module, split: str) -> Predictions:
         raise NotImplementedError
+
+    def load_eval(self, split: str) -> Any:
+        """The evaluation data of ``split`` (what :meth:`predict` reads)."""
+        raise NotImplementedError
+
+    def eval_data(self, split: str) -> Any:
+        """:meth:`load_eval`, once per split: validation reads the same data every epoch."""
+        if split not in self._eval:
+            self._eval[split] = self.load_eval(split)
+        return self._eval[split]
 
     def checkpoint_meta(self) -> dict[str, Any]:
         """What the checkpoint needs beyond the model to be used elsewhere: the preprocessing, above all."""
@@ -139,12 +150,16 @@ class FeatureInputs(RunInputs):
     def train_batches(self, epoch: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
         return self._batches(epoch)
 
-    def predict(self, model: nn.Module, split: str) -> Predictions:
+    def load_eval(self, split: str) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
         x, y, keys = self.store.load_split(split, dtype=np.float32)
-        scores, win_scores, win_video = predict_sequences(model, x, resolved_inference(self.cfg), self.device)
         # Keys are manifest paths, as in clip runs, so any two runs on one dataset compare video by video.
-        return Predictions(keys=[self.store.record(k).path for k in keys], labels=np.asarray(y), scores=scores,
-                           classes=self.classes, clip_scores=win_scores, clip_video=win_video)
+        return x, np.asarray(y), [self.store.record(k).path for k in keys]
+
+    def predict(self, model: nn.Module, split: str) -> Predictions:
+        x, y, paths = self.eval_data(split)
+        scores, win_scores, win_video = predict_sequences(model, x, resolved_inference(self.cfg), self.device)
+        return Predictions(keys=paths, labels=y, scores=scores, classes=self.classes, clip_scores=win_scores,
+                           clip_video=win_video)
 
     def checkpoint_meta(self) -> dict[str, Any]:
         prov = self.store.provenance
@@ -178,7 +193,6 @@ class _ManifestInputs(RunInputs):
         self.classes = list(self.manifest.classes)
         self.splits = list(self.manifest.splits())
         self.train_ds: Any = None
-        self._eval: dict[str, Any] = {}
         self.norm: dict[str, tuple[float, ...]] = {}
 
     def _sampler(self) -> GlobalBatchSampler:
@@ -202,10 +216,8 @@ class _ManifestInputs(RunInputs):
                             pin_memory=self.device.type == "cuda", persistent_workers=False)
         return ((x, y) for x, y, _ in loader)
 
-    def _eval_dataset(self, split: str) -> Any:
-        if split not in self._eval:  # built once: a validation set's frame cache lives across epochs
-            self._eval[split] = self.make_dataset(split, train=False)
-        return self._eval[split]
+    def load_eval(self, split: str) -> Any:
+        return self.make_dataset(split, train=False)  # built once: a validation set's frame cache lives on
 
     def make_dataset(self, split: str, train: bool) -> Any:
         raise NotImplementedError
@@ -242,7 +254,7 @@ class ClipInputs(_ManifestInputs):
 
     def _prepare_cache(self, splits: Sequence[str], log: Callable[[str], Any]) -> None:
         """``clip.cache_frames``: refuse a cache that would not fit, fill it before DataLoader workers fork."""
-        datasets = [self.train_ds, *(self._eval_dataset(s) for s in splits)]
+        datasets = [self.train_ds, *(self.eval_data(s) for s in splits)]
         need, free = sum(ds.cache_estimate() for ds in datasets), available_memory()
         if free is not None and need > free // 2:
             raise ValueError(f"clip.cache_frames would hold about {need / 2**30:.1f} GiB of decoded frames (short "
@@ -254,7 +266,7 @@ class ClipInputs(_ManifestInputs):
             log(f"decoded {sum(ds.num_videos for ds in datasets)} videos into memory: {held / 2**20:.0f} MiB")
 
     def predict(self, model: nn.Module, split: str) -> Predictions:
-        ds = self._eval_dataset(split)
+        ds = self.eval_data(split)
         return self._predictions(ds, predict_clips(model, ds, self.cfg.batch_size, self.device,
                                                    self.cfg.num_workers, self.amp))
 
@@ -296,7 +308,7 @@ class FrameInputs(_ManifestInputs):
                             decode_size=self.resize)
 
     def predict(self, model: nn.Module, split: str) -> Predictions:
-        ds = self._eval_dataset(split)
+        ds = self.eval_data(split)
         return self._predictions(ds, predict_frames(model, ds, self.cfg.batch_size, self.device,
                                                     self.cfg.num_workers, self.amp))
 

@@ -16,7 +16,6 @@ Every model kind goes through it; what differs (features, clips or frames) is a 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import statistics
@@ -24,15 +23,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
 
 from actionlab.config import ModelConfig, TrainConfig, flatten, from_dict, save_yaml, to_dict
 from actionlab.evaluate.diagnose import memorisation_warning
-from actionlab.evaluate.metrics import summarize, topk_accuracies
-from actionlab.evaluate.predictions import Predictions, save_predictions
+from actionlab.evaluate.metrics import topk_accuracies
+from actionlab.evaluate.predictions import Predictions
+from actionlab.experiments.evaluation import save_evaluation
 from actionlab.experiments.inputs import RunInputs, open_inputs
 from actionlab.models.registry import ModelEntry, create_model, model_entry, models_taking
 from actionlab.train.checkpoint import load_model_from_checkpoint
@@ -44,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 Log = Callable[[str], Any]
 HEADLINE = ("top1", "top5", "top10", "mean_class_accuracy", "clip_top1", "train_loss", "train_acc", "val_top1",
-            "epochs", "best_epoch")
+            "best_train_acc", "epochs", "best_epoch")
 
 
 def train_run(cfg: TrainConfig, run_dir: str | Path, features: str | Path | None = None,
@@ -103,8 +102,7 @@ def train_seeds(cfg: TrainConfig, run_dir: str | Path, seeds: Sequence[int], fea
         log(f"seed {seed}: {run_dir / f'seed-{seed}'}")
         out = train_run(dataclasses.replace(cfg, seed=int(seed)), run_dir / f"seed-{seed}", features=features,
                         manifest=manifest, resume=resume, log=log)
-        saved = json.loads((run_dir / f"seed-{seed}" / "metrics.json").read_text())
-        per_seed[str(seed)] = {k: saved.get(k, out.get(k)) for k in SEED_METRICS if k in saved or k in out}
+        per_seed[str(seed)] = {k: out[k] for k in SEED_METRICS if k in out}
     summary: dict[str, Any] = {"seeds": [int(s) for s in seeds], "runs": per_seed, "mean": {}, "std": {}}
     for key in SEED_METRICS:
         values = [float(m[key]) for m in per_seed.values() if m.get(key) is not None]
@@ -122,7 +120,7 @@ def model_kwargs(model: ModelConfig, entry: ModelEntry, from_data: dict[str, Any
     fields.pop("name")
     for key, value in fields.items():
         if key not in entry.params and value != defaults[key]:
-            takers = [m for m in models_taking(key)]
+            takers = models_taking(key)
             raise ValueError(f"model.{key}={value!r} does not apply to {entry.name!r}: it takes "
                              f"{', '.join('model.' + p for p in entry.params if p in fields) or 'no model.* field'}. "
                              f"Models that take model.{key}: {', '.join(takers) or 'none'}")
@@ -170,24 +168,16 @@ def saved_config(run_dir: str | Path) -> TrainConfig:
 
 def write_results(run_dir: Path, predictions: Predictions, history: History, extra: dict[str, Any]
                   ) -> dict[str, Any]:
-    """Save the evaluated predictions, ``metrics.json`` and ``labels.txt`` of a run; returns the metrics."""
-    save_predictions(run_dir / "predictions_test.npz", predictions)
-    labelled = predictions.labelled()
-    metrics = summarize(labelled.scores, labelled.labels, list(predictions.classes))
+    """The run's evaluation files (:func:`save_evaluation`) with the training history's outcome; returns the
+    metrics."""
     last = history.epochs[-1] if history.epochs else {}
     best = next((e for e in history.epochs if e.get("epoch") == history.best_epoch), {})
-    metrics.update({"train_loss": last.get("train_loss", math.nan), "train_acc": last.get("train_acc", math.nan),
-                    "epochs": len(history.epochs), "best_epoch": history.best_epoch,
-                    "stopped_early": history.stopped_early, **extra})
+    trained: dict[str, Any] = {"train_loss": last.get("train_loss", math.nan),
+                               "train_acc": last.get("train_acc", math.nan), "epochs": len(history.epochs),
+                               "best_epoch": history.best_epoch, "stopped_early": history.stopped_early}
     if "val_top1" in best:  # the validation accuracy of the checkpoint that was evaluated
-        metrics["val_top1"] = best["val_top1"]
-        metrics["best_train_acc"] = best.get("train_acc", math.nan)
-    if predictions.clip_scores is not None and labelled.num_videos:
-        clip_labels = np.asarray(predictions.labels)[predictions.clip_video]
-        metrics["clip_top1"] = topk_accuracies(predictions.clip_scores, clip_labels, (1,))["top1"]
-    atomic_write_text(run_dir / "metrics.json", strict_json(metrics, indent=2) + "\n")  # NaN -> null
-    atomic_write_text(run_dir / "labels.txt", "".join(c + "\n" for c in predictions.classes))
-    return metrics
+        trained.update(val_top1=best["val_top1"], best_train_acc=best.get("train_acc", math.nan))
+    return save_evaluation(run_dir, predictions, {**trained, **extra})
 
 
 def epoch_log(log: Log) -> Callable[[dict[str, Any]], None]:

@@ -21,7 +21,11 @@ from actionlab.experiments.run import train_run
 
 logger = logging.getLogger(__name__)
 
-METRICS = ("train_loss", "train_acc", "val_top1", "top1", "top5", "top10", "mean_class_accuracy")
+SWEPT = {"train_loss": "train_loss", "train_acc": "train_acc", "val_top1": "val_top1", "top1": "test_top1",
+         "top5": "test_top5", "top10": "test_top10", "mean_class_accuracy": "test_mean_class_accuracy"}
+"""A run's headline metric -> its name in sweep tables (test numbers are reported, never used to choose)."""
+ALWAYS = ("train_loss", "train_acc", "test_top1")
+"""Reported even when unknown (NaN); the others only when the run has them (no validation split: no val_top1)."""
 
 
 def sweep_objective(base: dict[str, Any], features: str | None, manifest: str | None, overrides: dict[str, Any],
@@ -29,8 +33,8 @@ def sweep_objective(base: dict[str, Any], features: str | None, manifest: str | 
     """One (setting, seed) of a sweep: a full training run in ``trial_dir``; returns its metrics."""
     cfg = apply_overrides(from_dict(TrainConfig, base), {**overrides, "seed": seed})
     metrics = train_run(cfg, trial_dir, features=features, manifest=manifest, resume=True, log=logger.debug)
-    out = {k if k.startswith(("train", "val")) else f"test_{k}": float(metrics.get(k, math.nan)) for k in METRICS}
-    return {k: v for k, v in out.items() if not math.isnan(v) or k in ("train_loss", "train_acc", "test_top1")}
+    out = {name: math.nan if metrics.get(key) is None else float(metrics[key]) for key, name in SWEPT.items()}
+    return {name: v for name, v in out.items() if name in ALWAYS or not math.isnan(v)}
 
 
 def _median_length(features: str | Path) -> int:

@@ -40,12 +40,8 @@ class ModelEntry:
     doc: str
     normalization: dict[str, tuple[float, ...]] | None
     """Input normalization of the model trained from scratch (image models); None for temporal models."""
-
-    @property
-    def params(self) -> tuple[str, ...]:
-        """The keyword arguments the builder takes (besides ``num_classes``)."""
-        sig = inspect.signature(self.builder)
-        return tuple(n for n in sig.parameters if n != "num_classes")
+    params: tuple[str, ...]
+    """The keyword arguments the builder takes (besides ``num_classes``)."""
 
 
 _MODELS: dict[str, ModelEntry] = {}
@@ -66,12 +62,14 @@ def register_model(kind: str, name: str | None = None,
         key = name or fn.__name__
         if key in _MODELS:
             raise ValueError(f"model {key!r} is registered twice")
-        if any(p.kind is p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values()):
+        parameters = inspect.signature(fn).parameters
+        if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
             raise TypeError(f"builder {key!r} takes **kwargs: list its keyword arguments so that unknown "
                             "settings are refused")
         doc = (fn.__doc__ or "").strip().splitlines()
         norm = None if kind == "temporal" or normalization is None else _norm(*normalization)
-        _MODELS[key] = ModelEntry(key, kind, fn, doc[0] if doc else "", norm)
+        params = tuple(n for n in parameters if n != "num_classes")
+        _MODELS[key] = ModelEntry(key, kind, fn, doc[0] if doc else "", norm, params)
         return fn
 
     return wrap
