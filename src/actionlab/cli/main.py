@@ -7,6 +7,7 @@
     actionlab train --features feats.h5 ...  train a temporal model (or --manifest for end-to-end video nets)
     actionlab evaluate RUN [--baseline RUN]  metrics, confusion, improved/hurt classes
     actionlab predict VIDEO... --run RUN     top-5 labels for any video file
+    actionlab explain RUN VIDEO... -o DIR    heat maps over the frames and per-frame weights (PNG, MP4, JSON)
     actionlab sweep --features feats.h5 ...  grid/random/TPE search with Optuna, resumable
     actionlab report RUN|SWEEP... -o r.html  one self-contained HTML report (+ Markdown)
     actionlab demo                           the whole pipeline on a generated dataset
@@ -178,6 +179,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from actionlab.experiments.explain import RunExplainer, write_explanation
+
+    explainer = RunExplainer(args.run, device=args.device, layer=args.layer)
+    target = int(args.target) if args.target is not None and args.target.isdigit() else args.target
+    for video in args.videos:
+        e = explainer(video, target=target)
+        paths = write_explanation(e, args.output)
+        print(f"{video}: predicted {e.classes[e.predicted]} ({e.probs()[e.predicted]:.0%}), explaining "
+              f"{e.classes[e.target]}; {e.map_method}")
+        print("  " + "  ".join(str(p) for p in paths.values()))
+    return 0
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from actionlab.experiments.tuning import sweep_run
 
@@ -197,7 +212,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from actionlab.experiments.evaluation import make_report
 
-    html, md = make_report(args.paths, args.output, baseline=args.baseline)
+    html, md = make_report(args.paths, args.output, baseline=args.baseline, videos=args.videos,
+                           saliency=args.saliency)
     print(Path(md).read_text(encoding="utf-8"))
     print(f"report: {html}")
     return 0
@@ -348,6 +364,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
 
+    p = sub.add_parser("explain", help="where a run's prediction for a video comes from: heat maps and per-frame "
+                                       "weights as a PNG strip, an MP4 and JSON")
+    p.add_argument("run", help="run directory")
+    p.add_argument("videos", nargs="+", help="video file(s)")
+    p.add_argument("-o", "--output", default="explain", help="output directory (default: explain/)")
+    p.add_argument("--target", help="class to explain, by name or index (default: the predicted class)")
+    p.add_argument("--layer", help="module whose activations Grad-CAM reads, e.g. layer3 (default: the deepest "
+                                   "feature map at least 4 cells across)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, auto ...")
+    p.set_defaults(func=cmd_explain)
+
     p = sub.add_parser("sweep", help="grid/random/TPE search over config fields with Optuna (resumable)")
     _add_train_flags(p)
     p.add_argument("--out", required=True, help="sweep directory")
@@ -366,6 +393,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", help="run and/or sweep directories")
     p.add_argument("-o", "--output", default="report.html")
     p.add_argument("--baseline", help="run to compare the others against (e.g. the single-frame run)")
+    p.add_argument("--videos", type=int, default=6, help="test videos per run shown as frame strips: the most "
+                                                         "wrong, and those fixed against --baseline (0: none)")
+    p.add_argument("--saliency", action="store_true", help="draw the strips with each run's heat maps "
+                                                           "(`actionlab explain`; slower: seconds per video)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("demo", help="the whole pipeline on a generated dataset, in a few minutes on a CPU")

@@ -1,19 +1,26 @@
 """Inline charts for the HTML report: SVG line charts and confusion heatmaps, HTML per-class accuracy bars.
 
-Every chart is a self-contained string (no scripts, no network); hovering an element with ``data-tip`` shows its
-tooltip through the report's one inline script. Class names and titles are HTML-escaped here.
+Every chart is a self-contained string (no network); hovering an element with ``data-tip`` shows its tooltip
+through the report's one inline script. Class names and titles are HTML-escaped here. A confusion matrix of more
+than :data:`RASTER_ABOVE` classes is a PNG (one pixel per cell) instead of one SVG ``<rect>`` per cell, with its
+counts in a compact JSON array that the script reads on hover (:func:`confusion_raster`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from actionlab.evaluate.escape import esc
+from actionlab.evaluate.escape import esc, script_json
 
-__all__ = ["PALETTE", "class_bars", "confusion_heatmap", "line_chart", "nice_ticks"]
+if TYPE_CHECKING:
+    from PIL import Image
+
+__all__ = ["PALETTE", "RASTER_ABOVE", "class_bars", "confusion_colors", "confusion_heatmap", "confusion_matrix",
+           "confusion_picture", "confusion_raster", "line_chart", "nice_ticks"]
 
 PALETTE = ("#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#ca8a04", "#db2777")
 
@@ -89,13 +96,83 @@ def line_chart(series: Sequence[tuple[str, Sequence[float], Sequence[float | Non
     return "".join(out)
 
 
+_DEEP = np.array([30, 64, 175], dtype=np.float64)
+RASTER_ABOVE = 30
+"""Confusion matrices of more classes than this are drawn as an image (:func:`confusion_raster`)."""
+
+
 def _heat_color(frac: float) -> str:
     """White -> deep blue, perceptually even enough for reading counts."""
     frac = min(max(frac, 0.0), 1.0)
-    r = round(255 - frac * (255 - 30))
-    g = round(255 - frac * (255 - 64))
-    b = round(255 - frac * (255 - 175))
+    r, g, b = (round(255 - frac * (255 - c)) for c in _DEEP)
     return f"rgb({r},{g},{b})"
+
+
+def confusion_colors(cm: np.ndarray) -> np.ndarray:
+    """``(K, K, 3)`` uint8: each cell coloured by its share of the true class (row), as :func:`_heat_color`."""
+    support = cm.sum(axis=1, keepdims=True)
+    frac = np.clip(np.divide(cm, support, out=np.zeros(cm.shape), where=support > 0), 0, 1)[..., None]
+    return np.round(255 - frac * (255 - _DEEP)).astype(np.uint8)
+
+
+def confusion_matrix(cm: np.ndarray, classes: Sequence[str]) -> str:
+    """The report's confusion matrix: SVG cells up to :data:`RASTER_ABOVE` classes, an image beyond."""
+    return confusion_heatmap(cm, classes) if len(classes) <= RASTER_ABOVE else confusion_raster(cm, classes)
+
+
+def confusion_raster(cm: np.ndarray, classes: Sequence[str]) -> str:
+    """The confusion matrix as a PNG (one pixel per cell, scaled up without smoothing) and its counts as JSON.
+
+    Hovering maps the mouse position to a cell: the report's script shows ``true → predicted: count of support
+    (share)`` from ``cells``, the non-zero counts as flat ``[row * K + col, count, ...]`` pairs (at most one pair
+    per test video, so a 400-class matrix stays small).
+    """
+    from PIL import Image
+
+    from actionlab.evaluate.strips import data_uri
+
+    k = len(classes)
+    rows, cols = np.nonzero(cm)
+    cells = np.stack([rows * k + cols, cm[rows, cols]], 1).reshape(-1).astype(int).tolist()
+    data = {"classes": list(map(str, classes)), "support": cm.sum(axis=1).astype(int).tolist(), "cells": cells}
+    side = k * max(1, min(8, 720 // max(k, 1)))
+    uri = data_uri(Image.fromarray(confusion_colors(cm)), "PNG")
+    return (f'<div class="cmr"><img class="cmimg" src="{uri}" width="{max(side, 480)}" '
+            f'height="{max(side, 480)}" alt="confusion matrix of {k} classes (hover a cell for its count)">'
+            f'<script type="application/json" class="cmdata">{script_json(data)}</script>'
+            f'<p class="muted">{k} classes in the order of the per-class list; rows: true class, columns: '
+            "predicted. Hover a cell for its classes and count.</p></div>")
+
+
+def confusion_picture(cm: np.ndarray, classes: Sequence[str], cell: int | None = None) -> Image.Image:
+    """A PIL image of the confusion matrix (for TensorBoard): coloured cells, class names on both axes up to
+    :data:`RASTER_ABOVE` classes, counts in the cells when they fit."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    k = len(classes)
+    cell = cell or max(2, min(28, 560 // max(k, 1)))
+    labels = k <= RASTER_ABOVE
+    font = ImageFont.load_default(size=min(12, max(cell - 4, 8)))
+    pad = 8 + max((int(font.getlength(c[:24])) for c in classes), default=0) if labels else 4
+    img = Image.new("RGB", (pad + k * cell + 4, pad + k * cell + 4), "white")
+    colours = np.repeat(np.repeat(confusion_colors(cm), cell, 0), cell, 1)
+    img.paste(Image.fromarray(colours), (pad, pad))
+    d = ImageDraw.Draw(img)
+    if labels:
+        support = cm.sum(axis=1)
+        for i, name in enumerate(classes):
+            y = pad + i * cell + cell / 2
+            d.text((pad - 4, y), name[:24], fill=(30, 41, 59), font=font, anchor="rm")
+            col = Image.new("RGBA", (pad, cell), (255, 255, 255, 0))
+            ImageDraw.Draw(col).text((pad - 4, cell / 2), name[:24], fill=(30, 41, 59), font=font, anchor="rm")
+            col = col.rotate(90, expand=True)
+            img.paste(col, (int(pad + i * cell), 0), col)
+            for j in range(k):
+                if cm[i, j] and cell >= 18:
+                    dark = support[i] and cm[i, j] / support[i] > 0.55
+                    d.text((pad + j * cell + cell / 2, y), str(int(cm[i, j])), font=font, anchor="mm",
+                           fill="white" if dark else (30, 41, 59))
+    return img
 
 
 def confusion_heatmap(cm: np.ndarray, classes: Sequence[str]) -> str:
@@ -162,3 +239,31 @@ def class_bars(acc: Sequence[float | None], support: Sequence[int], classes: Seq
                     f'<span class="btrack"><span class="bfill" style="width:{a * 100:.1f}%;'
                     f'background:{_acc_color(a)}"></span></span><span class="bval">{a:.0%}</span></div>')
     return '<div class="bars">' + "".join(rows) + "</div>"
+
+
+RASTER_CSS = """
+.cmr{max-width:100%} .cmimg{image-rendering:pixelated;image-rendering:crisp-edges;max-width:100%;height:auto;
+border:1px solid var(--line);cursor:crosshair;display:block}
+"""
+
+# Hover on a raster confusion matrix: mouse position -> (row, col) -> count from the compact "cells" array.
+RASTER_JS = """
+(function(){
+  var tip=document.getElementById('tip');
+  document.querySelectorAll('.cmr').forEach(function(box){
+    var img=box.querySelector('.cmimg'),d=JSON.parse(box.querySelector('.cmdata').textContent);
+    var k=d.classes.length,counts=new Map();
+    for(var i=0;i<d.cells.length;i+=2)counts.set(d.cells[i],d.cells[i+1]);
+    img.addEventListener('mousemove',function(e){
+      var r=img.getBoundingClientRect();
+      var col=Math.min(k-1,Math.floor((e.clientX-r.left)/r.width*k)),row=Math.min(k-1,Math.floor((e.clientY-r.top)/r.height*k));
+      if(row<0||col<0)return;
+      var c=counts.get(row*k+col)||0,s=d.support[row];
+      tip.textContent=d.classes[row]+' \\u2192 '+d.classes[col]+': '+c+' of '+s+' ('+(s?Math.round(100*c/s):0)+'%)';
+      var x=e.clientX+14,y=e.clientY+14;
+      if(x+tip.offsetWidth>window.innerWidth-8)x=e.clientX-tip.offsetWidth-10;
+      tip.style.left=x+'px';tip.style.top=y+'px';tip.style.opacity=1;
+    });
+  });
+})();
+"""

@@ -7,9 +7,10 @@ rendered Markdown summary, never run. Every report writer escapes through these 
 from __future__ import annotations
 
 import html
+import json
 from typing import Any
 
-__all__ = ["esc", "md_escape"]
+__all__ = ["esc", "md_escape", "script_json"]
 
 
 def esc(value: Any) -> str:
@@ -26,3 +27,10 @@ def md_escape(value: Any) -> str:
     """
     text = html.escape(str(value), quote=False)
     return text.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def script_json(value: Any) -> str:
+    """JSON for an inline ``<script type="application/json">``: ``<``, ``>`` and ``&`` become ``\\u003c``...,
+    so a string holding ``</script>`` cannot end the element; ``JSON.parse`` gives the text back unchanged."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

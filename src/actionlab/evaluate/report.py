@@ -1,13 +1,14 @@
 """One self-contained HTML report (inline CSS, JS and SVG; no network) and a Markdown summary beside it.
 
 The report shows, for each run: train and validation learning curves side by side from ``metrics.jsonl``, a
-warning when the run memorises (train accuracy far above validation), the confusion matrix as a heatmap,
-per-class accuracy bars, the most confused pairs and the run's config; across runs: a comparison table (e.g.
-single-frame vs temporal), the classes a run improved or hurt most against a baseline, and sweep tables with
-the best setting highlighted (chosen on validation, never on test: see :mod:`actionlab.evaluate.sweep_table`).
+warning when the run memorises (train accuracy far above validation), the confusion matrix as a heatmap (an
+image with counts on hover beyond 30 classes), per-class accuracy bars, the most confused pairs, the test videos
+it got most wrong as frame strips, and the run's config; across runs: a comparison table (e.g. single-frame vs
+temporal), the classes a run improved or hurt most against a baseline and the videos it fixed, and sweep tables
+with the best setting highlighted (chosen on validation, never on test: see :mod:`actionlab.evaluate.sweep_table`).
 
 The pieces live beside this file: :mod:`~actionlab.evaluate.run_data` (reading run directories),
-:mod:`~actionlab.evaluate.charts` (SVG charts), :mod:`~actionlab.evaluate.report_md` (the Markdown) and
+:mod:`~actionlab.evaluate.charts` (SVG charts), :mod:`~actionlab.evaluate.gallery` (the videos), :mod:`~actionlab.evaluate.report_md` (the Markdown) and
 :mod:`~actionlab.evaluate.diagnose` (warnings). Every string that comes from a dataset or a config (class
 names, file names, overrides) is escaped (:mod:`~actionlab.evaluate.escape`).
 """
@@ -18,15 +19,17 @@ import datetime as _dt
 import logging
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from actionlab.evaluate.charts import class_bars, confusion_heatmap, line_chart
+from actionlab.evaluate import gallery
+from actionlab.evaluate.charts import RASTER_CSS, RASTER_JS, class_bars, confusion_matrix, line_chart
 from actionlab.evaluate.diagnose import best_epoch_accuracies, memorisation_warning
 from actionlab.evaluate.escape import esc
+from actionlab.evaluate.gallery import Gallery, build_gallery, gallery_html
 from actionlab.evaluate.report_md import markdown_summary
 from actionlab.evaluate.run_data import RunData, changes_against, load_run, resolve_baseline
 from actionlab.evaluate.sweep_table import SweepResult, as_sweep_result
@@ -191,7 +194,7 @@ def _kpis(metrics: Mapping[str, Any]) -> str:
     return '<div class="kpis">' + "".join(cells) + "</div>"
 
 
-def _run_section(run: RunData, anchor: str) -> str:
+def _run_section(run: RunData, anchor: str, videos: Gallery | None = None) -> str:
     import yaml
 
     parts = [f'<section id="{anchor}"><h2>{esc(run.name)} <span class="muted">· {esc(run.model)}</span></h2>',
@@ -202,7 +205,7 @@ def _run_section(run: RunData, anchor: str) -> str:
         support = [int(s) for s in run.confusion.sum(axis=1)]
         correct = [int(run.confusion[i, i]) for i in range(len(run.classes))]
         parts += ['<div class="grid2"><div><h3>Confusion matrix <span class="muted">(rows: true class; colour: share '
-                  'of the row)</span></h3>', confusion_heatmap(run.confusion, run.classes), "</div>",
+                  'of the row)</span></h3>', confusion_matrix(run.confusion, run.classes), "</div>",
                   "<div><h3>Per-class accuracy <span class=\"muted\">(worst first)</span></h3>",
                   class_bars(acc, support, run.classes, correct), "</div></div>"]
         pairs = run.metrics.get("most_confused") or []
@@ -212,6 +215,9 @@ def _run_section(run: RunData, anchor: str) -> str:
                                                              rows, cls="sortable compact")]
     else:
         parts.append('<div class="empty">no confusion matrix (metrics.json / predictions missing)</div>')
+    if videos is not None:
+        parts += ["<h3>Test videos it got most wrong</h3>",
+                  gallery_html(videos.wrong, run.classes, videos, "no misclassified test video")]
     if run.config:
         parts.append(f"<details><summary>Config</summary><pre>{esc(yaml.safe_dump(run.config, sort_keys=False))}"
                      "</pre></details>")
@@ -238,7 +244,7 @@ def _comparison_section(runs: Sequence[RunData], base: RunData | None) -> str:
             + _table(header, rows, best) + "</section>")
 
 
-def _changes_section(run: RunData, base: RunData, n: int) -> str:
+def _changes_section(run: RunData, base: RunData, n: int, videos: Gallery | None = None) -> str:
     ch = changes_against(run, base, n)
     title = f"{esc(run.name)} vs {esc(base.name)}: which classes changed"
     if ch is None:
@@ -274,6 +280,11 @@ def _changes_section(run: RunData, base: RunData, n: int) -> str:
     zero = [u["class"] for u in ch["unchanged"] if u["accuracy"] == 0]
     if zero:
         parts.append(f'<p class="muted">Still at 0%: {esc(", ".join(zero))}</p>')
+    if videos is not None:
+        parts += [f"<h3>Videos {esc(run.name)} fixed <span class=\"muted\">(wrong in {esc(base.name)}, right now; "
+                  "largest gain first)</span></h3>",
+                  gallery_html(videos.fixed, run.classes, videos, f"no test video that {base.name} got wrong and "
+                                                                  f"{run.name} right")]
     parts.append("</section>")
     return "".join(parts)
 
@@ -291,9 +302,11 @@ def _sweep_section(sweeps: Sequence[SweepResult]) -> str:
 
 
 def render_html(runs: Sequence[RunData], sweeps: Sequence[Any] = (), baseline: RunData | str | None = None,
-                title: str = "actionlab report", num_changes: int = 10) -> str:
-    """The report as one HTML string (see :func:`write_report`)."""
+                title: str = "actionlab report", num_changes: int = 10,
+                galleries: Sequence[Gallery | None] | None = None) -> str:
+    """The report as one HTML string (see :func:`write_report`); ``galleries``: one per run (its videos)."""
     base = resolve_baseline(runs, baseline)
+    shown = list(galleries) if galleries is not None else [None] * len(runs)
     tables = [as_sweep_result(s) for s in sweeps]
     anchors = [f"run-{i}" for i in range(len(runs))]
     nav = "".join(f'<a href="#{a}">{esc(r.name)}</a>' for a, r in zip(anchors, runs))
@@ -303,8 +316,8 @@ def render_html(runs: Sequence[RunData], sweeps: Sequence[Any] = (), baseline: R
     if runs:
         body.append(_comparison_section(runs, base))
     if base is not None:
-        body += [_changes_section(run, base, num_changes) for run in runs if run is not base]
-    body += [_run_section(run, a) for run, a in zip(runs, anchors)]
+        body += [_changes_section(run, base, num_changes, g) for run, g in zip(runs, shown) if run is not base]
+    body += [_run_section(run, a, g) for run, a, g in zip(runs, anchors, shown)]
     if tables:
         body.append(_sweep_section(tables))
     if not body:
@@ -312,24 +325,32 @@ def render_html(runs: Sequence[RunData], sweeps: Sequence[Any] = (), baseline: R
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
-            f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
+            f"<title>{esc(title)}</title><style>{CSS}{RASTER_CSS}{gallery.CSS}</style></head><body>"
             f"<header><h1>{esc(title)}</h1><p>{len(runs)} run(s), {len(tables)} sweep table(s) · generated {stamp}</p>"
             f"<nav>{nav}</nav></header><main>{''.join(body)}"
             "<footer>actionlab · self-contained report (no network)</footer></main>"
-            f'<div id="tip" role="tooltip"></div><script>{JS}</script></body></html>\n')
+            f'<div id="tip" role="tooltip"></div>{gallery.LIGHTBOX}<script>{JS}{RASTER_JS}{gallery.JS}</script>'
+            "</body></html>\n")
 
 
 def write_report(out_html: str | Path, runs: Sequence[RunData], sweeps: Sequence[Any] = (),
                  baseline: RunData | str | None = None, title: str = "actionlab report",
-                 markdown: bool = True) -> Path:
+                 markdown: bool = True, videos: int = 6,
+                 saliency: Callable[[RunData], gallery.StripMaker | None] | None = None) -> Path:
     """Write ONE self-contained HTML file (and ``<same name>.md`` with :func:`markdown_summary` when asked).
 
     ``runs``: :class:`RunData` (see :func:`load_run`); ``sweeps``: ``SweepResult`` objects or their
     ``results.json`` paths (a file or its study directory) or parsed dicts; ``baseline``: a run (or a run's name)
-    to compare the others against class by class (e.g. the single-frame model).
+    to compare the others against class by class (e.g. the single-frame model). ``videos``: how many test videos
+    each run shows as frame strips, most wrong and (against the baseline) fixed (0: none); ``saliency``: per run,
+    what draws a strip with heat maps (see :func:`~actionlab.evaluate.gallery.build_gallery`), or None.
     """
     out_html = Path(out_html)
-    atomic_write_text(out_html, render_html(runs, sweeps, baseline, title))
+    base = resolve_baseline(runs, baseline)
+    galleries = None
+    if videos > 0:
+        galleries = [build_gallery(run, base, videos, saliency=saliency(run) if saliency else None) for run in runs]
+    atomic_write_text(out_html, render_html(runs, sweeps, base, title, galleries=galleries))
     if markdown:
         atomic_write_text(out_html.with_suffix(".md"), markdown_summary(runs, sweeps, baseline, title))
     logger.info("wrote report %s", out_html)

@@ -35,6 +35,8 @@ class RunData:
     """``(K, K)`` counts, rows = true class."""
     predictions: Predictions | None = None
     """Video-level test predictions, used to compare runs class by class."""
+    path: Path | None = None
+    """The run directory it was read from."""
 
     @property
     def model(self) -> str:
@@ -76,7 +78,7 @@ def load_run(run_dir: str | Path, split: str = "test", name: str | None = None) 
     if not any(files[n].is_file() for n in list(files)[:4]):
         raise FileNotFoundError(f"{run_dir}: not a run directory (no config.yaml, metrics.jsonl, metrics.json or "
                                 f"predictions_{split}.npz); train or evaluate into it first")
-    run = RunData(name=name or run_dir.name)
+    run = RunData(name=name or run_dir.name, path=run_dir)
     if files["config.yaml"].is_file():
         run.config = yaml.safe_load(files["config.yaml"].read_text()) or {}
     if files["metrics.jsonl"].is_file():

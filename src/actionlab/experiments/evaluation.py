@@ -106,9 +106,13 @@ def single_frame_run(store_path: str | Path, out_dir: str | Path | None = None, 
     return out
 
 
-def make_report(paths: Sequence[str | Path], output: str | Path, baseline: str | Path | None = None
-                ) -> tuple[Path, Path]:
-    """One HTML report (+ Markdown beside it) of run and sweep directories; returns both paths."""
+def make_report(paths: Sequence[str | Path], output: str | Path, baseline: str | Path | None = None,
+                videos: int = 6, saliency: bool = False) -> tuple[Path, Path]:
+    """One HTML report (+ Markdown beside it) of run and sweep directories; returns both paths.
+
+    ``videos``: test videos per run shown as frame strips (most wrong; fixed against the baseline);
+    ``saliency``: draw them with the run's heat maps (:mod:`actionlab.experiments.explain`; seconds per video for
+    a two-stage run on a CPU, so off by default)."""
     from actionlab.evaluate.report import load_run, write_report
     from actionlab.evaluate.sweep_table import load_sweep
 
@@ -125,5 +129,10 @@ def make_report(paths: Sequence[str | Path], output: str | Path, baseline: str |
         base_name = Path(baseline).name
         if base_name not in {r.name for r in runs}:
             runs.insert(0, load_run(baseline))
-    html = write_report(output, runs, sweeps, baseline=base_name)
+    strips = None
+    if saliency:
+        from actionlab.experiments.explain import strip_maker
+
+        strips = strip_maker
+    html = write_report(output, runs, sweeps, baseline=base_name, videos=videos, saliency=strips)
     return html, Path(html).with_suffix(".md")

@@ -169,7 +169,8 @@ class FeatureInputs(RunInputs):
 
     def provenance(self) -> dict[str, Any]:
         prov = self.store.provenance
-        keep = ("backbone", "weights", "weights_sha256", "sampler", "feature_dim", "manifest_checksum", "dtype")
+        keep = ("backbone", "weights", "weights_sha256", "sampler", "feature_dim", "manifest_checksum", "dtype",
+                "manifest_root")
         return {"kind": self.kind, "features": str(self.path), "store_provenance": {k: prov.get(k) for k in keep}}
 
     def close(self) -> None:

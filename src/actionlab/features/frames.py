@@ -157,6 +157,7 @@ def build_provenance(manifest: Manifest, cfg: ExtractConfig, spec: Any, module: 
         "feature_dim": int(spec.feature_dim),
         "dtype": cfg.dtype,
         "manifest_checksum": manifest.checksum(),
+        "manifest_root": str(Path(manifest.root).resolve()),  # where the videos are (the report shows them)
         "splits": sorted(splits),
         "predictions": bool(cfg.predictions),
         "num_classes": len(manifest.classes),

@@ -22,7 +22,8 @@ memory. Normalization on read is ``(x - mean) / std`` with ``std < 1e-6`` (dead 
 
 ``provenance`` records what made the features, so a cache built with other weights or preprocessing is never
 mixed in silently: ``backbone``, ``weights`` (id) + ``weights_sha256``, ``preprocessing`` (resize, crop, mean,
-std), ``sampler`` (name + params), ``feature_dim``, ``dtype``, ``manifest_checksum``, ``splits``,
+std), ``sampler`` (name + params), ``feature_dim``, ``dtype``, ``manifest_checksum``, ``manifest_root`` (the
+dataset folder the manifest's paths are relative to), ``splits``,
 ``predictions``, ``num_classes``, ``num_videos``, ``skipped``, ``extract_config``, ``engine``,
 ``actionlab_version``, ``git_revision``, ``created``. :meth:`FeatureStore.check_compatible` compares the fields
 a run passes (extraction passes :data:`COMPAT_FIELDS`; the rest is informative).
