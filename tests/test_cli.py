@@ -104,8 +104,27 @@ def test_report_is_self_contained_and_escaped(pipeline: dict[str, Path], tmp_pat
     assert run("report", pipeline["single"], pipeline["lstm"], "-o", out, "--baseline", pipeline["single"]) == 0
     html = out.read_text()
     assert "GrowCircle" in html and "<svg" in html
+    # the test videos of runs over cached features are found through the store's provenance
+    assert "Test videos it got most wrong" in html and "data:image/jpeg;base64," in html
     assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html
     assert out.with_suffix(".md").is_file()
+
+
+def test_explain_lstm_run_shows_the_frames_and_steps_it_rests_on(pipeline: dict[str, Path], synth_ucf101: Path,
+                                                                 tmp_path: Path) -> None:
+    """Per-frame Grad-CAM of the backbone through the LSTM, and occlusion of each of the 6 steps it reads."""
+    pytest.importorskip("pytorch_grad_cam", reason="the explain extra: pip install 'actionlab[explain]'")
+    from actionlab.data.decode import VideoReader
+
+    video = sorted((synth_ucf101 / "UCF-101").rglob("*.avi"))[0]
+    assert run("explain", pipeline["lstm"], video, "-o", tmp_path) == 0
+    summary = json.loads((tmp_path / f"{video.stem}.json").read_text())
+    assert len(summary["frames"]) == len(summary["weights"]) == 6  # inference.window=6 of the 8 extracted frames
+    assert "occlusion" in summary["steps"] and "mobilenet_v2" in summary["map"]
+    assert any(abs(w) > 1e-4 for w in summary["weights"]) and max(summary["heat_per_frame"]) > 0
+    with VideoReader(tmp_path / f"{video.stem}.mp4") as movie:
+        assert movie.info.num_frames == 6
+    assert (tmp_path / f"{video.stem}.png").stat().st_size > 10_000
 
 
 def test_video_network_trains_from_manifest(pipeline: dict[str, Path], tmp_path: Path,

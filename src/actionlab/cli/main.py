@@ -149,12 +149,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.seeds:
         seeds = [int(s) for s in _csv_list(args.seeds) or []]
         summary = train_seeds(cfg, args.run, seeds, features=args.features, manifest=args.manifest,
-                              resume=args.resume, log=print)
+                              resume=args.resume, log=print, tensorboard=args.tensorboard)
         print(format_seeds(summary))
         print(f"per-seed runs in {args.run}/seed-*/, summary: {Path(args.run) / 'seeds.json'}")
         return 0
     result = train_run(cfg, args.run, features=args.features, manifest=args.manifest, resume=args.resume,
-                       log=print)
+                       log=print, tensorboard=args.tensorboard)
     _print_json(result)
     return 0
 
@@ -347,6 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints/last.pt")
     p.add_argument("--seeds", help="comma-separated seeds: one run each in RUN/seed-<s>/, mean ± std in "
                                    "RUN/seeds.json (e.g. 0,1,2)")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also write TensorBoard event files (metrics per epoch, the test confusion matrix) into "
+                        "RUN/tensorboard/ (pip install 'actionlab[tensorboard]')")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a run: top-k, mean class accuracy, confusion, changes")

@@ -52,24 +52,26 @@ def cam_layer(model: nn.Module, x: torch.Tensor, min_size: int = 4) -> tuple[str
     """``(name, frames per item or 0)`` of the layer Grad-CAM should read for input ``x``.
 
     Candidates are the modules whose output is a feature map: 5-D ``(B, C, T, h, w)``, or 4-D ``(N, C, h, w)``
-    (frames folded into the batch: ``N = B*T`` for a 5-D input). Left out: modules called more than once,
-    adaptive pooling (it may blow a small map up) and outputs that a later in-place op overwrites. The answer
-    is the last candidate to finish whose map is at least ``min_size`` cells across (the deepest, most
-    class-specific map that still localizes), else the candidate with the largest map. The second value is
+    (frames folded into the batch: ``N = B*T`` for a 5-D input). Left out: modules called more than once (their
+    activations would be ambiguous) and adaptive pooling (it may blow a small map up). The answer is the last
+    candidate to finish whose map is at least ``min_size`` cells across (the deepest, most class-specific map
+    that still localizes), else the candidate with the largest map. A convolution followed by an in-place ReLU
+    counts as its rectified output (the same tensor). The second value is
     ``T`` when the chosen 4-D map folds ``T`` frames per clip (for :func:`grad_cam`'s ``fold``), else 0.
     """
-    seen: list[tuple[str, torch.Tensor, int]] = []
+    seen: list[tuple[str, torch.Tensor]] = []
     calls: dict[str, int] = {}
 
     def hook(name: str) -> Callable[..., None]:
         def record(_m: nn.Module, _inp: Any, out: Any) -> None:
             calls[name] = calls.get(name, 0) + 1
             if isinstance(out, torch.Tensor) and out.ndim in (4, 5):
-                seen.append((name, out, out._version))
+                seen.append((name, out))
         return record
 
     handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules()
                if n and not isinstance(m, _POOLS)]
+    x = x[:1]  # the shapes are all it needs
     try:
         with torch.no_grad():
             model(x)
@@ -78,8 +80,8 @@ def cam_layer(model: nn.Module, x: torch.Tensor, min_size: int = 4) -> tuple[str
             h.remove()
     frames = x.shape[2] if x.ndim == 5 else 0
     cands = []
-    for name, out, version in seen:
-        if calls[name] > 1 or out._version != version:
+    for name, out in seen:
+        if calls[name] > 1:
             continue
         if out.ndim == 4 and frames and out.shape[0] != x.shape[0] * frames:
             continue  # a 4-D map of a 5-D input must be its frames folded into the batch
@@ -112,7 +114,7 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: int, layer: str | None =
     ``x (B, 3, T, H, W)`` clips with ``model(x) -> (B, K)``: heat ``(B, T, H, W)``.
     ``x (N, 3, H, W)`` frames with ``model(x) -> (1, K)`` (a video score from N frames): heat ``(N, H, W)``.
     The hottest cell of all is 1: each item's map is scaled by its raw peak over the largest one.
-    ``layer``: a module name (``"layer3"``), default :func:`cam_layer`.
+    ``layer``: a module name (``"layer3"``), default :func:`cam_layer` (``model(x[:1])`` must run).
     """
     cam_mod = _require("pytorch_grad_cam", "grad-cam")
     targets_mod = _require("pytorch_grad_cam.utils.model_targets", "grad-cam")
@@ -121,7 +123,7 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: int, layer: str | None =
         if layer is None:
             layer, fold = cam_layer(model, x, min_size)
         else:
-            fold = x.shape[2] if x.ndim == 5 and _output_ndim(model, layer, x) == 4 else 0
+            fold = x.shape[2] if x.ndim == 5 and _output_ndim(model, layer, x[:1]) == 4 else 0
         reshape = None
         if fold:
             def reshape(a: torch.Tensor) -> torch.Tensor:  # (B*T, C, h, w) -> (B, C, T, h, w)

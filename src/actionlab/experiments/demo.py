@@ -37,6 +37,7 @@ def run_demo(out: Path, quick: bool = False, device: str = "auto",
     from actionlab.data.synth import make_synthetic_dataset
     from actionlab.experiments.evaluation import evaluate_run, make_report
     from actionlab.experiments.run import train_run
+    from actionlab.experiments.tensorboard import tensorboard_available
     from actionlab.features.extract import extract_features
     from actionlab.models import model_kind
 
@@ -73,7 +74,8 @@ def run_demo(out: Path, quick: bool = False, device: str = "auto",
         data = "raw clips" if video else "the cached features"
         log(f"[{4 + i}/{steps}] training {name} ({cfg.model.name}, {cfg.epochs} epochs) on {data}")
         train_run(cfg, out / "runs" / name, features=None if video else store,
-                  manifest=manifest_path if video else None, resume=True, log=lambda line: log("      " + line))
+                  manifest=manifest_path if video else None, resume=True, log=lambda line: log("      " + line),
+                  tensorboard=tensorboard_available())  # event files when TensorBoard is installed
     base = out / "runs" / "single_frame"
     runs = [out / "runs" / name for name in configs]
     for name, run in zip(configs, runs):

@@ -33,7 +33,7 @@ from actionlab.config import ExtractConfig, from_dict, resolved_inference
 from actionlab.data import sampling
 from actionlab.data.decode import VideoReader
 from actionlab.evaluate.inference import window_indices
-from actionlab.evaluate.saliency import grad_cam, step_occlusion, temporal_video_logprobs
+from actionlab.evaluate.saliency import cam_layer, grad_cam, step_occlusion, temporal_video_logprobs
 from actionlab.evaluate.strips import curve_panel, frame_strip, overlay, resize_frames, write_mp4
 from actionlab.experiments.predict import run_checkpoint, top_labels
 from actionlab.experiments.run import saved_config
@@ -231,9 +231,11 @@ class RunExplainer:
         chain = _FeatureChain(self.backbone, self.model, mean, std, self.inference, len(indices), used).eval()
         with torch.no_grad():
             feats = chain.features(frames)  # (T, D)
-            log_probs = chain(frames)[0].cpu().numpy()
+            log_probs = temporal_video_logprobs(self.model, feats[None], self.inference)[0].cpu().numpy()
         tgt = self.target_index(target, log_probs)
-        heat, layer = grad_cam(chain, frames, tgt, self.layer)  # (U, S, S)
+        # the layer is the backbone's (the chain needs all its frames at once, so it is found on the backbone)
+        layer = self.layer or "backbone." + cam_layer(self.backbone, frames)[0]
+        heat, layer = grad_cam(chain, frames, tgt, layer)  # (U, S, S)
         steps = step_occlusion(lambda z: temporal_video_logprobs(self.model, z, self.inference), feats, tgt)
         return Explanation(str(path), self.classes, log_probs, tgt, _to_uint8(frames, pre.mean, pre.std),
                            np.asarray(indices[used], np.int64), heat, steps[used].astype(np.float32),
@@ -250,9 +252,13 @@ def _ordered(e: Explanation) -> Explanation:
 
 
 def explanation_strip(e: Explanation, tiles: int = 8, height: int = 128, title: bool = True) -> Image.Image:
-    """The picture of an explanation (a PIL image): up to ``tiles`` evenly spaced frames with their heat maps,
-    and the per-frame weights as a curve under them."""
+    """The picture of an explanation (a PIL image): up to ``tiles`` evenly spaced frames (the hottest among
+    them) with their heat maps, and the per-frame weights as a curve under them."""
     pick = np.unique(np.linspace(0, len(e.frames) - 1, min(tiles, len(e.frames))).round().astype(int))
+    hottest = int(np.argmax(e.heat.sum(axis=(1, 2))))
+    if hottest not in pick:  # the frame the map rests on most is always shown, in place of its nearest neighbour
+        pick[np.argmin(np.abs(pick - hottest))] = hottest
+        pick = np.unique(pick)
     shown = overlay(resize_frames(e.frames[pick], height), e.heat[pick])
     p = e.probs()
     head = (f"predicted {e.classes[e.predicted]} ({p[e.predicted]:.0%}) · explaining {e.classes[e.target]} · "

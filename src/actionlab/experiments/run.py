@@ -33,6 +33,7 @@ from actionlab.evaluate.metrics import topk_accuracies
 from actionlab.evaluate.predictions import Predictions
 from actionlab.experiments.evaluation import save_evaluation
 from actionlab.experiments.inputs import RunInputs, open_inputs
+from actionlab.experiments.tensorboard import open_tensorboard
 from actionlab.models.registry import ModelEntry, create_model, model_entry, models_taking
 from actionlab.train.checkpoint import load_model_from_checkpoint
 from actionlab.train.loop import History, fit
@@ -47,12 +48,15 @@ HEADLINE = ("top1", "top5", "top10", "mean_class_accuracy", "clip_top1", "train_
 
 
 def train_run(cfg: TrainConfig, run_dir: str | Path, features: str | Path | None = None,
-              manifest: str | Path | None = None, resume: bool = False, log: Log = logger.info) -> dict[str, Any]:
+              manifest: str | Path | None = None, resume: bool = False, log: Log = logger.info,
+              tensorboard: bool = False) -> dict[str, Any]:
     """Train ``cfg.model`` into ``run_dir`` and evaluate its best checkpoint on ``cfg.eval_split``.
 
     Temporal models read ``features`` (an HDF5 store); video networks and frame classifiers a ``manifest``.
-    ``resume=True`` continues from ``checkpoints/last.pt`` (a finished run is only re-evaluated). Returns the
-    headline metrics.
+    ``resume=True`` continues from ``checkpoints/last.pt`` (a finished run is only re-evaluated).
+    ``tensorboard=True`` also writes TensorBoard event files into ``run_dir/tensorboard/``
+    (:mod:`actionlab.experiments.tensorboard`; an output switch, not part of the config). Returns the headline
+    metrics.
     """
     run_dir = Path(run_dir)
     entry = model_entry(cfg.model.name)
@@ -71,15 +75,18 @@ def train_run(cfg: TrainConfig, run_dir: str | Path, features: str | Path | None
             save_yaml(cfg, run_dir / "config.yaml", extra={"git": git_revision(), "meta": data.provenance()})
         meta = {"model_name": cfg.model.name, "model_kwargs": kwargs, "classes": data.classes, "kind": entry.kind,
                 **data.checkpoint_meta()}
+        board = open_tensorboard(run_dir, log) if tensorboard and rank == 0 else None
         history = fit(model, data.train_batches, optimizer, cfg, run_dir=run_dir,
                       validate=validator(data, val_split), steps_per_epoch=data.steps_per_epoch, resume=resume,
-                      device=device, log=epoch_log(log), meta=meta)
+                      device=device, log=epoch_log(log, board.epoch if board else None), meta=meta)
         if rank != 0:
             return {}
         best, _ = load_model_from_checkpoint(run_dir / "checkpoints" / "best.pt", map_location=device)
         predictions = data.predict(best, eval_split)
         extra = data.finish(run_dir, best)
     metrics = write_results(run_dir, predictions, history, {"split": eval_split, "model": cfg.model.name, **extra})
+    if board is not None:
+        board.finish(metrics)
     log(f"{cfg.model.name}: {eval_split} top-1 {metrics['top1']:.3f}  top-5 {metrics.get('top5', math.nan):.3f}  "
         f"mean class acc {metrics.get('mean_class_accuracy', math.nan):.3f}  -> {run_dir}")
     warning = memorisation_warning(metrics.get("best_train_acc", math.nan), metrics.get("val_top1", math.nan))
@@ -92,8 +99,8 @@ SEED_METRICS = ("top1", "top5", "mean_class_accuracy", "val_top1", "best_train_a
 
 
 def train_seeds(cfg: TrainConfig, run_dir: str | Path, seeds: Sequence[int], features: str | Path | None = None,
-                manifest: str | Path | None = None, resume: bool = False, log: Log = logger.info
-                ) -> dict[str, Any]:
+                manifest: str | Path | None = None, resume: bool = False, log: Log = logger.info,
+                tensorboard: bool = False) -> dict[str, Any]:
     """The same run once per seed, in ``run_dir/seed-<s>/``, and ``run_dir/seeds.json`` with every seed's
     headline metrics and their mean and sample standard deviation. Returns that summary."""
     run_dir = Path(run_dir)
@@ -101,7 +108,7 @@ def train_seeds(cfg: TrainConfig, run_dir: str | Path, seeds: Sequence[int], fea
     for seed in seeds:
         log(f"seed {seed}: {run_dir / f'seed-{seed}'}")
         out = train_run(dataclasses.replace(cfg, seed=int(seed)), run_dir / f"seed-{seed}", features=features,
-                        manifest=manifest, resume=resume, log=log)
+                        manifest=manifest, resume=resume, log=log, tensorboard=tensorboard)
         per_seed[str(seed)] = {k: out[k] for k in SEED_METRICS if k in out}
     summary: dict[str, Any] = {"seeds": [int(s) for s in seeds], "runs": per_seed, "mean": {}, "std": {}}
     for key in SEED_METRICS:
@@ -180,9 +187,12 @@ def write_results(run_dir: Path, predictions: Predictions, history: History, ext
     return save_evaluation(run_dir, predictions, {**trained, **extra})
 
 
-def epoch_log(log: Log) -> Callable[[dict[str, Any]], None]:
-    """One line per epoch: ``epoch 3  lr 0.001  train_loss 0.52  train_acc 0.81  val_loss ...``."""
+def epoch_log(log: Log, also: Callable[[dict[str, Any]], None] | None = None) -> Callable[[dict[str, Any]], None]:
+    """One line per epoch: ``epoch 3  lr 0.001  train_loss 0.52  train_acc 0.81  val_loss ...``; ``also`` gets
+    every row too (e.g. the TensorBoard writer)."""
     def fmt(row: dict[str, Any]) -> None:
+        if also is not None:
+            also(row)
         parts = [f"epoch {row.get('epoch', '?')}"]
         for key in ("lr", "train_loss", "train_acc", "val_loss", "val_top1", "seconds"):
             if key in row and row[key] is not None:
