@@ -4,6 +4,7 @@ plus the end-to-end video path and a sweep."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from actionlab.cli import main
+from actionlab.data.manifest import read_manifest
 
 OPENCV_VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 
@@ -186,6 +188,12 @@ def test_finetune_then_single_frame_baseline_from_store(pipeline: dict[str, Path
     result = json.loads(capsys.readouterr().out)
     assert result["metrics"]["num_classes"] == 4 and 0 <= result["metrics"]["top1"] <= 1
     assert result["metrics"]["num_clips"] == 4 * result["metrics"]["num_videos"]  # 4 frames per video
+    if importlib.util.find_spec("pytorch_grad_cam"):  # explain a frame classifier: per-frame maps and probabilities
+        video = next((Path(read_manifest(pipeline["manifest"]).root)).rglob("*.avi"))
+        assert run("explain", ft, video, "-o", tmp_path / "explain") == 0
+        summary = json.loads((tmp_path / "explain" / f"{video.stem}.json").read_text())
+        assert len(summary["weights"]) == 5 and all(0 <= w <= 1 for w in summary["weights"])  # frames.test_per_video
+        assert "frame classifier" in summary["map"] and max(summary["heat_per_frame"]) > 0
 
 
 def test_frame_cache_that_would_not_fit_is_refused(pipeline: dict[str, Path], tmp_path: Path,

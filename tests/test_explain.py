@@ -91,3 +91,23 @@ def test_tensorboard_missing_says_how_to_install(tmp_path: Path, monkeypatch: py
     assert tensorboard.open_tensorboard(tmp_path, said.append) is None
     assert "pip install 'actionlab[tensorboard]'" in said[0]
     assert not (tmp_path / "tensorboard").exists()
+
+
+def test_tensorboard_for_a_run_trained_without_it_replays_its_history(tmp_path: Path) -> None:
+    """A resumed (or finished) run gets the epochs already in metrics.jsonl when its event files are new."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from actionlab.experiments.tensorboard import TensorBoardLog
+
+    rows = [{"epoch": e, "lr": 1e-3, "train_loss": 1.0 / (e + 1), "val_top1": None if e == 0 else 0.1 * e}
+            for e in range(3)]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    board = TensorBoardLog(tmp_path)
+    board.epoch({"epoch": 3, "train_loss": 0.2, "val_top1": 0.5})
+    board.finish({"top1": 0.75, "confusion_matrix": [[3, 1], [0, 4]], "classes": ["a", "<b>"]})
+    acc = EventAccumulator(str(tmp_path / "tensorboard"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("train/loss")] == [0, 1, 2, 3]
+    assert [e.step for e in acc.Scalars("val/top1")] == [1, 2, 3]  # null (no validation yet) is left out
+    assert acc.Scalars("test/top1")[0].step == 3 and "test/confusion_matrix" in acc.Tags()["images"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -84,8 +85,9 @@ def test_html_is_escaped_and_self_contained(report_inputs, tmp_path):
     assert EVIL not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     assert "Say &quot;hi&quot; &amp; &#x27;bye&#x27;" in text
     assert text.count("<script") == 1  # only our own inline script
-    for needle in ("http://", "https://", "<link", "src="):
+    for needle in ("http://", "https://", "<link"):
         assert needle not in text
+    assert all(src.startswith("data:") for src in re.findall(r'src="([^"]*)"', text))  # images inline only
     assert text.count('class="cell') == 2 * K * K
     assert "Improved most" in text and "Hurt most" in text
     md = (tmp_path / "report.md").read_text()
