@@ -112,6 +112,7 @@ def test_report_is_self_contained_and_escaped(pipeline: dict[str, Path], tmp_pat
     assert out.with_suffix(".md").is_file()
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_explain_lstm_run_shows_the_frames_and_steps_it_rests_on(pipeline: dict[str, Path], synth_ucf101: Path,
                                                                  tmp_path: Path) -> None:
     """Per-frame Grad-CAM of the backbone through the LSTM, and occlusion of each of the 6 steps it reads."""

@@ -59,7 +59,8 @@ class Explanation:
     target: int
     """The class explained (the predicted one unless asked otherwise)."""
     frames: np.ndarray
-    """``(N, S, S, 3)`` uint8: the frames as the model saw them (centre crop, un-normalized), in time order."""
+    """``(N, S, S, 3)`` uint8: the frames as the model saw them (centre crop, un-normalized), in time order, each
+    once (a frame that overlapping clips share gets their mean heat map and the sum of their weights)."""
     frame_index: np.ndarray
     """``(N,)`` int64: each frame's number in the video."""
     heat: np.ndarray
@@ -195,7 +196,7 @@ class RunExplainer:
         mass = heat.sum(axis=(2, 3)).reshape(-1)  # (W*T,)
         steps = mass / max(float(mass.sum()), 1e-12)
         frames = _to_uint8(clips.transpose(1, 2).reshape(-1, 3, *clips.shape[3:]), p["mean"], p["std"])  # (W*T, ...)
-        return _ordered(Explanation(str(path), self.classes, log_probs, tgt, frames, idx.reshape(-1),
+        return _per_frame(Explanation(str(path), self.classes, log_probs, tgt, frames, idx.reshape(-1),
                                     heat.reshape(-1, *heat.shape[2:]), steps.astype(np.float32),
                                     f"Grad-CAM of {type(self.model).__name__}.{layer}, {len(idx)} clip(s)",
                                     "share of the heat in each frame"))
@@ -244,10 +245,16 @@ class RunExplainer:
                            "occlusion: drop of log p(class) with the step replaced by the train-set mean feature")
 
 
-def _ordered(e: Explanation) -> Explanation:
-    """Frames of overlapping clips sorted into time order."""
-    order = np.argsort(e.frame_index, kind="stable")
-    e.frames, e.frame_index, e.heat, e.steps = e.frames[order], e.frame_index[order], e.heat[order], e.steps[order]
+def _per_frame(e: Explanation) -> Explanation:
+    """Frames of overlapping clips in time order, once each: a frame several clips read gets the mean of their
+    heat maps and the sum of their shares."""
+    index, first, owner = np.unique(e.frame_index, return_index=True, return_inverse=True)
+    counts = np.bincount(owner).astype(np.float32)
+    heat = np.zeros((len(index), *e.heat.shape[1:]), np.float32)
+    np.add.at(heat, owner, e.heat)
+    e.heat = heat / counts[:, None, None]
+    e.steps = np.bincount(owner, weights=e.steps).astype(np.float32)
+    e.frames, e.frame_index = e.frames[first], index.astype(np.int64)
     return e
 
 
