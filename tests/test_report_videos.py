@@ -108,6 +108,18 @@ def test_report_says_when_the_videos_are_gone_and_still_builds(runs: dict, tmp_p
     assert html.count('class="vmissing"') == min(3, runs["missed"])  # the cases are still listed by name
 
 
+def test_a_relative_manifest_path_is_found_above_the_run(runs: dict, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training recorded ``--manifest manifest.csv`` from the project folder; the report runs from elsewhere."""
+    project = tmp_path / "project"
+    shutil.copytree(runs["root"], project)
+    config = project / "r2plus1d" / "config.yaml"
+    config.write_text(config.read_text().replace(str(runs["manifest"]), "manifest.csv"))
+    monkeypatch.chdir(tmp_path)
+    root, why = video_root(load_run(project / "r2plus1d"))
+    assert why is None and (root / load_run(project / "r2plus1d").predictions.keys[0]).is_file()
+
+
 def make_large_run(root: Path, k: int = 400, per_class: int = 5, seed: int = 0) -> Path:
     """A ``k``-class run with ``per_class`` test videos per class and a plausible, sparse confusion matrix."""
     rng = np.random.default_rng(seed)

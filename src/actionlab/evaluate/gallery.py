@@ -113,6 +113,18 @@ def _manifest_beside(store: Path, checksum: str | None) -> Path | None:
     return None
 
 
+def _locate(recorded: Any, run: RunData) -> Path:
+    """A path recorded in ``config.yaml``: as it is, or (relative paths, recorded from wherever training ran)
+    under the first folder above the run directory that has it."""
+    path = Path(str(recorded))
+    if path.is_absolute() or path.exists() or run.path is None:
+        return path
+    for parent in Path(run.path).resolve().parents:
+        if (parent / path).exists():
+            return parent / path
+    return path
+
+
 def video_root(run: RunData) -> tuple[Path | None, str | None]:
     """``(dataset root, None)`` where ``root / key`` is a test video of ``run``, or ``(None, why not)``."""
     from actionlab.data.manifest import read_manifest
@@ -120,7 +132,7 @@ def video_root(run: RunData) -> tuple[Path | None, str | None]:
     meta = run.config.get("meta") if isinstance(run.config.get("meta"), Mapping) else {}
     manifest = meta.get("manifest")
     if manifest is None and meta.get("features"):
-        store = Path(str(meta["features"]))
+        store = _locate(meta["features"], run)
         prov = dict(meta.get("store_provenance") or {})
         if not prov.get("manifest_root") and store.is_file():
             from actionlab.features.store import FeatureStore
@@ -137,7 +149,7 @@ def video_root(run: RunData) -> tuple[Path | None, str | None]:
             return None, f"the feature store {store} does not record where its videos are (made by an older actionlab)"
     if manifest is None:
         return None, "its config.yaml records no manifest or feature store"
-    path = Path(str(manifest))
+    path = _locate(manifest, run)
     if not path.is_file():
         return None, f"its manifest {path} is gone"
     try:
