@@ -123,6 +123,10 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: int, layer: str | None =
         if layer is None:
             layer, fold = cam_layer(model, x, min_size)
         else:
+            names = dict(model.named_modules())
+            if layer not in names or not layer:
+                some = ", ".join(n for n in list(names)[1:] if n.count(".") <= 1)[:300]
+                raise ValueError(f"{type(model).__name__} has no layer {layer!r}; its modules: {some}, ...")
             fold = x.shape[2] if x.ndim == 5 and _output_ndim(model, layer, x[:1]) == 4 else 0
         reshape = None
         if fold:

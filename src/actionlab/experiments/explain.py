@@ -192,7 +192,7 @@ class RunExplainer:
             per_clip = F.log_softmax(self.model(clips).float(), -1)  # (W, K)
             log_probs = F.log_softmax(per_clip.mean(0), -1).cpu().numpy()  # clips averaged in log space
         tgt = self.target_index(target, log_probs)
-        heat, layer = grad_cam(self.model, clips, tgt, self.layer)  # (W, T, S, S), per clip in [0, 1]
+        heat, layer = grad_cam(self.model, clips, tgt, self.layer)  # (W, T, S, S) in [0, 1]
         mass = heat.sum(axis=(2, 3)).reshape(-1)  # (W*T,)
         steps = mass / max(float(mass.sum()), 1e-12)
         frames = _to_uint8(clips.transpose(1, 2).reshape(-1, 3, *clips.shape[3:]), p["mean"], p["std"])  # (W*T, ...)
@@ -234,9 +234,9 @@ class RunExplainer:
             feats = chain.features(frames)  # (T, D)
             log_probs = temporal_video_logprobs(self.model, feats[None], self.inference)[0].cpu().numpy()
         tgt = self.target_index(target, log_probs)
-        # the layer is the backbone's (the chain needs all its frames at once, so it is found on the backbone)
-        layer = self.layer or "backbone." + cam_layer(self.backbone, frames)[0]
-        heat, layer = grad_cam(chain, frames, tgt, layer)  # (U, S, S)
+        # a layer of the backbone (found on the backbone alone: the chain needs all its frames at once)
+        name = self.layer.removeprefix("backbone.") if self.layer else cam_layer(self.backbone, frames)[0]
+        heat, layer = grad_cam(chain, frames, tgt, "backbone." + name)  # (U, S, S)
         steps = step_occlusion(lambda z: temporal_video_logprobs(self.model, z, self.inference), feats, tgt)
         return Explanation(str(path), self.classes, log_probs, tgt, _to_uint8(frames, pre.mean, pre.std),
                            np.asarray(indices[used], np.int64), heat, steps[used].astype(np.float32),
