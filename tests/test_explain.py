@@ -71,6 +71,12 @@ def test_explain_another_class_and_bad_target(video_run: dict[str, Path], tmp_pa
     assert json.loads((tmp_path / f"{video_run['video'].stem}.json").read_text())["target"] == classes[-1]
     assert main(["explain", str(video_run["run"]), str(video_run["video"]), "--target", "NoSuchClass"]) == 2
     assert "NoSuchClass" in capsys.readouterr().err
+    assert main(["explain", str(video_run["run"]), str(video_run["video"]), "--layer", "layer9"]) == 2
+    err = capsys.readouterr().err
+    assert "no layer 'layer9'" in err and "layer3" in err  # names the layers there are
+    assert main(["explain", str(video_run["run"]), str(video_run["video"]), "-o", str(tmp_path / "l2"),
+                 "--layer", "layer2"]) == 0
+    assert "layer2" in json.loads((tmp_path / "l2" / f"{video_run['video'].stem}.json").read_text())["map"]
 
 
 def test_tensorboard_reader_finds_every_epoch(video_run: dict[str, Path]) -> None:
