@@ -2,9 +2,10 @@
 and its inputs; :mod:`actionlab.experiments.explain` applies them to a run and a video file).
 
 - :func:`grad_cam`: Grad-CAM (Selvaraju et al. 2017) with the ``grad-cam`` package (``pytorch_grad_cam``).
-  Its ``GradCAM`` takes 5-D activations ``(B, C, T, h, w)`` as they are (channel weights = gradients averaged
-  over time and space, the map upsampled to ``(T, H, W)`` with ``scipy.ndimage.zoom``), so 3D networks need no
-  code of ours. Networks that fold frames into the batch (LRCN, the fusion models) give 4-D activations
+  Its ``GradCAM`` takes 5-D activations ``(B, C, T, h, w)`` as they are (hooks, channel weights = gradients
+  averaged over time and space, the weighted sum), so 3D networks need no Grad-CAM code of ours; only the
+  upsampling to the input is ours (its 3-D zoom aligns corners, which shifts a strided map by up to half a
+  cell). Networks that fold frames into the batch (LRCN, the fusion models) give 4-D activations
   ``(B*T, C, h, w)``; a ``reshape_transform`` unfolds them to ``(B, C, T, h, w)``, so their maps are
   spatio-temporal too. A 2D model over a stack of frames (a two-stage run's backbone followed by its temporal
   model, or a frame classifier whose frame scores are averaged) gives one map per frame.
@@ -113,7 +114,7 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: int, layer: str | None =
 
     ``x (B, 3, T, H, W)`` clips with ``model(x) -> (B, K)``: heat ``(B, T, H, W)``.
     ``x (N, 3, H, W)`` frames with ``model(x) -> (1, K)`` (a video score from N frames): heat ``(N, H, W)``.
-    The hottest cell of all is 1: each item's map is scaled by its raw peak over the largest one.
+    Maps are upsampled with cell centres aligned (``align_corners=False``) and scaled by their common peak.
     ``layer``: a module name (``"layer3"``), default :func:`cam_layer` (``model(x[:1])`` must run).
     """
     cam_mod = _require("pytorch_grad_cam", "grad-cam")
@@ -139,15 +140,18 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: int, layer: str | None =
         # the input asks for gradients, so a frozen backbone's maps have them as well
         inp = x.detach().clone().requires_grad_(True)
         with cam_mod.GradCAM(model=model, target_layers=[module], reshape_transform=reshape) as cam:
-            heat = np.clip(np.asarray(cam(input_tensor=inp, targets=targets), np.float32), 0.0, 1.0)
-            # GradCAM scales every item (clip or frame) to [0, 1] on its own; weigh the items by their raw peak
-            # so that a frame the score hardly depends on stays cold next to one it rests on.
+            cam(input_tensor=inp, targets=targets)  # runs the hooks, forward and backward
             acts = cam.activations_and_grads.activations[0].numpy()
             grads = cam.activations_and_grads.gradients[0].numpy()
-            raw = np.maximum(cam.get_cam_image(inp, module, targets, acts, grads), 0)
-    peak = raw.reshape(len(raw), -1).max(axis=1)
-    scale = peak / peak.max() if peak.max() > 0 else np.zeros_like(peak)
-    return heat * scale.reshape(-1, *([1] * (heat.ndim - 1))).astype(np.float32), layer
+            raw = np.maximum(cam.get_cam_image(inp, module, targets, acts, grads), 0)  # (B, t, h, w) | (N, h, w)
+    # Upsampled here rather than by GradCAM, which zooms 3-D maps corner to corner (scipy.ndimage.zoom) and so
+    # shifts a strided map by up to half a cell; and scaled over all items at once (GradCAM scales each clip or
+    # frame on its own), so a frame the score hardly depends on stays cold next to one it rests on.
+    size = tuple(x.shape[2:])  # (T, H, W) or (H, W)
+    heat = F.interpolate(torch.from_numpy(np.ascontiguousarray(raw, np.float32))[:, None], size=size,
+                         mode="trilinear" if len(size) == 3 else "bilinear", align_corners=False)[:, 0].numpy()
+    peak = heat.max()
+    return (heat / peak if peak > 0 else heat).astype(np.float32), layer
 
 
 def _output_ndim(model: nn.Module, layer: str, x: torch.Tensor) -> int:

@@ -64,9 +64,11 @@ def _font(size: int = 12) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 
 
 def curve_panel(width: int, height: int, xs: Sequence[float], ys: Sequence[float], label: str,
-                marks: Sequence[float] = (), cursor: float | None = None) -> Image.Image:
+                marks: Sequence[float] = (), cursor: float | None = None,
+                groups: Sequence[int] | None = None) -> Image.Image:
     """A line chart ``width x height`` of ``ys`` over ``xs`` (frame numbers), a zero line when the values change
-    sign, tick marks at ``marks`` (the frames shown above it) and an optional vertical ``cursor``."""
+    sign, tick marks at ``marks`` (the frames shown above it) and an optional vertical ``cursor``. Points of
+    different ``groups`` (e.g. the clips of a video, whose frames interleave) get lines of their own."""
     from PIL import Image, ImageDraw
 
     img = Image.new("RGB", (width, height), "white")
@@ -96,8 +98,11 @@ def curve_panel(width: int, height: int, xs: Sequence[float], ys: Sequence[float
     if cursor is not None:
         d.line([(px(cursor), top), (px(cursor), top + ph)], fill=(234, 88, 12), width=2)
     pts = [(px(x), py(y)) for x, y in zip(xs, ys)]
-    if len(pts) > 1:
-        d.line(pts, fill=LINE, width=2)
+    owner = np.zeros(len(pts), np.int64) if groups is None else np.asarray(groups)
+    for g in np.unique(owner):
+        line = [p for p, o in zip(pts, owner) if o == g]
+        if len(line) > 1:
+            d.line(line, fill=LINE, width=2)
     for x, y in pts:
         d.ellipse([x - 2.5, y - 2.5, x + 2.5, y + 2.5], fill=LINE)
     d.text((left, top + ph + 3), f"frame {x0:g}", fill=MUTED, font=font)

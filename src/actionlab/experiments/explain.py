@@ -69,6 +69,8 @@ class Explanation:
     """``(N,)`` float32: how much the prediction rests on each frame (see ``step_method``)."""
     map_method: str
     step_method: str
+    part: np.ndarray | None = None
+    """``(N,)`` int64: the clip each frame came from (video runs; a frame clips share goes to the first)."""
 
     @property
     def predicted(self) -> int:
@@ -197,9 +199,10 @@ class RunExplainer:
         steps = mass / max(float(mass.sum()), 1e-12)
         frames = _to_uint8(clips.transpose(1, 2).reshape(-1, 3, *clips.shape[3:]), p["mean"], p["std"])  # (W*T, ...)
         return _per_frame(Explanation(str(path), self.classes, log_probs, tgt, frames, idx.reshape(-1),
-                                    heat.reshape(-1, *heat.shape[2:]), steps.astype(np.float32),
-                                    f"Grad-CAM of {type(self.model).__name__}.{layer}, {len(idx)} clip(s)",
-                                    "share of the heat in each frame"))
+                                      heat.reshape(-1, *heat.shape[2:]), steps.astype(np.float32),
+                                      f"Grad-CAM of {type(self.model).__name__}.{layer}, {len(idx)} clip(s)",
+                                      "share of the heat in each frame (a line per clip)",
+                                      np.repeat(np.arange(len(idx)), idx.shape[1])))
 
     def _frames(self, path: Path, target: str | int | None) -> Explanation:
         from actionlab.data.transforms import FrameEvalTransform
@@ -255,6 +258,7 @@ def _per_frame(e: Explanation) -> Explanation:
     e.heat = heat / counts[:, None, None]
     e.steps = np.bincount(owner, weights=e.steps).astype(np.float32)
     e.frames, e.frame_index = e.frames[first], index.astype(np.int64)
+    e.part = e.part[first] if e.part is not None else None
     return e
 
 
@@ -272,7 +276,7 @@ def explanation_strip(e: Explanation, tiles: int = 8, height: int = 128, title: 
             f"{e.map_method}") if title else ""
     width = len(pick) * (shown.shape[2] + 4) - 4
     curve = curve_panel(width, 90, e.frame_index, e.steps, f"per frame: {e.step_method}",
-                        marks=e.frame_index[pick].tolist())
+                        marks=e.frame_index[pick].tolist(), groups=e.part)
     return frame_strip(shown, [f"frame {int(i)}" for i in e.frame_index[pick]], head, curve)
 
 
@@ -288,7 +292,8 @@ def write_explanation(e: Explanation, out_dir: str | Path, fps: int = 4, size: i
     big = overlay(resize_frames(e.frames, size, size), e.heat)
     movie = []
     for i in range(len(big)):
-        curve = curve_panel(size, 96, e.frame_index, e.steps, "per-frame weight", cursor=float(e.frame_index[i]))
+        curve = curve_panel(size, 96, e.frame_index, e.steps, "per-frame weight", cursor=float(e.frame_index[i]),
+                            groups=e.part)
         movie.append(np.concatenate([big[i], np.asarray(curve)], axis=0))
     write_mp4(paths["mp4"], np.stack(movie), fps=fps)
     atomic_write_text(paths["json"], strict_json(e.summary(), indent=2) + "\n")
