@@ -198,11 +198,19 @@ class ClipConfig:
     clip_len: int = 16
     """Frames per clip."""
     frame_interval: int = 2
-    """Temporal stride between a clip's frames."""
+    """Temporal stride between a clip's frames (``sampling=dense``)."""
+    sampling: str = "dense"
+    """Which frames make a clip: ``dense`` (``clip_len`` frames ``frame_interval`` apart, at a random start in
+    training and evenly spaced starts at test) or ``spread`` (``clip_len`` frames over the whole video, one per
+    equal segment, jittered in training: every clip sees the whole action, whatever the video's length)."""
     size: int = 112
     """Square crop side after resizing (C3D/R(2+1)D: 112)."""
     resize: int = 128
     """Short side frames are decoded to before cropping."""
+    keep_aspect: bool = True
+    """``false``: crops are taken from the whole frame squeezed to ``resize x resize`` instead of from the frame
+    with its short side at ``resize``, so a square crop sees the whole width of a wide (16:9) video: for small
+    clips, where a centre crop would cut off what happens at the sides."""
     test_clips: int = 3
     """Clips averaged per video at test time (evenly spaced)."""
     test_crops: int = 1
@@ -227,6 +235,11 @@ class ClipConfig:
         if not (0.0 <= self.hue <= 0.5 and 0.0 <= self.grayscale <= 1.0):
             raise ValueError(f"clip.hue must be in [0, 0.5] and clip.grayscale in [0, 1], got {self.hue}, "
                              f"{self.grayscale}")
+        _check_choice("clip.sampling", self.sampling, ("dense", "spread"))
+        if self.sampling == "spread" and self.frame_interval != ClipConfig.frame_interval:
+            raise ValueError(f"clip.frame_interval={self.frame_interval} does not apply to clip.sampling=spread "
+                             "(the frames are spread over the whole video); leave it unset or use "
+                             "clip.sampling=dense")
         if self.test_crops not in (1, 3):
             raise ValueError(f"clip.test_crops must be 1 or 3, got {self.test_crops}")
 

@@ -274,6 +274,7 @@ class ClipInputs(_ManifestInputs):
         clip = self.cfg.clip
         pre = {"mean": list(self.norm["mean"]), "std": list(self.norm["std"]), "resize": clip.resize,
                "size": clip.size, "clip_len": clip.clip_len, "frame_interval": clip.frame_interval,
+               "sampling": clip.sampling, "keep_aspect": clip.keep_aspect,
                "test_clips": clip.test_clips, "test_crops": clip.test_crops}
         return {"clip": to_dict(clip), "preprocessing": pre}
 

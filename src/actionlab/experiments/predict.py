@@ -93,10 +93,11 @@ class RunPredictor:
 
         p = self.pre
         tf = ClipEvalTransform(size=p["size"], resize=p["resize"], crops=1, mean=tuple(p["mean"]),
-                               std=tuple(p["std"]))
+                               std=tuple(p["std"]), keep_aspect=p.get("keep_aspect", True))
         with VideoReader(path, size=p["resize"]) as reader:
             info = reader.info
-            idx = sampling.clip_indices(info.num_frames, p["clip_len"], p["frame_interval"], p["test_clips"])
+            idx = sampling.clip_indices(info.num_frames, p["clip_len"], p["frame_interval"], p["test_clips"],
+                                        sampling=p.get("sampling", "dense"))
             batch = torch.stack([tf(reader.get_frames(row))[0] for row in idx])  # (W, C, T, S, S)
         with torch.inference_mode():
             per = F.log_softmax(self.model(batch.to(self.device)).float(), -1).cpu().numpy()
