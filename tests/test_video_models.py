@@ -349,3 +349,43 @@ def test_models_classify_decoded_clips_from_the_data_pipeline(name: str) -> None
         logits = model(clips)
     assert logits.shape == (2, 4) and torch.isfinite(logits).all()
     assert not torch.allclose(logits[0], logits[1])  # the output depends on the clip's content
+
+
+# ------------------------------------------------------------------------------------------ TSM
+
+
+def test_temporal_shift_moves_two_folds_one_frame() -> None:
+    from actionlab.models.tsm import temporal_shift
+
+    x = torch.arange(2 * 3 * 8, dtype=torch.float32).view(2 * 3, 8, 1, 1)  # B=2 clips of T=3 frames, C=8
+    y = temporal_shift(x, clip_len=3, fold_div=4).view(2, 3, 8)
+    x = x.view(2, 3, 8)
+    torch.testing.assert_close(y[:, 1:, :2], x[:, :-1, :2])  # fold 0 from the previous frame
+    torch.testing.assert_close(y[:, :-1, 2:4], x[:, 1:, 2:4])  # fold 1 from the next frame
+    torch.testing.assert_close(y[:, :, 4:], x[:, :, 4:])  # the rest stays
+    assert y[:, 0, :2].abs().sum() == 0 and y[:, -1, 2:4].abs().sum() == 0  # nothing from outside the clip
+
+
+def test_tsm_is_its_2d_network_on_a_still_clip_and_tells_time_order() -> None:
+    from actionlab.models.tsm import TSM
+
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(0)
+    model = TSM(num_classes=4, clip_len=24, pretrained=True).eval()  # ImageNet MobileNetV2, from disk
+    frame = torch.randn(1, 3, 32, 32, generator=gen)
+    still = frame.unsqueeze(2).expand(1, 3, 24, 32, 32).contiguous()
+    def frame_features(clip: torch.Tensor) -> torch.Tensor:  # (1, 3, T, H, W) -> (T, 1280)
+        return model.features(clip[0].transpose(0, 1).contiguous()).mean(dim=(2, 3))
+
+    with torch.no_grad():
+        steps = frame_features(still)
+        x = frame
+        for block in model.features:  # the same weights without any shift: the 2D network
+            x = x + block.conv(x) if hasattr(block, "clip_len") else block(x)
+        flat = x.mean(dim=(2, 3))[0]
+        # 10 shifted blocks: the clip's zero ends reach 10 frames in; the middle frames are the 2D network's
+        torch.testing.assert_close(steps[10:14], flat.expand(4, -1), rtol=1e-4, atol=1e-4 * flat.abs().max().item())
+        # not a bag of frames: reversing the clip does not just reverse the frames' features
+        clip = torch.randn(1, 3, 24, 32, 32, generator=gen)
+        forward, backward = frame_features(clip), frame_features(clip.flip(2)).flip(0)
+        assert (forward - backward).abs().max() > 0.05 * forward.abs().max()

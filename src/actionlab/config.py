@@ -86,6 +86,9 @@ class ModelConfig:
     """Recurrent models: each step also reads how the features changed since the previous step
     (``[x_t, x_t - x_(t-1)]``), a cheap motion cue that tells an action from the same frames played backwards.
     With truncated BPTT the first step of each chunk sees no change."""
+    frame_deltas: bool = False
+    """Video networks (``r2plus1d_18``): each frame of the clip comes with its change since the previous frame
+    as 3 more input channels (TSN's RGB difference): motion with the static background cancelled."""
     backbone: str = "mobilenet_v2"
     """2D backbone of end-to-end per-frame models (LRCN, fusion)."""
     freeze_backbone: bool = True
@@ -442,12 +445,21 @@ PRESETS: dict[str, Preset] = {
     "c3d": Preset({"model.name": "c3d_small", "clip.size": 64, "clip.resize": 72},
                   "the small C3D of a UCF-11 student project on 64 x 64 clips"),
     "video_cpu": Preset(
+        {"model.name": "tsm_mobilenet_v2", "model.pretrained": True, "model.dropout": 0.5, "optim.lr": 5e-4,
+         "optim.weight_decay": 5e-4, "optim.schedule": "cosine", "epochs": 20, "batch_size": 8, "patience": 0,
+         "clip.clip_len": 8, "clip.sampling": "spread", "clip.size": 96, "clip.resize": 108,
+         "clip.keep_aspect": False, "clip.hue": 0.5, "clip.grayscale": 0.2, "clip.cache_frames": True},
+        "a video network that trains on 2 CPU cores: MobileNetV2 with temporal shift (TSM) from its ImageNet "
+        "weights, 8 frames spread over the whole video, whole frames at 96 x 96 decoded once into memory, "
+        "hue/grayscale augmentation"),
+    "r2plus1d_cpu": Preset(
         {"model.name": "r2plus1d_18", "model.width": 0.25, "model.dropout": 0.3, "optim.lr": 1e-3,
          "optim.weight_decay": 5e-4, "optim.schedule": "cosine", "epochs": 60, "batch_size": 16,
          "clip.clip_len": 16, "clip.frame_interval": 3, "clip.size": 32, "clip.resize": 36, "clip.hue": 0.5,
          "clip.grayscale": 0.2, "clip.cache_frames": True, "patience": 0},
-        "a 3D network that trains on 2 CPU cores: R(2+1)D-18 at a quarter width on 16 x 32 x 32 clips of every "
-        "3rd frame, decoded once into memory, with hue/grayscale augmentation"),
+        "a 3D network trained from scratch on 2 CPU cores: R(2+1)D-18 at a quarter width on 16 x 32 x 32 clips of "
+        "every 3rd frame, decoded once into memory, with hue/grayscale augmentation (simple scenes only: it "
+        "learns little from a few hundred cluttered videos)"),
 }
 DEPRECATED_PRESETS = {"seed000": "lstm_batchnorm_wd"}
 """Old preset names, accepted for one release with a deprecation warning."""
