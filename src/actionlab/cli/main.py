@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger("actionlab")
-FAMILIES = ("demo", "textures", "gestures")  # actionlab.data.synth.FAMILIES, without importing it at start-up
+FAMILIES = ("demo", "textures", "gestures", "outdoor")  # actionlab.data.synth.FAMILIES, without importing it at start-up
 
 
 # ----------------------------------------------------------------------------------- helpers
