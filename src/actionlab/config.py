@@ -86,9 +86,6 @@ class ModelConfig:
     """Recurrent models: each step also reads how the features changed since the previous step
     (``[x_t, x_t - x_(t-1)]``), a cheap motion cue that tells an action from the same frames played backwards.
     With truncated BPTT the first step of each chunk sees no change."""
-    frame_deltas: bool = False
-    """Video networks (``r2plus1d_18``): each frame of the clip comes with its change since the previous frame
-    as 3 more input channels (TSN's RGB difference): motion with the static background cancelled."""
     backbone: str = "mobilenet_v2"
     """2D backbone of end-to-end per-frame models (LRCN, fusion)."""
     freeze_backbone: bool = True

@@ -22,14 +22,6 @@ from torch import nn
 from actionlab.models.registry import register_model, scaled
 
 
-def with_frame_deltas(x: torch.Tensor) -> torch.Tensor:
-    """``(B, C, T, H, W) -> (B, 2C, T, H, W)``: each frame and its change since the previous frame (zero for the
-    first): the motion, with the static background cancelled, as input channels (TSN's RGB difference)."""
-    d = torch.zeros_like(x)
-    d[:, :, 1:] = x[:, :, 1:] - x[:, :, :-1]
-    return torch.cat([x, d], dim=1)
-
-
 class Conv2Plus1d(nn.Module):
     """1xkxk spatial conv -> BN -> ReLU -> kx1x1 temporal conv. ``(B, C, T, H, W) -> (B, C', T/s, H/s, W/s)``."""
 
@@ -78,9 +70,9 @@ class BasicBlock(nn.Module):
 class Stem(nn.Module):
     """(2+1)D stem: 1x7x7/2 spatial conv to ``mid`` (45) channels, then 3x1x1 temporal conv to 64. Halves H, W."""
 
-    def __init__(self, mid: int = 45, out_channels: int = 64, in_channels: int = 3) -> None:
+    def __init__(self, mid: int = 45, out_channels: int = 64) -> None:
         super().__init__()
-        self.spatial = nn.Conv3d(in_channels, mid, (1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False)
+        self.spatial = nn.Conv3d(3, mid, (1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False)
         self.bn_spatial = nn.BatchNorm3d(mid)
         self.temporal = nn.Conv3d(mid, out_channels, (3, 1, 1), padding=(1, 0, 0), bias=False)
         self.bn_temporal = nn.BatchNorm3d(out_channels)
@@ -97,12 +89,11 @@ class R2Plus1D(nn.Module):
     default_clip = {"clip_len": 16, "size": 112}
 
     def __init__(self, num_classes: int = 400, layers: tuple[int, int, int, int] = (2, 2, 2, 2),
-                 dropout: float = 0.0, width: float = 1.0, frame_deltas: bool = False) -> None:
+                 dropout: float = 0.0, width: float = 1.0) -> None:
         super().__init__()
         widths = tuple(scaled(c, width) for c in (64, 128, 256, 512))
         channels = widths[0]
-        self.frame_deltas = frame_deltas
-        self.stem = Stem(scaled(45, width), channels, in_channels=6 if frame_deltas else 3)
+        self.stem = Stem(scaled(45, width), channels)
         for i, (out, blocks) in enumerate(zip(widths, layers), start=1):
             stride = 1 if i == 1 else 2
             stage = [BasicBlock(channels, out, stride)] + [BasicBlock(out, out) for _ in range(blocks - 1)]
@@ -124,8 +115,6 @@ class R2Plus1D(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 3, T, H, W) -> (B, 512)`` pooled features (width 1; shapes below too)."""
-        if self.frame_deltas:
-            x = with_frame_deltas(x)  # (B, 6, T, H, W)
         x = self.stem(x)      # (B, 64, T, H/2, W/2)
         x = self.layer1(x)    # (B, 64, T, H/2, W/2)
         x = self.layer2(x)    # (B, 128, T/2, H/4, W/4)
@@ -160,12 +149,9 @@ def convert_torchvision_state_dict(state: Mapping[str, torch.Tensor]) -> dict[st
 
 @register_model("video")
 def r2plus1d_18(num_classes: int, dropout: float = 0.0, pretrained: bool = False,
-                weights_path: str | Path | None = None, width: float = 1.0, frame_deltas: bool = False) -> R2Plus1D:
+                weights_path: str | Path | None = None, width: float = 1.0) -> R2Plus1D:
     """R(2+1)D-18 (31.5M params at 400 classes), 16x112x112 clips; ``pretrained``: local Kinetics-400 file."""
-    model = R2Plus1D(num_classes=num_classes, dropout=dropout, width=width, frame_deltas=frame_deltas)
-    if (pretrained or weights_path is not None) and frame_deltas:
-        raise ValueError("r2plus1d_18's Kinetics-400 weights read RGB frames only: set model.frame_deltas=false "
-                         "or train from scratch (model.pretrained=false)")
+    model = R2Plus1D(num_classes=num_classes, dropout=dropout, width=width)
     if pretrained or weights_path is not None:
         if width != 1.0:
             raise ValueError(f"r2plus1d_18's Kinetics-400 weights are for width 1.0, not {width}: train from "
