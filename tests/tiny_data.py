@@ -105,7 +105,11 @@ def _child(target: str, args: tuple[Any, ...], env: dict[str, str], log: str) ->
 
         code = main(list(args))
     else:  # "extract": (manifest, out, config dict, part_videos)
+        import logging
+
         from actionlab.config import ExtractConfig
+
+        logging.basicConfig(level=logging.INFO)
         from actionlab.features.extract import extract_features
 
         manifest, out, cfg, part_videos = args

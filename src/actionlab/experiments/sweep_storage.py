@@ -29,6 +29,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -66,18 +67,40 @@ def _retry_callback(max_retry: int | None = None) -> Any:
         return cls(max_retry=max_retry)
 
 
+def storage_url(url: str) -> str:
+    """``url`` with a PostgreSQL driver that is installed: SQLAlchemy 2 reads a bare ``postgresql://`` as psycopg
+    (version 3); with only psycopg2 (actionlab's ``postgres`` extra) it becomes ``postgresql+psycopg2://``."""
+    import importlib.util
+
+    if url.startswith(("postgresql://", "postgres://")) and importlib.util.find_spec("psycopg") is None \
+            and importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2://" + url.split("://", 1)[1]
+    return url
+
+
 def _make_storage(spec: _Spec) -> Any:
     import optuna
+    import sqlalchemy.exc
 
     kwargs: dict[str, Any] = {}
     if spec.storage.startswith("sqlite"):
         # Several processes write the same file: wait for the lock instead of failing at once.
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}
-    with _quiet_experimental():
-        return optuna.storages.RDBStorage(spec.storage, heartbeat_interval=spec.heartbeat_interval,
-                                          grace_period=2 * spec.heartbeat_interval,
-                                          heartbeat_stale_trial_callback=_retry_callback(spec.max_retries),
-                                          **kwargs)
+    for attempt in range(10):
+        try:
+            with _quiet_experimental():
+                return optuna.storages.RDBStorage(storage_url(spec.storage), heartbeat_interval=spec.heartbeat_interval,
+                                                  grace_period=2 * spec.heartbeat_interval,
+                                                  heartbeat_stale_trial_callback=_retry_callback(spec.max_retries),
+                                                  **kwargs)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as exc:
+            # Workers starting together on a new database race to create Optuna's tables ("duplicate key ...
+            # pg_type", "relation already exists"); the loser finds them made on its next try.
+            if attempt == 9 or "already exists" not in str(exc) and "duplicate key" not in str(exc):
+                raise
+            logger.debug("storage schema being created by another worker; retrying (%s)", exc)
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _make_sampler(spec: _Spec, worker: int) -> Any:
