@@ -100,6 +100,9 @@ def test_extract_killed_while_decoding_inferring_writing_and_merging_resumes(syn
     for point in ("extract:decode@3", "extract:infer@2", "write:part-*@1", "extract:merge@2", "wrote:features.h5@1"):
         code = run_process("extract", manifest, out, cfg, 2, log=log, kill_at=point)
         assert code == KILLED, f"{point} was not reached (exit {code})"
+        if point == "extract:merge@2":  # and a part file damaged from outside (a bad copy, a disk error)
+            part = sorted(parts_dir(out).glob("part-*.h5"))[-1]
+            part.write_bytes(part.read_bytes()[:3000])
         if point == "wrote:features.h5@1":
             assert out.exists() and parts_dir(out).exists()  # renamed, not yet cleaned up
     assert run_process("extract", manifest, out, cfg, 2, log=log) == 0
@@ -113,9 +116,11 @@ def test_extract_killed_while_decoding_inferring_writing_and_merging_resumes(syn
         np.testing.assert_array_equal(a.mean, b.mean)
         np.testing.assert_array_equal(a.std, b.std)
     # what each rerun found finished: killed before a part was written, a video is extracted again; once in a
-    # part file, never (the merge and the clean-up after it redo no video)
-    resumed = re.findall(r"resuming \S+: (\d+) of 6 videos already extracted", log.read_text())
-    assert resumed == ["2", "2", "2", "6"] and "is already complete" in log.read_text()
+    # sound part file, never (the merge and the clean-up after it redo no video); the damaged part is redone
+    text = log.read_text()
+    assert re.findall(r"resuming \S+: (\d+) of 6 videos already extracted", text) == ["2", "2", "2", "4"]
+    assert re.search(r"part-000-00000\d\.h5: deleted; its videos are extracted again", text)
+    assert "is already complete" in text
 
 
 def test_sweep_killed_mid_trial_and_between_seeds_resumes(tmp_path: Path) -> None:

@@ -260,3 +260,28 @@ def test_kinetics_with_only_val_and_test_gets_notes_that_apply(tmp_path: Path,
     assert "skipped (listed, cannot be used): 1" in text and "test.csv:4: abcdefghij5 (no label)" in text
     assert "left out: 1 of 5 listed videos left out (1 skipped)" in text
     assert os.path.exists(tmp_path / "m.csv")
+
+
+def test_extract_strict_exits_1_when_a_video_was_left_out(synth_ucf101: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from actionlab.data.index import index_dataset
+    from actionlab.data.manifest import Manifest, write_manifest
+    from actionlab.types import VideoRecord
+
+    full, _ = index_dataset(synth_ucf101, workers=0)
+    bad = tmp_path / "v_Broken_g01_c01.avi"
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00AVI LIST" + np.random.default_rng(0).bytes(3000))
+    records = [*full.records[:2], VideoRecord(str(bad), full.classes[0], 0, "train", "broken", 24, 25.0, 0.96)]
+    manifest = write_manifest(Manifest(full.root, full.classes, records, full.layout), tmp_path / "m.csv")
+    store = tmp_path / "f.h5"
+    args = ["extract", str(manifest), "-o", str(store), "--skip-bad", "--num-frames", "1", "--workers", "0",
+            "--engine", "torch", "--weights", "none"]
+    assert main([*args, "--strict"]) == 1
+    captured = capsys.readouterr()
+    assert "left out: 1 of 3 videos (undecodable, skipped with --skip-bad)" in captured.out
+    line = [x for x in captured.err.splitlines() if x.startswith("error: ")]
+    assert line == [f"error: {store}: 1 video(s) of {manifest} left out as undecodable (--strict; the store holds "
+                    "the others: fix or remove those videos and rerun `actionlab index`)"]
+    assert store.is_file()
+    assert main(args) == 0  # without --strict: done, and the summary still says what is missing
+    assert "left out: 1 of 3 videos" in capsys.readouterr().out

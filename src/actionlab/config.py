@@ -413,7 +413,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     from actionlab.utils import FileError
 
     path = Path(path)
-    fix = "restore it or write it again (a run's config.yaml is rewritten by `actionlab train ... --resume`)"
+    fix = ("restore it, or delete it and rerun `actionlab train ... --resume`, which writes a run's config.yaml "
+           "again from the settings given")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.constructor.ConstructorError as exc:

@@ -25,6 +25,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -311,10 +312,11 @@ def torch_load(path: str | Path, what: str, fix: str, map_location: Any = "cpu")
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        detail = next((line for line in lines if "GLOBAL" in line or "global" in line), "")
-        if detail:
+        wanted = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if wanted or any("global" in line for line in lines):
+            asks = f"; it asks for {wanted.group(1)}" if wanted else ""
             raise FileError(path, f"{what} holds pickled Python objects, which are never loaded (only tensors and "
-                            f"plain data are; {detail[:150]})", fix) from None
+                            f"plain data are{asks})", fix) from None
         reason = next((line for line in lines if line.startswith(("Unsupported", "Unpickler"))), lines[-1][:100])
         raise FileError(path, f"{what} is not a PyTorch file ({reason})", fix) from None
     except FileNotFoundError:

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
-import io
 import json
 import logging
 import sys
@@ -408,32 +406,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _TerminalSafe(io.TextIOBase):
-    """stdout through :func:`actionlab.cli.text.terminal_safe`: names from datasets never reach the terminal raw."""
-
-    def __init__(self, stream: Any) -> None:
-        self.stream = stream
-
-    def write(self, text: str) -> int:
-        from actionlab.cli.text import terminal_safe
-
-        self.stream.write(terminal_safe(text))
-        return len(text)
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-    def isatty(self) -> bool:
-        return bool(getattr(self.stream, "isatty", lambda: False)())
-
-
-class _SafeFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        from actionlab.cli.text import terminal_safe
-
-        return terminal_safe(super().format(record))
-
-
 def _fail(message: str) -> None:
     """The one ``error:`` line of a failed command (stderr)."""
     from actionlab.cli.text import terminal_safe
@@ -441,34 +413,17 @@ def _fail(message: str) -> None:
     print(f"error: {terminal_safe(message)}", file=sys.stderr)
 
 
-def error_message(exc: BaseException) -> str:
-    """One line for an exception: the message of the errors actionlab raises (they name the file and the fix);
-    for anything else its type too, and a pointer to ``-v``."""
-    from actionlab.utils import DiskFullError
-
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT) and not isinstance(exc, DiskFullError):
-        exc = DiskFullError(exc.filename or "?")
-    if isinstance(exc, KeyError) and len(exc.args) == 1 and isinstance(exc.args[0], str):
-        text = exc.args[0]
-    elif isinstance(exc, OSError) and exc.filename and exc.strerror and str(exc).startswith("[Errno"):
-        text = f"{exc.filename}: {exc.strerror}"
-    else:
-        text = str(exc) or type(exc).__name__
-    text = "; ".join(line.strip() for line in text.splitlines() if line.strip())
-    if not isinstance(exc, (OSError, ValueError, KeyError, RuntimeError)):
-        text = f"unexpected {type(exc).__name__}: {text} (rerun with -v for the traceback)"
-    return text
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from actionlab.cli.text import SafeFormatter, TerminalSafe, error_message
+
     handler = logging.StreamHandler()
-    handler.setFormatter(_SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"))
+    handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
     start = time.perf_counter()
     try:
-        with contextlib.redirect_stdout(_TerminalSafe(sys.stdout)):
+        with contextlib.redirect_stdout(TerminalSafe(sys.stdout)):
             code = args.func(args)
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)

@@ -7,6 +7,9 @@ characters or ANSI escapes is shown escaped and never reaches the terminal raw.
 
 from __future__ import annotations
 
+import errno
+import io
+import logging
 import math
 import re
 from pathlib import Path
@@ -25,6 +28,48 @@ bidirectional overrides that make text display in another order than it reads.""
 def terminal_safe(text: str) -> str:
     """``text`` with control characters and bidi overrides written as visible escapes (``\\x1b``, ``\\u202e``)."""
     return _UNSAFE.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+class TerminalSafe(io.TextIOBase):
+    """stdout through :func:`actionlab.cli.text.terminal_safe`: names from datasets never reach the terminal raw."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(terminal_safe(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return bool(getattr(self.stream, "isatty", lambda: False)())
+
+
+class SafeFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as usual, through :func:`terminal_safe`."""
+        return terminal_safe(super().format(record))
+
+
+def error_message(exc: BaseException) -> str:
+    """One line for an exception: the message of the errors actionlab raises (they name the file and the fix);
+    for anything else its type too, and a pointer to ``-v``."""
+    from actionlab.utils import DiskFullError
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT) and not isinstance(exc, DiskFullError):
+        exc = DiskFullError(exc.filename or "?")
+    if isinstance(exc, KeyError) and len(exc.args) == 1 and isinstance(exc.args[0], str):
+        text = exc.args[0]
+    elif isinstance(exc, OSError) and exc.filename and exc.strerror and str(exc).startswith("[Errno"):
+        text = f"{exc.filename}: {exc.strerror}"
+    else:
+        text = str(exc) or type(exc).__name__
+    text = "; ".join(line.strip() for line in text.splitlines() if line.strip())
+    if not isinstance(exc, (OSError, ValueError, KeyError, RuntimeError)):
+        text = f"unexpected {type(exc).__name__}: {text} (rerun with -v for the traceback)"
+    return text
 
 
 def _pct(x: Any) -> str:

@@ -244,7 +244,7 @@ def index_dataset(
     if carved:
         notes.append(_carve_validation(entries, val_fraction, seed))
     elif lay.ships_val and val_fraction > 0:
-        notes.append(f"val: the {layout} val split as shipped (val_fraction applies only to layouts without one)")
+        notes.append(f"val: the {layout} val split as shipped (none is carved from train)")
 
     missing = [e.listed for e in entries if e.path is None]
     if entries and len(missing) == len(entries):

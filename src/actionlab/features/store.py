@@ -191,8 +191,17 @@ def part_contents(path: str | Path) -> tuple[dict[str, Any], list[str], list[tup
                                 "delete it and rerun `actionlab extract`")
             return prov, list(h5["videos"].keys()), failed  # type: ignore[return-value]
     except (OSError, KeyError) as exc:
-        raise FileError(path, f"unreadable HDF5 file, truncated or damaged ({str(exc).splitlines()[0][:100]})",
+        raise FileError(path, f"unreadable HDF5 file, truncated or damaged ({_h5_reason(exc)})",
                         "delete it and rerun `actionlab extract`") from None
+
+
+def _h5_reason(exc: BaseException) -> str:
+    """A short reason from an h5py error (its messages run on over several parenthesised lines)."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    for known in ("truncated file", "file signature not found", "bad object header", "wrong B-tree signature"):
+        if known in text:
+            return known
+    return text.split(" (", 1)[0][:80]
 
 
 def merge_parts(parts: Sequence[str | Path], out_path: str | Path, provenance: Mapping[str, Any],
@@ -334,8 +343,8 @@ class FeatureStore:
         except FileError:
             raise
         except (OSError, KeyError, ValueError, TypeError) as e:
-            raise FileError(self.path, f"unreadable feature store, truncated or damaged "
-                            f"({str(e).splitlines()[0][:100]})", rebuild) from None
+            raise FileError(self.path, f"unreadable feature store, truncated or damaged ({_h5_reason(e)})",
+                            rebuild) from None
         self._records: dict[str, VideoRecord] = {}
         try:
             for item in index:
@@ -429,7 +438,7 @@ class FeatureStore:
             if isinstance(e, KeyError) and key not in self._records:
                 raise
             raise FileError(self.path, f"video {key!r}: {name} unreadable, the store is truncated or damaged "
-                            f"({str(e).splitlines()[0][:80]})", "delete it and rerun `actionlab extract`") from None
+                            f"({_h5_reason(e)})", "delete it and rerun `actionlab extract`") from None
 
     def frame_indices(self, key: str) -> np.ndarray:
         """``(T,) int64``: which decoded frame each feature row came from."""

@@ -97,9 +97,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist; train first (or check the run directory)")
-    fix = ("delete it and rerun `actionlab train ... --resume`: a lost last.pt restarts training, a lost best.pt is "
-           "rewritten when its epoch is redone" if path.parent.name == "checkpoints" else
-           "use a checkpoint written by actionlab's training")
+    fix = (f"delete {path.parent} and rerun `actionlab train ... --resume` to train the run again"
+           if path.parent.name == "checkpoints" else "use a checkpoint written by actionlab's training")
     ckpt = torch_load(path, "the checkpoint", fix, map_location=map_location)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise FileError(path, f"not an actionlab checkpoint (no format={FORMAT!r} entry)",

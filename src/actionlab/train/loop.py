@@ -19,8 +19,9 @@ so far), then ``last.pt``. ``last.pt`` is the commit: a process killed anywhere 
 previous epoch and redoes this one identically (rewriting the first two), so a resumed run evaluates the same
 ``best.pt`` and has the same ``metrics.jsonl`` as an uninterrupted one.
 
-Divergence: an epoch whose training loss or weights are not finite (NaN or infinite) ends training; ``History.diverged_epoch``
-says which, the loop state records it (a resume does not train on), and ``best.pt`` stays the best finite epoch.
+Divergence: an epoch whose training loss or weights are not finite (NaN or infinite) ends training;
+``History.diverged_epoch`` says which, the loop state records it (a resume does not train on), and ``best.pt``
+stays the best finite epoch.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class History:
     """Best monitored loss: ``val_loss`` when ``validate`` reports it, else ``train_loss``."""
     stopped_early: bool = False
     diverged_epoch: int | None = None
-    """The epoch whose training loss was NaN or infinite (training stopped there), else None."""
+    """The epoch whose training loss or weights became NaN or infinite (training stopped there), else None."""
 
 
 def step_weights(num_steps: int, weighting: str, device: torch.device | str | None = None) -> Tensor:
