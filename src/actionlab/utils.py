@@ -86,7 +86,7 @@ class DiskFullError(OSError):
         need = f"needs about {_size(self.need)}" if self.need else "needs more space"
         have = f", {_size(free)} free" if free is not None else ""
         return (f"{self.path}: no space left on device ({need}{have}; free some space or write elsewhere, then "
-                "rerun the same command: finished work is kept and it resumes)")
+                "rerun the same command, `train` with --resume: finished work is kept and it resumes)")
 
 
 def _is_disk_full(exc: BaseException) -> bool:

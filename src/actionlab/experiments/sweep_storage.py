@@ -176,7 +176,9 @@ def _differences(previous: Mapping[str, Any], identity: Mapping[str, Any]) -> li
             else:
                 diffs.append(f"{key}: before={before!r} now={now!r}")
     a, b = _flat(previous["context"]), _flat(identity["context"])
-    diffs += [f"{k}: before={a.get(k)!r} now={b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    # a config field added by a newer actionlab (on one side only) is no difference; data that differs in kind is
+    keys = (set(a) | set(b)) - {k for k in set(a) ^ set(b) if k.startswith("config.")}
+    diffs += [f"{k}: before={a.get(k)!r} now={b.get(k)!r}" for k in sorted(keys) if a.get(k) != b.get(k)]
     return diffs
 
 
