@@ -8,6 +8,7 @@ language of sweeps (any field can be swept).
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -139,7 +140,11 @@ class OptimConfig:
         _check_choice("optim.name", self.name, ("sgd", "adam", "adamw", "rmsprop"))
         _check_choice("optim.schedule", self.schedule, ("constant", "step", "cosine"))
         if self.lr <= 0 or self.weight_decay < 0 or self.grad_clip < 0 or self.warmup_epochs < 0:
-            raise ValueError("lr must be > 0; weight_decay, grad_clip and warmup_epochs >= 0")
+            raise ValueError(f"optim.lr must be > 0 and optim.weight_decay, optim.grad_clip, optim.warmup_epochs "
+                             f">= 0, got {self.lr}, {self.weight_decay}, {self.grad_clip}, {self.warmup_epochs}")
+        if not 0.0 <= self.momentum < 1.0 or self.gamma <= 0 or self.step_size < 1:
+            raise ValueError(f"optim.momentum must be in [0, 1), optim.gamma > 0 and optim.step_size >= 1, got "
+                             f"{self.momentum}, {self.gamma}, {self.step_size}")
 
 
 @dataclass(frozen=True)
@@ -292,8 +297,10 @@ class TrainConfig:
     eval_split: str = "test"
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.patience < 0 or self.num_workers < 0:
-            raise ValueError("epochs and batch_size must be >= 1; patience and num_workers >= 0")
+        if self.epochs < 1 or self.batch_size < 1 or self.patience < 0 or self.num_workers < 0 or self.seed < 0:
+            raise ValueError(f"epochs and batch_size must be >= 1; patience, num_workers and seed >= 0 (got "
+                             f"epochs={self.epochs}, batch_size={self.batch_size}, patience={self.patience}, "
+                             f"num_workers={self.num_workers}, seed={self.seed})")
 
 
 def resolved_inference(cfg: TrainConfig) -> InferenceConfig:
@@ -347,9 +354,12 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
             raise ValueError(f"{name}: expected an integer, got {value!r}") from None
     if tp is float:
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise ValueError(f"{name}: expected a number, got {value!r}") from None
+        if not math.isfinite(number):  # NaN passes every range check (nan < 0 is False): refuse it here
+            raise ValueError(f"{name}: expected a finite number, got {value!r}")
+        return number
     if tp is str:
         return str(value)
     return value
@@ -410,8 +420,36 @@ def save_yaml(cfg: Any, path: str | Path, extra: Mapping[str, Any] | None = None
     atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
 
 
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML file, read with ``yaml.safe_load`` (plain data: a tag such as ``!!python/object`` is
+    refused, never constructed). A damaged file or a tag is a ``FileError`` naming the file, line and fix."""
+    from actionlab.utils import FileError
+
+    path = Path(path)
+    fix = ("restore it, or delete it and rerun `actionlab train ... --resume`, which writes a run's config.yaml "
+           "again from the settings given")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.constructor.ConstructorError as exc:
+        mark = f"line {exc.problem_mark.line + 1}: " if exc.problem_mark else ""
+        tag = str(exc.problem).rsplit(" ", 1)[-1].strip("'").replace("tag:yaml.org,2002:", "!!") if exc.problem else "?"
+        raise FileError(path, f"{mark}YAML tag {tag} refused: config files are plain data, nothing in them is "
+                        "run", "remove the tag") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise FileError(path, f"{where}not valid YAML ({getattr(exc, 'problem', None) or exc})", fix) from None
+    except UnicodeDecodeError as exc:
+        raise FileError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})", fix) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise FileError(path, f"expected a mapping of config fields, got a {type(data).__name__}", fix)
+    return data
+
+
 def load_yaml(cls: type[T], path: str | Path, ignore: tuple[str, ...] = ("git", "meta")) -> T:
-    data = yaml.safe_load(Path(path).read_text()) or {}
+    data = read_yaml(path)
     return from_dict(cls, {k: v for k, v in data.items() if k not in ignore})
 
 

@@ -11,11 +11,16 @@
     actionlab report RUN|SWEEP... -o r.html  one self-contained HTML report (+ Markdown)
     actionlab demo                           the whole pipeline on a generated dataset
     actionlab list models|backbones|presets
+
+Exit status: 0 done; 1 done, but with defects found (index/extract --strict: listed videos missing, unreadable,
+skipped or misplaced; train: the training loss diverged); 2 an error, printed as one line ``error: <file>:
+<what> (<fix>)`` (-v adds the traceback); 130 interrupted. Every command resumes where a crash left it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -90,8 +95,14 @@ def cmd_index(args: argparse.Namespace) -> int:
             args.root, layout=args.layout, split=args.split, classes=_csv_list(args.classes),
             val_fraction=args.val_fraction, seed=args.seed, probe=not args.no_probe,
             workers=args.workers, progress=_callback(bar))
-    write_manifest(manifest, args.output)
+    refused = args.strict and not report.ok
+    if not refused:
+        write_manifest(manifest, args.output)
     print(format_index_report(manifest, report))
+    if refused:
+        _fail(f"{report.root}: {report.defect_summary()} (--strict: {args.output} not written; fix the dataset, "
+              "or index without --strict to keep what is there)")
+        return 1
     print(f"manifest: {args.output}")
     return 0
 
@@ -111,6 +122,10 @@ def cmd_extract(args: argparse.Namespace) -> int:
                                   skip_bad=args.skip_bad, device=args.device, overwrite=args.overwrite,
                                   progress=_callback(bar))
     print(report.summary() if hasattr(report, "summary") else report)
+    if args.strict and report.failed:
+        _fail(f"{args.output}: {len(report.failed)} video(s) of {args.manifest} left out as undecodable (--strict; "
+              "the store holds the others: fix or remove those videos and rerun `actionlab index`)")
+        return 1
     return 0
 
 
@@ -142,7 +157,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from actionlab.cli.text import format_seeds
-    from actionlab.experiments.run import train_run, train_seeds
+    from actionlab.experiments.run import divergence_message, train_run, train_seeds
 
     cfg = _train_config(args)
     if args.seeds:
@@ -151,10 +166,16 @@ def cmd_train(args: argparse.Namespace) -> int:
                               resume=args.resume, log=print)
         print(format_seeds(summary))
         print(f"per-seed runs in {args.run}/seed-*/, summary: {Path(args.run) / 'seeds.json'}")
-        return 0
+        for seed in summary.get("diverged", []):
+            epoch = summary["runs"][str(seed)].get("diverged_epoch", "?")
+            _fail(divergence_message(Path(args.run) / f"seed-{seed}", cfg, epoch))
+        return 1 if summary.get("diverged") else 0
     result = train_run(cfg, args.run, features=args.features, manifest=args.manifest, resume=args.resume,
                        log=print)
     _print_json(result)
+    if result.get("diverged"):
+        _fail(divergence_message(Path(args.run), cfg, result.get("diverged_epoch", "?")))
+        return 1
     return 0
 
 
@@ -165,7 +186,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if Path(args.run).suffix in (".h5", ".hdf5") and Path(args.run).is_file():
         # a feature store with per-frame predictions: the single-frame baseline, averaged per video
         args.run = single_frame_run(args.run, split=args.split)
-        print(f"single-frame baseline saved as a run: {args.run}", file=sys.stderr)
+        logger.info("single-frame baseline saved as a run: %s", args.run)
     _emit(evaluate_run(args.run, split=args.split, baseline=args.baseline), args.json, format_evaluation)
     return 0
 
@@ -245,9 +266,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--features", help="HDF5 feature store (temporal models)")
-    src.add_argument("--manifest", help="manifest CSV (end-to-end video models decode clips)")
+    p.add_argument("--features", help="HDF5 feature store (temporal models)")
+    p.add_argument("--manifest", help="manifest CSV (end-to-end video models decode clips; with --features: the "
+                                      "manifest the store must have been extracted from)")
     p.add_argument("--config", help="start from a saved config.yaml")
     p.add_argument("--preset", help="named starting point (actionlab list presets)")
     p.add_argument("--model", help="registered model name (actionlab list models)")
@@ -289,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-probe", action="store_true", help="skip reading frame counts (faster, less checked)")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 (manifest not written) when a listed video is missing, unreadable, skipped or in "
+                        "another class's folder")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("extract", help="cache per-frame CNN features to HDF5")
@@ -308,6 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-bad", action="store_true", help="list undecodable videos and go on")
     p.add_argument("--overwrite", action="store_true", help="replace a store made with other settings")
     p.add_argument("--device", default="auto")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 when a video was left out as undecodable (with --skip-bad; the store is kept)")
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("finetune", help="fine-tune an ImageNet 2D CNN on single frames (the `finetune` preset)")
@@ -380,22 +406,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _fail(message: str) -> None:
+    """The one ``error:`` line of a failed command (stderr)."""
+    from actionlab.cli.text import terminal_safe
+
+    print(f"error: {terminal_safe(message)}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    from actionlab.cli.text import SafeFormatter, TerminalSafe, error_message
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
     start = time.perf_counter()
     try:
-        code = args.func(args)
+        with contextlib.redirect_stdout(TerminalSafe(sys.stdout)):
+            code = args.func(args)
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+    except Exception as exc:
         if args.verbose:
             raise
-        name = type(exc).__name__
-        print(f"actionlab {args.command}: error: {exc} ({name}; rerun with -v for the traceback)", file=sys.stderr)
+        _fail(error_message(exc))
         return 2
     logger.debug("%s took %.1fs", args.command, time.perf_counter() - start)
     return code

@@ -120,13 +120,15 @@ class FeatureInputs(RunInputs):
     kind = "temporal"
 
     def __init__(self, store_path: str | Path, cfg: TrainConfig, device: torch.device, rank: int = 0,
-                 world: int = 1) -> None:
+                 world: int = 1, manifest: str | Path | None = None) -> None:
         from actionlab.features.store import FeatureStore
 
         super().__init__(cfg, device, rank, world)
         self.path = Path(store_path)
         self.what = str(self.path)
         self.store = FeatureStore(self.path)
+        if manifest is not None:
+            check_store_manifest(self.store, manifest)
         self.classes = list(self.store.classes)
         self.splits = sorted({self.store.record(k).split for k in self.store.keys()})
         self._batches: Any = None
@@ -165,11 +167,12 @@ class FeatureInputs(RunInputs):
         prov = self.store.provenance
         return {"extract": prov.get("extract_config", {}), "preprocessing": prov.get("preprocessing", {}),
                 "feature_mean": [float(v) for v in self.store.mean],
-                "feature_std": [float(v) for v in self.store.std]}
+                "feature_std": [float(v) for v in self.store.norm_std]}  # floored: a constant feature stays 0
 
     def provenance(self) -> dict[str, Any]:
         prov = self.store.provenance
-        keep = ("backbone", "weights", "weights_sha256", "sampler", "feature_dim", "manifest_checksum", "dtype")
+        keep = ("backbone", "weights", "weights_sha256", "sampler", "feature_dim", "manifest_checksum", "dtype",
+                "splits", "num_videos")
         return {"kind": self.kind, "features": str(self.path), "store_provenance": {k: prov.get(k) for k in keep}}
 
     def close(self) -> None:
@@ -331,15 +334,35 @@ class FrameInputs(_ManifestInputs):
         return {"backbone": self.cfg.model.backbone, "backbone_checkpoint": str(path)}
 
 
+def check_store_manifest(store: Any, manifest: str | Path) -> None:
+    """Refuse a feature store that was not extracted from ``manifest`` (another dataset, split or class list)."""
+    from actionlab.data.manifest import read_manifest
+    from actionlab.features.store import IncompatibleStoreError
+
+    m = read_manifest(manifest)
+    have = store.provenance.get("manifest_checksum")
+    if have != m.checksum() or list(store.classes) != list(m.classes):
+        diffs = [f"manifest_checksum: store={str(have)[:12]} manifest={m.checksum()[:12]}"]
+        if list(store.classes) != list(m.classes):
+            diffs.append(f"classes: store has {len(store.classes)}, manifest {len(m.classes)}")
+        raise IncompatibleStoreError(f"{store.path} was not extracted from {manifest} ({'; '.join(diffs)}); "
+                                     f"extract it from this manifest (`actionlab extract {manifest} -o STORE.h5`) "
+                                     "or pass the manifest it came from")
+
+
 def open_inputs(kind: str, cfg: TrainConfig, device: torch.device, rank: int, world: int,
                 features: str | Path | None, manifest: str | Path | None) -> RunInputs:
-    """The inputs of a ``kind`` model (``temporal``: a feature store; ``video``/``frames``: a manifest)."""
+    """The inputs of a ``kind`` model (``temporal``: a feature store, checked against ``manifest`` when both are
+    given; ``video``/``frames``: a manifest)."""
     name = cfg.model.name
     if kind == "temporal":
         if features is None:
             raise ValueError(f"model {name!r} is a temporal model over cached features: pass --features "
                              "STORE.h5 (make one with `actionlab extract`)")
-        return FeatureInputs(features, cfg, device, rank, world)
+        return FeatureInputs(features, cfg, device, rank, world, manifest=manifest)
+    if features is not None:
+        raise ValueError(f"model {name!r} decodes the videos of --manifest; --features {features} is not used by it "
+                         "(drop it)")
     if manifest is None:
         what = "a video network trained on clips" if kind == "video" else "a frame classifier trained on frames"
         raise ValueError(f"model {name!r} is {what}: pass --manifest MANIFEST.csv (make one with "

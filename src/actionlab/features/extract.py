@@ -15,8 +15,11 @@ How it runs (one process, or each rank under ``torchrun``)::
 Crash safety: HDF5 files are not safe when their writer dies, so nothing is ever appended in place. A part file
 exists only once complete, so the set of keys in the part files *is* the resume state: killed at any moment
 (even ``kill -9``) and run again, extraction skips the finished videos and redoes only the ones in flight.
-A finished store with the same provenance makes a rerun a no-op; different provenance is refused unless
-``overwrite=True``. A video that fails to decode stops the run with an error naming the file, unless
+A part file damaged from outside (truncated by a copy, a disk error) is deleted with a warning and its videos are
+extracted again. A full disk stops the run with a ``DiskFullError`` naming the file and the space needed, the
+finished parts kept. One process writes a store at a time (``OUT.lock``; under torchrun, rank 0 holds it); a
+second one is refused with the holder's pid and host. A finished store with the same provenance makes a rerun a
+no-op; different provenance is refused unless ``overwrite=True``. A video that fails to decode stops the run with an error naming the file, unless
 ``skip_bad=True``: then it is listed in the report and in the store's ``skipped`` attribute (the dataset never
 shrinks silently).
 """
@@ -57,7 +60,7 @@ from actionlab.features.store import (
     write_part,
 )
 from actionlab.types import VideoRecord
-from actionlab.utils import distributed_info, select_device
+from actionlab.utils import FileError, distributed_info, kill_point, output_lock, select_device
 
 logger = logging.getLogger(__name__)
 
@@ -90,11 +93,14 @@ class ExtractReport:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
     def summary(self) -> str:
-        """One line for the CLI, plus one line per failed video."""
+        """One line for the CLI, one line per failed video, and what was left out of the store."""
         lines = [f"{self.out_path}: extracted {self.done} videos ({self.frames} frames, "
                  f"{self.frames_per_second:.1f} frames/s, {self.seconds:.1f} s), {self.skipped} already done, "
                  f"{len(self.failed)} failed"]
         lines += [f"  failed: {path}: {reason}" for path, reason in self.failed]
+        total = self.done + self.skipped + len(self.failed)
+        lines.append(f"left out: {len(self.failed)} of {total} videos (undecodable, skipped with --skip-bad)"
+                     if self.failed else f"left out: none (all {total} videos are in the store)")
         return "\n".join(lines)
 
 
@@ -250,12 +256,19 @@ def _check_existing(out_path: Path, expected: dict[str, Any], overwrite: bool) -
             with FeatureStore(out_path) as fs:
                 fs.check_compatible(expected)
             finished = True
+        except FileError as e:
+            if not overwrite:
+                raise ExtractError(f"{e}; or pass --overwrite to extract it again") from e
         except (IncompatibleStoreError, ValueError) as e:
             if not overwrite:
                 raise ExtractError(f"{out_path} exists and does not match this extraction ({e}); {hint}") from e
     if not overwrite and not finished:
         for p in sorted(parts_dir(out_path).glob("part-*.h5")):
-            diffs = compare_provenance(part_contents(p)[0], expected)
+            try:
+                prov = part_contents(p)[0]
+            except FileError:
+                continue  # damaged: deleted and redone (_drop_damaged_parts)
+            diffs = compare_provenance(prov, expected)
             if diffs:
                 raise ExtractError(f"unfinished extraction in {parts_dir(out_path)} was made with other settings "
                                    f"({'; '.join(diffs)}); {hint}")
@@ -300,8 +313,9 @@ def extract_features(manifest: Manifest | str | Path, out_path: str | Path, cfg:
         torch.cuda.set_device(dev)
     dist = _Dist(dev)
     try:
-        return _extract(manifest, records, splits, out_path, cfg, skip_bad, dev, dist, progress, overwrite,
-                        part_videos, part_seconds, t0)
+        with output_lock(out_path) if dist.rank == 0 else contextlib.nullcontext():
+            return _extract(manifest, records, splits, out_path, cfg, skip_bad, dev, dist, progress, overwrite,
+                            part_videos, part_seconds, t0)
     finally:
         dist.close()
 
@@ -337,6 +351,7 @@ def _extract(manifest: Manifest, records: list[VideoRecord], splits: list[str], 
         # Temp files of a writer killed mid-write (a part, or the final store during the merge).
         for tmp in [*pdir.glob(".part-*.tmp"), *out_path.parent.glob(f".{out_path.name}.*.tmp")]:
             tmp.unlink(missing_ok=True)
+        _drop_damaged_parts(pdir)
     dist.barrier()
 
     # 2. Resume state = keys in finished part files; shard what is left across ranks.
@@ -379,6 +394,18 @@ def _extract(manifest: Manifest, records: list[VideoRecord], splits: list[str], 
     return report
 
 
+def _drop_damaged_parts(pdir: Path) -> None:
+    """Delete part files that cannot be read (damaged from outside: parts are written atomically), with a
+    warning: their videos are then extracted again like any unfinished ones."""
+    for p in sorted(pdir.glob("part-*.h5")):
+        try:
+            part_contents(p)
+        except FileError as e:
+            logger.warning("%s: deleted; its videos are extracted again", e.path)
+            logger.debug("%s", e)
+            p.unlink()
+
+
 def _finalize(pdir: Path, out_path: Path, provenance: dict[str, Any], classes: Sequence[str],
               keys: Sequence[str]) -> None:
     parts = sorted(pdir.glob("part-*.h5"))
@@ -418,6 +445,7 @@ def _run_shard(manifest: Manifest, shard: list[VideoRecord], pdir: Path, cfg: Ex
 
     def run(batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
         feats, logits = engine(batch)
+        kill_point("extract:infer")
         return np.asarray(feats, np.float32), (None if logits is None else np.asarray(logits, np.float32))
 
     batcher = _Batcher(run, cfg.batch_size, pin=dev.type == "cuda")

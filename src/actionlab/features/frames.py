@@ -28,7 +28,7 @@ from actionlab.data.manifest import Manifest
 from actionlab.features import backbones
 from actionlab.features.store import COMPAT_FIELDS
 from actionlab.types import VideoRecord
-from actionlab.utils import git_revision
+from actionlab.utils import git_revision, kill_point
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +99,7 @@ class VideoFrames(Dataset):
         rec, path = self.records[i], self.path(i)
         try:
             indices, x, _ = decode_frames(path, self.cfg, self.preprocess, expected_frames=rec.num_frames)
+            kill_point("extract:decode")
         except VideoDecodeError as e:
             return {"i": i, "x": None, "indices": None, "error": e.reason}
         except (OSError, ValueError, IndexError, RuntimeError) as e:
