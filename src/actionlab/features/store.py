@@ -59,6 +59,11 @@ _STD_FLOOR = 1e-6
 _STR = h5py.string_dtype("utf-8")
 
 
+def safe_std(std: np.ndarray) -> np.ndarray:
+    """The standard deviation normalization divides by: below ``1e-6`` (dead ReLU units) it counts as 1."""
+    return np.where(np.asarray(std) < _STD_FLOOR, 1.0, std)
+
+
 class IncompatibleStoreError(ValueError):
     """A store was made with other backbone/weights/preprocessing/sampler/manifest than a run expects."""
 
@@ -290,7 +295,7 @@ class FeatureStore:
         for item in index:
             key = item.pop("key")
             self._records[key] = VideoRecord(**item)
-        self._safe_std = np.where(self.std < _STD_FLOOR, 1.0, self.std)
+        self._safe_std = safe_std(self.std)
 
     # --- lifecycle: one handle per process, opened on first data access
     def _file(self) -> h5py.File:

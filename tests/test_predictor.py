@@ -1,0 +1,248 @@
+"""A trained model out of the lab: ``Predictor`` on runs and exports, ``actionlab export``, ``actionlab predict``
+(many files, bad ones, ``--output``), and the streamed timeline. Real runs trained here on real XviD videos
+(``tiny_lstm_run``, ``tiny_video_run``), real ONNX Runtime, real encoded output."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from actionlab.cli import main
+from actionlab.data.decode import VideoReader
+from actionlab.data.manifest import read_manifest
+from actionlab.evaluate.predictions import load_predictions
+from actionlab.evaluate.timeline import WindowPlan, segments, stream_windows
+from actionlab.experiments.export import export_run
+from actionlab.experiments.predictor import Predictor
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_videos(manifest: Path) -> list[tuple[str, Path]]:
+    m = read_manifest(manifest)
+    return [(r.path, m.abspath(r)) for r in m.split("test")]
+
+
+test_videos.__test__ = False  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def exports(tiny_lstm_run: Path, tiny_video_run: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("exports")
+    assert main(["export", str(tiny_lstm_run), "-o", str(out / "lstm.actionlab")]) == 0
+    assert main(["export", str(tiny_video_run), "-o", str(out / "r2p1d.actionlab")]) == 0
+    export_run(tiny_video_run, out / "r2p1d_ts.actionlab", fmt="torchscript")
+    return {"lstm": out / "lstm.actionlab", "r2p1d": out / "r2p1d.actionlab", "r2p1d_ts": out / "r2p1d_ts.actionlab"}
+
+
+@pytest.mark.parametrize("run, export", [("lstm", "lstm"), ("r2p1d", "r2p1d"), ("r2p1d", "r2p1d_ts")])
+def test_run_and_export_reproduce_the_evaluation(run: str, export: str, tiny_lstm_run: Path, tiny_video_run: Path,
+                                                 tiny_manifest: Path, exports: dict[str, Path]) -> None:
+    """The Predictor on a run (PyTorch) and on its export (ONNX Runtime / TorchScript) gives every test video
+    the score in the run's predictions_test.npz: one inference path."""
+    run_dir = {"lstm": tiny_lstm_run, "r2p1d": tiny_video_run}[run]
+    preds = load_predictions(run_dir / "predictions_test.npz")
+    on_run, on_export = Predictor(run_dir, device="cpu"), Predictor(exports[export])
+    assert on_export.engine == ("torchscript" if export.endswith("_ts") else "onnx")
+    for key, path in test_videos(tiny_manifest):
+        expected = preds.scores[list(preds.keys).index(key)]
+        for p in (on_run, on_export):
+            got = p.scores(path)
+            np.testing.assert_allclose(got.video, expected, atol=2e-4)
+            assert got.video.argmax() == expected.argmax()
+    manifest = json.loads((exports[export] / "manifest.json").read_text())
+    assert manifest["classes"] == list(preds.classes) and manifest["kind"] == on_run.kind
+    assert all(d < 1e-3 for d in manifest["verification"]["max_abs_diff"].values())
+
+
+def _plain_decode(path: Path, indices: np.ndarray, short: int) -> np.ndarray:
+    """Frames ``indices`` of a video, short side ``short`` (FFmpeg's bilinear scaler), with PyAV alone."""
+    wanted, out = set(indices.tolist()), {}
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i in wanted:
+                h, w = frame.height, frame.width
+                size = (short, round(w * short / h)) if h <= w else (round(h * short / w), short)
+                out[i] = frame.reformat(width=size[1], height=size[0], format="rgb24",
+                                        interpolation="BILINEAR").to_ndarray()
+    return np.stack([out[i] for i in indices.tolist()])
+
+
+def _crop_normalize(frames: np.ndarray, crop: int, mean: list[float], std: list[float]) -> np.ndarray:
+    """``(N, H, W, 3)`` uint8 -> centre crop, ``(x / 255 - mean) / std``, ``(N, 3, crop, crop)`` float32."""
+    h, w = frames.shape[1:3]
+    top, left = int(round((h - crop) / 2)), int(round((w - crop) / 2))
+    x = frames[:, top:top + crop, left:left + crop].astype(np.float32) / 255
+    x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float64) - x.max(-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
+@pytest.mark.parametrize("name", ["lstm", "r2p1d"])
+def test_an_export_needs_only_onnxruntime_and_its_manifest(name: str, exports: dict[str, Path],
+                                                           tiny_lstm_run: Path, tiny_video_run: Path,
+                                                           tiny_manifest: Path) -> None:
+    """Follow manifest.json by hand (PyAV to decode, numpy, plain onnxruntime sessions; no actionlab inference
+    code) and get the run's test predictions."""
+    import onnxruntime as ort
+
+    d = exports[name]
+    card = json.loads((d / "manifest.json").read_text())
+    sessions = {k: ort.InferenceSession(str(d / f), providers=["CPUExecutionProvider"])
+                for k, f in card["graphs"].items()}
+
+    def run(graph: str, x: np.ndarray) -> np.ndarray:
+        s = sessions[graph]
+        return s.run(None, {s.get_inputs()[0].name: x})[0]
+
+    pre = card["preprocessing"]
+    preds = load_predictions((tiny_lstm_run if name == "lstm" else tiny_video_run) / "predictions_test.npz")
+    for key, path in test_videos(tiny_manifest):
+        n = VideoReader(path).info.num_frames
+        if card["kind"] == "temporal":
+            assert card["sampler"]["name"] == "uniform" and card["inference"]["mode"] == "windows"
+            t = card["sampler"]["num_frames"]
+            idx = (2 * np.arange(t) + 1) * n // (2 * t)  # segment centres
+            feats = run("backbone", _crop_normalize(_plain_decode(path, idx, pre["resize"]), pre["crop"],
+                                                    pre["mean"], pre["std"]))
+            inf = card["inference"]
+            starts = list(range(0, t - inf["window"] + 1, inf["stride"]))
+            starts += [t - inf["window"]] if starts[-1] != t - inf["window"] else []
+            logits = run("head", np.stack([feats[s:s + inf["window"]] for s in starts]))  # (W, L, K)
+            assert inf["step_weighting"] == "last"
+            per_window = _log_softmax(logits[:, -1])
+        else:
+            span = (pre["clip_len"] - 1) * pre["frame_interval"] + 1
+            c = pre["test_clips"]
+            starts = np.arange(c) * (n - span) // (c - 1)
+            idx = (starts[:, None] + np.arange(pre["clip_len"]) * pre["frame_interval"]).reshape(-1)
+            x = _crop_normalize(_plain_decode(path, idx, pre["resize"]), pre["size"], pre["mean"], pre["std"])
+            clips = x.reshape(c, pre["clip_len"], 3, pre["size"], pre["size"]).transpose(0, 2, 1, 3, 4)
+            per_window = _log_softmax(run("model", np.ascontiguousarray(clips)))
+        video = _log_softmax(per_window.mean(0))
+        np.testing.assert_allclose(video, preds.scores[list(preds.keys).index(key)], atol=2e-4)
+
+
+def test_export_refuses_what_it_cannot_vouch_for(tiny_video_run: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "strict.actionlab"
+    with pytest.raises(RuntimeError, match="differs from PyTorch"):
+        export_run(tiny_video_run, out, tolerance=1e-12)  # float32 graphs cannot agree to 1e-12
+    assert not out.exists() and not list(tmp_path.iterdir())  # nothing half-written
+    assert main(["export", str(tiny_video_run), "-o", str(tmp_path / "model.onnx")]) == 2
+    assert "model.actionlab" in capsys.readouterr().err
+    assert main(["export", str(tiny_video_run), "-o", str(out)]) == 0
+    assert "max |PyTorch - onnx|" in capsys.readouterr().out
+    assert main(["export", str(tiny_video_run), "-o", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def test_predict_answers_the_good_files_and_names_the_bad(tiny_video_run: Path, tiny_manifest: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    (a, va), (b, vb) = test_videos(tiny_manifest)[:2]
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n")
+    truncated = tmp_path / "cut.avi"
+    truncated.write_bytes(Path(vb).read_bytes()[:3000])
+    argv = ["predict", str(va), str(text), str(truncated), str(tmp_path / "missing.avi"), str(vb),
+            "--run", str(tiny_video_run), "--json", "--device", "cpu"]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    results = json.loads(captured.out)
+    assert [r["video"] for r in results] == [str(va), str(vb)]
+    errors = [line for line in captured.err.splitlines() if ": error: " in line]
+    assert len(errors) == 3
+    for bad, line in zip((text, truncated, tmp_path / "missing.avi"), errors):
+        assert str(bad) in line and "Traceback" not in line
+    # the command is a thin wrapper: the same labels and scores as the Predictor
+    p = Predictor(tiny_video_run, device="cpu")
+    for r, video in zip(results, (va, vb)):
+        direct = p.predict(video)
+        assert [t["label"] for t in r["top"]] == [t["label"] for t in direct["top"]]
+        np.testing.assert_allclose([t["score"] for t in r["top"]], [t["score"] for t in direct["top"]], atol=1e-6)
+        assert r["segments"] == direct["segments"]
+
+
+def test_annotated_video_keeps_every_frame(tiny_lstm_run: Path, tiny_manifest: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    _, video = test_videos(tiny_manifest)[0]
+    out = tmp_path / "annotated.mp4"
+    assert main(["predict", str(video), "--run", str(tiny_lstm_run), "--output", str(out), "--segments",
+                 "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "segments:" in printed and "annotated video" in printed
+    with VideoReader(video) as src, VideoReader(out) as ann:
+        assert ann.info.num_frames == src.info.num_frames and ann.info.codec == "h264"
+        assert abs(ann.info.fps - src.info.fps) < 1e-6
+        first = ann.get_frames([0])[0]
+        plain = src.get_frames([0])[0]
+    bar = first[:6]  # the label bar: dark, with white text in it; below it the video itself
+    assert bar.mean() < 80 and bar.max() > 200
+    assert np.abs(first[-20:].astype(int) - plain[-20:]).mean() < 12
+    if shutil.which("ffprobe"):
+        probe = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+                                "stream=nb_read_frames", "-of", "csv=p=0", str(out)], capture_output=True, text=True,
+                               check=True)
+        assert int(probe.stdout.strip()) == src.info.num_frames
+
+
+def test_frames_in_memory_and_lists(tiny_video_run: Path, tiny_manifest: Path) -> None:
+    p = Predictor(tiny_video_run, device="cpu", top_k=2)
+    (_, a), (_, b) = test_videos(tiny_manifest)[:2]
+    frames = VideoReader(a).get_frames(np.arange(VideoReader(a).info.num_frames))  # (T, H, W, 3) uint8
+    result = p(frames, fps=12.5)
+    assert result["video"] == "<frames>" and result["fps"] == 12.5
+    assert result["duration"] == pytest.approx(len(frames) / 12.5)
+    assert len(result["top"]) == 2 and result["top"][0]["score"] >= result["top"][1]["score"]
+    assert result["segments"][0]["start"] == 0 and result["segments"][-1]["end"] == pytest.approx(len(frames) / 12.5)
+    both = p([a, b])
+    assert isinstance(both, list) and [r["video"] for r in both] == [str(a), str(b)]
+    with pytest.raises(ValueError, match="uint8"):
+        p(frames.astype(np.float32))
+
+
+def test_timeline_streams_each_frame_once_and_scores_every_window() -> None:
+    """One forward pass, ascending, never more than a batch at a time; each window scored as if alone."""
+    n, plan = 503, WindowPlan(stride=3, length=7, hop=4)
+    asked: list[np.ndarray] = []
+
+    def get_frames(idx: np.ndarray) -> np.ndarray:
+        asked.append(idx)
+        return np.repeat(idx[:, None, None, None], 3, axis=-1).astype(np.int64)  # (N, 1, 1, 3): the index
+
+    def combine(steps: np.ndarray) -> np.ndarray:  # (B, L, 1, 1, 3) -> (B, 2): first and last frame index
+        return steps[:, [0, -1], 0, 0, 0].astype(np.float32)
+
+    out, spans = stream_windows(get_frames, n, plan, lambda f: f, combine, batch=10)
+    grid, windows = plan.layout(n)
+    flat = np.concatenate(asked)
+    assert np.array_equal(flat, grid) and max(len(a) for a in asked) <= 10
+    np.testing.assert_array_equal(out, grid[windows[:, [0, -1]]])
+    np.testing.assert_array_equal(spans, grid[windows[:, [0, -1]]])
+    assert spans[-1, 1] == grid[-1]  # the last window reaches the end
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 400), st.integers(1, 6), st.integers(1, 5), st.integers(1, 4), st.integers(1, 5),
+       st.integers(0, 2**31 - 1))
+def test_segments_tile_the_video(n: int, stride: int, length: int, hop: int, width: int, seed: int) -> None:
+    grid, windows = WindowPlan(stride, length, hop).layout(n)
+    spans = np.stack([grid[windows[:, 0]], grid[windows.max(1)]], axis=1)
+    logp = _log_softmax(np.random.default_rng(seed).standard_normal((len(spans), 3)))
+    segs = segments(logp, spans, n, width)
+    assert segs[0][0] == 0 and segs[-1][1] == n
+    assert all(a[1] == b[0] for a, b in zip(segs, segs[1:]))  # contiguous
+    assert all(a[2] != b[2] for a, b in zip(segs, segs[1:]))  # merged: neighbours differ
+    assert all(0 < s[3] <= 1 for s in segs)
