@@ -9,7 +9,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -18,6 +17,7 @@ from hypothesis import strategies as st
 from actionlab.cli import main
 from actionlab.data.decode import VideoReader
 from actionlab.data.manifest import read_manifest
+from actionlab.evaluate.aggregate import log_softmax
 from actionlab.evaluate.predictions import load_predictions
 from actionlab.evaluate.timeline import WindowPlan, segments, stream_windows
 from actionlab.experiments.export import export_run
@@ -63,76 +63,33 @@ def test_run_and_export_reproduce_the_evaluation(run: str, export: str, tiny_lst
     assert all(d < 1e-3 for d in manifest["verification"]["max_abs_diff"].values())
 
 
-def _plain_decode(path: Path, indices: np.ndarray, short: int) -> np.ndarray:
-    """Frames ``indices`` of a video, short side ``short`` (FFmpeg's bilinear scaler), with PyAV alone."""
-    wanted, out = set(indices.tolist()), {}
-    with av.open(str(path)) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            if i in wanted:
-                h, w = frame.height, frame.width
-                size = (short, round(w * short / h)) if h <= w else (round(h * short / w), short)
-                out[i] = frame.reformat(width=size[1], height=size[0], format="rgb24",
-                                        interpolation="BILINEAR").to_ndarray()
-    return np.stack([out[i] for i in indices.tolist()])
-
-
-def _crop_normalize(frames: np.ndarray, crop: int, mean: list[float], std: list[float]) -> np.ndarray:
-    """``(N, H, W, 3)`` uint8 -> centre crop, ``(x / 255 - mean) / std``, ``(N, 3, crop, crop)`` float32."""
-    h, w = frames.shape[1:3]
-    top, left = int(round((h - crop) / 2)), int(round((w - crop) / 2))
-    x = frames[:, top:top + crop, left:left + crop].astype(np.float32) / 255
-    x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-
-
-def _log_softmax(x: np.ndarray) -> np.ndarray:
-    x = x.astype(np.float64) - x.max(-1, keepdims=True)
-    return x - np.log(np.exp(x).sum(-1, keepdims=True))
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "onnx_predict.py"
+PLAIN = """
+import json, sys
+sys.path.insert(0, {folder!r})
+from onnx_predict import Export
+model = Export({export!r})
+print(json.dumps([model(v).tolist() for v in {videos!r}]))
+assert "torch" not in sys.modules and "actionlab" not in sys.modules
+"""
 
 
 @pytest.mark.parametrize("name", ["lstm", "r2p1d"])
 def test_an_export_needs_only_onnxruntime_and_its_manifest(name: str, exports: dict[str, Path],
                                                            tiny_lstm_run: Path, tiny_video_run: Path,
                                                            tiny_manifest: Path) -> None:
-    """Follow manifest.json by hand (PyAV to decode, numpy, plain onnxruntime sessions; no actionlab inference
-    code) and get the run's test predictions."""
-    import onnxruntime as ort
+    """examples/onnx_predict.py follows manifest.json by hand (PyAV, numpy, plain onnxruntime sessions; neither
+    torch nor actionlab imported) and gets the run's test predictions."""
+    import sys
 
-    d = exports[name]
-    card = json.loads((d / "manifest.json").read_text())
-    sessions = {k: ort.InferenceSession(str(d / f), providers=["CPUExecutionProvider"])
-                for k, f in card["graphs"].items()}
-
-    def run(graph: str, x: np.ndarray) -> np.ndarray:
-        s = sessions[graph]
-        return s.run(None, {s.get_inputs()[0].name: x})[0]
-
-    pre = card["preprocessing"]
+    keys, videos = zip(*test_videos(tiny_manifest))
+    code = PLAIN.format(folder=str(EXAMPLE.parent), export=str(exports[name]), videos=[str(v) for v in videos])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
     preds = load_predictions((tiny_lstm_run if name == "lstm" else tiny_video_run) / "predictions_test.npz")
-    for key, path in test_videos(tiny_manifest):
-        n = VideoReader(path).info.num_frames
-        if card["kind"] == "temporal":
-            assert card["sampler"]["name"] == "uniform" and card["inference"]["mode"] == "windows"
-            t = card["sampler"]["num_frames"]
-            idx = (2 * np.arange(t) + 1) * n // (2 * t)  # segment centres
-            feats = run("backbone", _crop_normalize(_plain_decode(path, idx, pre["resize"]), pre["crop"],
-                                                    pre["mean"], pre["std"]))
-            inf = card["inference"]
-            starts = list(range(0, t - inf["window"] + 1, inf["stride"]))
-            starts += [t - inf["window"]] if starts[-1] != t - inf["window"] else []
-            logits = run("head", np.stack([feats[s:s + inf["window"]] for s in starts]))  # (W, L, K)
-            assert inf["step_weighting"] == "last"
-            per_window = _log_softmax(logits[:, -1])
-        else:
-            span = (pre["clip_len"] - 1) * pre["frame_interval"] + 1
-            c = pre["test_clips"]
-            starts = np.arange(c) * (n - span) // (c - 1)
-            idx = (starts[:, None] + np.arange(pre["clip_len"]) * pre["frame_interval"]).reshape(-1)
-            x = _crop_normalize(_plain_decode(path, idx, pre["resize"]), pre["size"], pre["mean"], pre["std"])
-            clips = x.reshape(c, pre["clip_len"], 3, pre["size"], pre["size"]).transpose(0, 2, 1, 3, 4)
-            per_window = _log_softmax(run("model", np.ascontiguousarray(clips)))
-        video = _log_softmax(per_window.mean(0))
-        np.testing.assert_allclose(video, preds.scores[list(preds.keys).index(key)], atol=2e-4)
+    for key, logp in zip(keys, json.loads(out.stdout)):
+        np.testing.assert_allclose(logp, preds.scores[list(preds.keys).index(key)], atol=2e-4)
 
 
 def test_export_refuses_what_it_cannot_vouch_for(tiny_video_run: Path, tmp_path: Path,
@@ -240,7 +197,7 @@ def test_timeline_streams_each_frame_once_and_scores_every_window() -> None:
 def test_segments_tile_the_video(n: int, stride: int, length: int, hop: int, width: int, seed: int) -> None:
     grid, windows = WindowPlan(stride, length, hop).layout(n)
     spans = np.stack([grid[windows[:, 0]], grid[windows.max(1)]], axis=1)
-    logp = _log_softmax(np.random.default_rng(seed).standard_normal((len(spans), 3)))
+    logp = log_softmax(np.random.default_rng(seed).standard_normal((len(spans), 3)))
     segs = segments(logp, spans, n, width)
     assert segs[0][0] == 0 and segs[-1][1] == n
     assert all(a[1] == b[0] for a, b in zip(segs, segs[1:]))  # contiguous
