@@ -65,11 +65,12 @@ def tiny_run(out: Path) -> Path:
     return out / "r2plus1d"
 
 
-def measure(cmd: list[str]) -> tuple[int, float, int, str]:
+def measure(cmd: list[str], threads: int | None = None) -> tuple[int, float, int, str]:
     """``(peak RSS bytes, seconds, exit status, stdout)`` of ``cmd`` in a child process."""
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
     t0 = time.perf_counter()
     with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         seconds = time.perf_counter() - t0
@@ -84,6 +85,7 @@ def main() -> None:
     parser.add_argument("--minutes", default="10,60", help="comma-separated video lengths")
     parser.add_argument("--window", type=float, help="passed to predict --window (seconds)")
     parser.add_argument("--hop", type=float, help="passed to predict --hop (seconds)")
+    parser.add_argument("--threads", type=int, help="torch threads of the child (OMP_NUM_THREADS; default: all)")
     parser.add_argument("--keep", type=Path, help="write the videos here and keep them (default: a temporary folder)")
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
@@ -94,7 +96,7 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         run = args.run or tiny_run(work)
         extra = [*(["--window", str(args.window)] if args.window else []), *(["--hop", str(args.hop)] if args.hop else [])]
-        baseline, *_ = measure([sys.executable, "-c", "import actionlab.cli.main, torch, av, numpy"])
+        baseline, *_ = measure([sys.executable, "-c", "import actionlab.cli.main, torch, av, numpy"], args.threads)
         print(f"run: {run}\npeak RSS of importing the CLI, torch and PyAV alone: {baseline / 2**20:.0f} MiB")
         print(f"{'minutes':>8} {'frames':>8} {'write s':>8} {'peak RSS':>10} {'predict s':>10} {'segments':>9} "
               f"{'windows':>8} {'annotated':>10}")
@@ -106,7 +108,7 @@ def main() -> None:
             annotated = work / f"long_{minutes:g}min_annotated.mp4"
             cmd = [*actionlab, "predict", str(video), "--run", str(run), "--segments", "--json", "--device", "cpu",
                    "--output", str(annotated), *extra]
-            rss, seconds, code, out = measure(cmd)
+            rss, seconds, code, out = measure(cmd, args.threads)
             if code != 0:
                 raise SystemExit(f"predict failed ({code}): {' '.join(cmd)}")
             result = json.loads(out)[0]

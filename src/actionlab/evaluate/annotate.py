@@ -2,7 +2,7 @@
 
 The input is decoded and the output encoded one frame at a time (memory: one frame, whatever the length);
 the output has exactly the input's frames, at its frame rate, with a bar on top saying the label of the
-segment the frame falls in and its score. H.264 for ``.mp4``/``.mkv``/``.mov``, XviD for ``.avi``; odd frame
+segment the frame falls in and its score (each segment's bar is drawn once). H.264 for ``.mp4``/``.mkv``/``.mov``, XviD for ``.avi``; odd frame
 sizes get a black row/column so the encoder accepts them.
 """
 
@@ -34,18 +34,14 @@ def _font(size: int) -> Any:
         return ImageFont.load_default()
 
 
-def draw_label(frame: np.ndarray, text: str, font: Any, out_hw: tuple[int, int]) -> np.ndarray:
-    """``frame (H, W, 3)`` uint8 with ``text`` on a dark bar across its top, padded to ``out_hw``."""
+def label_bar(text: str, width: int, font: Any) -> np.ndarray:
+    """``(h, width, 3)`` uint8: ``text`` in white on a black bar as tall as the text."""
     from PIL import Image, ImageDraw
 
-    h, w = out_hw
-    canvas = np.zeros((h, w, 3), dtype=np.uint8)
-    canvas[:frame.shape[0], :frame.shape[1]] = frame
-    img = Image.fromarray(canvas)
-    draw = ImageDraw.Draw(img)
-    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-    draw.rectangle((0, 0, w, bottom - top + 4), fill=(0, 0, 0))
-    draw.text((2 - left, 2 - top), text, fill=(255, 255, 255), font=font)
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    left, top, _, bottom = probe.textbbox((0, 0), text, font=font)
+    img = Image.new("RGB", (width, bottom - top + 4))
+    ImageDraw.Draw(img).text((2 - left, 2 - top), text, fill=(255, 255, 255), font=font)
     return np.asarray(img)
 
 
@@ -60,11 +56,14 @@ def write_annotated(video: str | Path, segments: Sequence[Segment], out: str | P
         info = reader.info
         h, w = reader.height + reader.height % 2, reader.width + reader.width % 2
         font = _font(max(8, min(28, h // 14)))
+        bars = [label_bar(f"{label} {score:.0%}", w, font)[:h] for _, _, label, score in segments]  # one per segment
+        canvas = np.zeros((h, w, 3), dtype=np.uint8)  # odd sizes: a black row/column the encoder needs
         with atomic_path(out) as tmp, VideoWriter(tmp, h, w, info.fps or 25.0, codec, format=container) as writer:
             k = 0
             for i, frame in enumerate(reader):
                 while k < len(segments) - 1 and i >= segments[k][1]:
                     k += 1
-                _, _, label, score = segments[k]
-                writer.write(draw_label(frame, f"{label} {score:.0%}", font, (h, w)))
+                canvas[:frame.shape[0], :frame.shape[1]] = frame
+                canvas[:len(bars[k])] = bars[k]
+                writer.write(canvas)
     return writer.count

@@ -85,11 +85,12 @@ class KindScorer:
 
     kind = ""
     batch = 32
+    """Frames decoded (and embedded) at a time."""
+    decode_size: int
+    """Short side frames are decoded to."""
 
     def __init__(self, classes: list[str], card: dict[str, Any], timeline: Timeline) -> None:
         self.classes, self.card, self.timeline = list(classes), card, timeline
-
-    decode_size: int
 
     def describe(self) -> dict[str, Any]:
         """What a user of the model needs to know (classes, preprocessing...), without any path."""
