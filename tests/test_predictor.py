@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,20 +36,40 @@ test_videos.__test__ = False  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="module")
-def exports(tiny_lstm_run: Path, tiny_video_run: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def frames_run(tiny_manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A frame classifier (MobileNetV2 fine-tuned on 64x64 frames for one epoch; 3 test frames per video)."""
+    from actionlab.config import TrainConfig, apply_overrides
+    from actionlab.experiments.run import train_run
+
+    run = tmp_path_factory.mktemp("frames") / "frames"
+    cfg = apply_overrides(TrainConfig(), {"model.name": "frame_classifier", "model.pretrained": True,
+                                          "frames.crop": 64, "frames.per_video": 1, "frames.test_per_video": 3,
+                                          "frames.flip": False, "epochs": 1, "batch_size": 8, "device": "cpu"})
+    train_run(cfg, run, manifest=tiny_manifest)
+    return run
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_lstm_run: Path, tiny_video_run: Path, frames_run: Path) -> dict[str, Path]:
+    return {"lstm": tiny_lstm_run, "r2p1d": tiny_video_run, "frames": frames_run}
+
+
+@pytest.fixture(scope="module")
+def exports(runs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("exports")
-    assert main(["export", str(tiny_lstm_run), "-o", str(out / "lstm.actionlab")]) == 0
-    assert main(["export", str(tiny_video_run), "-o", str(out / "r2p1d.actionlab")]) == 0
-    export_run(tiny_video_run, out / "r2p1d_ts.actionlab", fmt="torchscript")
-    return {"lstm": out / "lstm.actionlab", "r2p1d": out / "r2p1d.actionlab", "r2p1d_ts": out / "r2p1d_ts.actionlab"}
+    for name, run in runs.items():
+        assert main(["export", str(run), "-o", str(out / f"{name}.actionlab")]) == 0
+    export_run(runs["r2p1d"], out / "r2p1d_ts.actionlab", fmt="torchscript")
+    return {name: out / f"{name}.actionlab" for name in [*runs, "r2p1d_ts"]}
 
 
-@pytest.mark.parametrize("run, export", [("lstm", "lstm"), ("r2p1d", "r2p1d"), ("r2p1d", "r2p1d_ts")])
-def test_run_and_export_reproduce_the_evaluation(run: str, export: str, tiny_lstm_run: Path, tiny_video_run: Path,
+@pytest.mark.parametrize("run, export", [("lstm", "lstm"), ("r2p1d", "r2p1d"), ("r2p1d", "r2p1d_ts"),
+                                         ("frames", "frames")])
+def test_run_and_export_reproduce_the_evaluation(run: str, export: str, runs: dict[str, Path],
                                                  tiny_manifest: Path, exports: dict[str, Path]) -> None:
     """The Predictor on a run (PyTorch) and on its export (ONNX Runtime / TorchScript) gives every test video
     the score in the run's predictions_test.npz: one inference path."""
-    run_dir = {"lstm": tiny_lstm_run, "r2p1d": tiny_video_run}[run]
+    run_dir = runs[run]
     preds = load_predictions(run_dir / "predictions_test.npz")
     on_run, on_export = Predictor(run_dir, device="cpu"), Predictor(exports[export])
     assert on_export.engine == ("torchscript" if export.endswith("_ts") else "onnx")
@@ -74,22 +95,26 @@ assert "torch" not in sys.modules and "actionlab" not in sys.modules
 """
 
 
-@pytest.mark.parametrize("name", ["lstm", "r2p1d"])
-def test_an_export_needs_only_onnxruntime_and_its_manifest(name: str, exports: dict[str, Path],
-                                                           tiny_lstm_run: Path, tiny_video_run: Path,
+@pytest.mark.parametrize("name", ["lstm", "r2p1d", "frames"])
+def test_an_export_needs_only_onnxruntime_and_its_manifest(name: str, exports: dict[str, Path], runs: dict[str, Path],
                                                            tiny_manifest: Path) -> None:
     """examples/onnx_predict.py follows manifest.json by hand (PyAV, numpy, plain onnxruntime sessions; neither
     torch nor actionlab imported) and gets the run's test predictions."""
-    import sys
-
     keys, videos = zip(*test_videos(tiny_manifest))
     code = PLAIN.format(folder=str(EXAMPLE.parent), export=str(exports[name]), videos=[str(v) for v in videos])
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
-    preds = load_predictions((tiny_lstm_run if name == "lstm" else tiny_video_run) / "predictions_test.npz")
+    preds = load_predictions(runs[name] / "predictions_test.npz")
     for key, logp in zip(keys, json.loads(out.stdout)):
         np.testing.assert_allclose(logp, preds.scores[list(preds.keys).index(key)], atol=2e-4)
+
+
+def test_import_actionlab_stays_light() -> None:
+    """``import actionlab`` does not load torch; ``actionlab.Predictor`` loads it on first use."""
+    code = ("import sys, actionlab; assert 'torch' not in sys.modules, 'torch imported'; "
+            "P = actionlab.Predictor; assert P.__module__ == 'actionlab.experiments.predictor'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
 
 
 def test_export_refuses_what_it_cannot_vouch_for(tiny_video_run: Path, tmp_path: Path,
