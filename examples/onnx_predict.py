@@ -32,7 +32,11 @@ class Export:
 
     def run(self, graph: str, x: np.ndarray) -> np.ndarray:
         session = self.sessions[graph]
-        return session.run(None, {session.get_inputs()[0].name: np.ascontiguousarray(x, np.float32)})[0]
+        name, batch = session.get_inputs()[0].name, session.get_inputs()[0].shape[0]
+        x = np.ascontiguousarray(x, np.float32)
+        if isinstance(batch, int) and batch != len(x):  # a graph exported for one item at a time
+            return np.concatenate([session.run(None, {name: x[i:i + 1]})[0] for i in range(len(x))])
+        return session.run(None, {name: x})[0]
 
     def __call__(self, video: str | Path) -> np.ndarray:
         """``(K,)`` log-probabilities of one video file."""

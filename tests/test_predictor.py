@@ -228,3 +228,30 @@ def test_segments_tile_the_video(n: int, stride: int, length: int, hop: int, wid
     assert all(a[1] == b[0] for a, b in zip(segs, segs[1:]))  # contiguous
     assert all(a[2] != b[2] for a, b in zip(segs, segs[1:]))  # merged: neighbours differ
     assert all(0 < s[3] <= 1 for s in segs)
+
+
+def test_a_graph_that_needs_fixed_shapes_is_exported_for_one_item(tmp_path: Path) -> None:
+    """Frames of a clip through a 2D CNN with adaptive pooling (as late_fusion): the ONNX exporter refuses a
+    variable batch, so the graph is written for one item and batches go through it one by one."""
+    import torch
+    from torch import nn
+
+    from actionlab.experiments.export import export_graph
+    from actionlab.experiments.graphs import onnx_net
+
+    class FramePool(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.pool, self.fc = nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d((2, 2)), nn.Linear(48, 5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, 3, H, W) -> (B, 5)
+            return self.fc(self.pool(self.conv(x.flatten(0, 1))).reshape(len(x), -1))
+
+    module = FramePool().eval()
+    rng = np.random.default_rng(0)
+    inputs = [rng.standard_normal((n, 3, 3, 10, 10)).astype(np.float32) for n in (2, 3)]
+    file, diff, shape = export_graph(module, inputs, {0: "batch"}, tmp_path / "g.onnx", "onnx", 1e-3)
+    assert shape == [1, 3, 3, 10, 10] and diff < 1e-5
+    x = rng.standard_normal((5, 3, 3, 10, 10)).astype(np.float32)
+    with torch.inference_mode():
+        np.testing.assert_allclose(onnx_net(file)(x), module(torch.from_numpy(x)).numpy(), atol=1e-5)

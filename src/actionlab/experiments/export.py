@@ -109,15 +109,24 @@ def _graphs(card: dict[str, Any], model: nn.Module, meta: dict[str, Any]
 
 def _save_graph(module: nn.Module, example: np.ndarray, path: Path, fmt: str, axes: dict[int, str]) -> None:
     x = torch.from_numpy(example)
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript-based exporter and tracer announce their deprecation
-        if fmt == "onnx":
-            out_dims = module(x).dim()
-            torch.onnx.export(module, (x,), str(path), input_names=["input"], output_names=["output"],
-                              dynamic_axes={"input": axes, "output": {d: n for d, n in axes.items() if d < out_dims}},
-                              opset_version=ONNX_OPSET, do_constant_folding=True, dynamo=False)
-        else:
-            torch.jit.trace(module, (x,), check_trace=False).save(str(path))
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    # Attention's fused inference kernel has no ONNX form; the plain operations it stands for do.
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript-based exporter and tracer announce their deprecation
+            if fmt == "onnx":
+                out_dims = module(x).dim()
+                torch.onnx.export(module, (x,), str(path), input_names=["input"], output_names=["output"],
+                                  dynamic_axes={"input": axes, "output": {d: n for d, n in axes.items() if d < out_dims}},
+                                  opset_version=ONNX_OPSET, do_constant_folding=True, dynamo=False)
+            else:
+                torch.jit.trace(module, (x,), check_trace=False).save(str(path))
+    except Exception as e:
+        hint = "; try --format torchscript" if fmt == "onnx" else ""
+        raise RuntimeError(f"{fmt} export of {type(module).__name__} failed: {str(e).splitlines()[0]}{hint}") from e
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
 def _max_difference(module: nn.Module, net: Net, inputs: list[np.ndarray], tolerance: float) -> float:
@@ -135,6 +144,26 @@ def _max_difference(module: nn.Module, net: Net, inputs: list[np.ndarray], toler
                                f"relative to outputs up to {float(np.max(np.abs(ref))):.3g}) on an input of {x.shape}")
         worst = max(worst, diff)
     return worst
+
+
+def export_graph(module: nn.Module, inputs: list[np.ndarray], axes: dict[int, str], file: Path, fmt: str,
+                 tolerance: float) -> tuple[Path, float, list[int | str]]:
+    """Write one graph and check it on ``inputs``: ``(file, max |PyTorch - export|, input shape)``, the shape's
+    variable axes named. A graph the ONNX exporter only takes at fixed shapes (pooling that must know its input
+    size) is written for one item at a time; :func:`~actionlab.experiments.graphs.onnx_net` feeds it so."""
+    module = module.eval()
+    example = inputs[0]
+    try:
+        _save_graph(module, example, file, fmt, axes)
+    except RuntimeError as e:
+        if fmt != "onnx" or not axes:
+            raise
+        logger.warning("%s: %s; exporting it for one item at a time", file.name, e)
+        axes, example = {}, inputs[0][:1]
+        _save_graph(module, example, file, fmt, axes)
+    net = onnx_net(file, threads=1) if fmt == "onnx" else script_net(file)
+    diff = _max_difference(module, net, inputs, tolerance)
+    return file, diff, [axes.get(d, int(n)) for d, n in enumerate(example.shape)]
 
 
 def export_run(run_dir: str | Path, out: str | Path, fmt: str = "onnx", overwrite: bool = False,
@@ -158,13 +187,9 @@ def export_run(run_dir: str | Path, out: str | Path, fmt: str = "onnx", overwrit
     try:
         files, diffs, shapes = {}, {}, {}
         for name, (module, inputs, axes) in graphs.items():
-            module = module.eval()
-            file = staging / f"{name}{FORMATS[fmt]}"
-            _save_graph(module, inputs[0], file, fmt, axes)
-            net = onnx_net(file, threads=1) if fmt == "onnx" else script_net(file)
-            diffs[name] = _max_difference(module, net, inputs, tolerance)
+            file, diffs[name], shapes[name] = export_graph(module, inputs, axes, staging / f"{name}{FORMATS[fmt]}",
+                                                           fmt, tolerance)
             files[name] = file.name
-            shapes[name] = [axes.get(d, int(n)) for d, n in enumerate(inputs[0].shape)]
             logger.info("%s: %s, max |PyTorch - %s| = %.2e", name, file.name, fmt, diffs[name])
         manifest = {"format": EXPORT_FORMAT, "engine": fmt, **card, "graphs": files,
                     "inputs": {n: {"shape": s, "dtype": "float32"} for n, s in shapes.items()},

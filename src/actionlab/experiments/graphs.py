@@ -75,12 +75,22 @@ def onnx_session(path: str | Path, threads: int | None = None):  # type: ignore[
 
 
 def onnx_net(path: str | Path, threads: int | None = None) -> Net:
-    """An ONNX graph with one input and one output, run by ONNX Runtime on CPU."""
+    """An ONNX graph with one input and one output, run by ONNX Runtime on CPU. A graph exported for a fixed
+    batch size gets its inputs in batches of that size."""
     session = onnx_session(path, threads)
     name = session.get_inputs()[0].name
+    batch = session.get_inputs()[0].shape[0]
 
     def run(x: np.ndarray) -> np.ndarray:
-        return session.run(None, {name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if not isinstance(batch, int) or len(x) == batch:
+            return session.run(None, {name: x})[0]
+        out = []
+        for i in range(0, len(x), batch):
+            part = x[i:i + batch]
+            padded = np.concatenate([part, np.repeat(part[-1:], batch - len(part), axis=0)])
+            out.append(session.run(None, {name: padded})[0][:len(part)])
+        return np.concatenate(out)
 
     return run
 
