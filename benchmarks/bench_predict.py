@@ -1,8 +1,9 @@
 """Prediction latency split by stage, PyTorch against the ONNX export, and served throughput against direct calls.
 
 (a) For every run: per-video seconds in decode / features (backbone, or clip preprocessing) / head (the network
-    giving class scores), median over the videos after one warm-up call, for the run on PyTorch and for its ONNX
-    export (``actionlab export``) on ONNX Runtime, with the export/PyTorch ratio of the total.
+    giving class scores), median over the videos after one warm-up call, for the run on PyTorch (a temporal run's
+    backbone too) and for its ONNX export (``actionlab export``) on ONNX Runtime, with export/PyTorch ratios. Each
+    call scores the whole video and its timeline.
 (b) For the first run: videos per second through ``actionlab serve`` (a real server process on a free localhost
     port, one inference worker, ``--clients`` concurrent uploads) against calling the same ``Predictor`` in a
     loop in this process, and their ratio (the cost of HTTP, multipart parsing and the temporary file).
@@ -31,6 +32,7 @@ import httpx
 
 from actionlab.cli import main as cli
 from actionlab.data.manifest import read_manifest
+from actionlab.experiments.export import export_run
 from actionlab.experiments.predictor import Predictor
 
 STAGES = ("decode", "features", "head")
@@ -128,11 +130,12 @@ def main() -> None:
         print(f"{'run':<12} {'engine':<12} " + " ".join(f"{k:>9}" for k in (*STAGES, "total")))
         for run in runs:
             export = work / f"{run.name}.actionlab"
-            if cli(["export", str(run), "-o", str(export), "--overwrite"]) != 0:
-                raise SystemExit(f"export of {run} failed")
+            export_run(run, export, overwrite=True)
             times = {}
             for engine, source in (("pytorch", run), ("onnx", export)):
-                times[engine] = stage_times(Predictor(source, device="cpu"), videos)
+                # the run entirely on PyTorch (a temporal run's backbone too), the export on ONNX Runtime
+                backbone = {"backbone_engine": "torch"} if engine == "pytorch" else {}
+                times[engine] = stage_times(Predictor(source, device="cpu", **backbone), videos)
                 print(f"{run.name:<12} {engine:<12} " + " ".join(f"{times[engine][k]:9.4f}" for k in (*STAGES, "total")))
             print(f"{run.name:<12} {'onnx/torch':<12} " + " ".join(
                 f"{times['onnx'][k] / max(times['pytorch'][k], 1e-9):9.2f}" for k in (*STAGES, "total")))

@@ -98,8 +98,10 @@ def run_card(run_dir: str | Path) -> tuple[dict[str, Any], torch.nn.Module, dict
     return card, model, meta
 
 
-def load_run(run_dir: str | Path, device: str = "auto", timeline: Timeline = Timeline()) -> KindScorer:
-    """The scorer of a run directory, on PyTorch (a temporal run's backbone runs on its extraction engine)."""
+def load_run(run_dir: str | Path, device: str = "auto", timeline: Timeline = Timeline(),
+             backbone_engine: str | None = None) -> KindScorer:
+    """The scorer of a run directory, on PyTorch. A temporal run's backbone runs on ``backbone_engine``
+    (``auto``, ``onnx`` or ``torch``; default: the engine its features were extracted with)."""
     card, model, meta = run_card(run_dir)
     dev = select_device(device)
     if card["kind"] == "temporal":
@@ -108,7 +110,7 @@ def load_run(run_dir: str | Path, device: str = "auto", timeline: Timeline = Tim
 
         extract = from_dict(ExtractConfig, meta["extract"]) if meta.get("extract") else ExtractConfig()
         spec, module = build_backbone(extract)
-        backbone = create_engine(module, spec, device=dev, engine=extract.engine)
+        backbone = create_engine(module, spec, device=dev, engine=backbone_engine or extract.engine)
         f = card["features"]
         head = torch_net(FeatureHead(model, f["mean"], f["std"], f["dtype"]), dev)
         return TemporalScorer(card["classes"], card, timeline, backbone, head)
@@ -167,11 +169,13 @@ class Predictor:
             of it; a video network's window is its clip).
         smoothing: windows averaged when merging the timeline into segments (1 = none).
         threads: ONNX Runtime threads of an export (default: the cores this process may use).
+        backbone_engine: a temporal run's backbone: ``auto`` (ONNX Runtime on CPU), ``onnx`` or ``torch``
+            (default: the engine its features were extracted with).
     """
 
     def __init__(self, source: str | os.PathLike[str], top_k: int = 5, device: str = "auto",
                  window_s: float | None = None, hop_s: float | None = None, smoothing: int = 3,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, backbone_engine: str | None = None) -> None:
         path = Path(source)
         if not path.is_dir():
             raise FileNotFoundError(f"{path}: no such run or export directory")
@@ -183,7 +187,7 @@ class Predictor:
                 raise ValueError(f"{path} is an export: it runs on the CPU (ONNX Runtime); drop --device {device}")
             self.scorer, self.engine = load_export(path, timeline, threads), "export"
         elif (path / "checkpoints").is_dir():
-            self.scorer, self.engine = load_run(path, device, timeline), "pytorch"
+            self.scorer, self.engine = load_run(path, device, timeline, backbone_engine), "pytorch"
         else:
             raise FileNotFoundError(f"{path} is neither a run directory (checkpoints/best.pt) nor an export "
                                     "(manifest.json)")
