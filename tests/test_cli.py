@@ -89,9 +89,10 @@ def test_predict_json_on_generated_and_real_video(pipeline: dict[str, Path], syn
     results = json.loads(capsys.readouterr().out)
     assert len(results) == len(videos)
     for r in results:
-        probs = [t["probability"] for t in r["top"]]
+        probs = [t["score"] for t in r["top"]]
         assert len(probs) == 4 and probs == sorted(probs, reverse=True) and sum(probs) == pytest.approx(1, abs=1e-4)
-        assert r["windows"] and all(w["end_s"] >= w["start_s"] for w in r["windows"])
+        assert r["timeline"] and all(w["end"] > w["start"] for w in r["timeline"])
+        assert r["segments"][0]["start"] == 0 and r["segments"][-1]["end"] == pytest.approx(r["frames"] / r["fps"])
 
 
 def test_predict_missing_file_is_a_clear_error(pipeline: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
