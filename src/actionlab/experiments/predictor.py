@@ -182,17 +182,18 @@ class Predictor:
         if top_k < 1 or smoothing < 1:
             raise ValueError(f"top_k and smoothing must be >= 1, got {top_k} and {smoothing}")
         timeline = Timeline(window_s, hop_s)
+        self.scorer: KindScorer
         if is_export(path):
-            if device not in ("auto", "cpu"):
-                raise ValueError(f"{path} is an export: it runs on the CPU (ONNX Runtime); drop --device {device}")
-            self.scorer, self.engine = load_export(path, timeline, threads), "export"
+            if device not in ("auto", "cpu") or backbone_engine is not None:
+                raise ValueError(f"{path} is an export: it runs its own graphs on the CPU; drop the device and "
+                                 "backbone engine")
+            self.scorer = load_export(path, timeline, threads)
+            self.engine: str = self.scorer.card["engine"]
         elif (path / "checkpoints").is_dir():
             self.scorer, self.engine = load_run(path, device, timeline, backbone_engine), "pytorch"
         else:
             raise FileNotFoundError(f"{path} is neither a run directory (checkpoints/best.pt) nor an export "
                                     "(manifest.json)")
-        if self.engine == "export":
-            self.engine = self.scorer.card["engine"]
         self.top_k, self.smoothing = top_k, smoothing
 
     @property
