@@ -6,7 +6,9 @@
     actionlab finetune MANIFEST --out RUN    fine-tune a 2D backbone on single frames
     actionlab train --features feats.h5 ...  train a temporal model (or --manifest for end-to-end video nets)
     actionlab evaluate RUN [--baseline RUN]  metrics, confusion, improved/hurt classes
-    actionlab predict VIDEO... --run RUN     top-5 labels for any video file
+    actionlab predict VIDEO... --run RUN     top-5 labels and a timeline (--output annotated.mp4)
+    actionlab export RUN -o NAME.actionlab   ONNX/TorchScript graphs + manifest, checked against PyTorch
+    actionlab serve RUN                      a page and a JSON API on http://127.0.0.1:8000
     actionlab sweep --features feats.h5 ...  grid/random/TPE search with Optuna, resumable
     actionlab report RUN|SWEEP... -o r.html  one self-contained HTML report (+ Markdown)
     actionlab demo                           the whole pipeline on a generated dataset
@@ -193,9 +195,47 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from actionlab.cli.text import format_predictions
-    from actionlab.experiments.predict import predict_videos
+    from actionlab.data.decode import VideoDecodeError
+    from actionlab.experiments.predictor import Predictor
 
-    _emit(predict_videos(args.videos, args.run, top=args.top, device=args.device), args.json, format_predictions)
+    if args.output and len(args.videos) != 1:
+        raise ValueError(f"--output writes one annotated video: give one input video, not {len(args.videos)}")
+    predictor = Predictor(args.run, top_k=args.top, device=args.device, window_s=args.window, hop_s=args.hop,
+                          smoothing=args.smoothing)
+    results, failed = [], 0
+    for video in args.videos:  # a bad file is reported and skipped; the others are still answered
+        try:
+            results.append(predictor.annotate(video, args.output) if args.output else predictor.predict(video))
+        except (VideoDecodeError, OSError, ValueError, IndexError) as e:
+            failed += 1
+            why = e.reason if isinstance(e, VideoDecodeError) else str(e).replace(f"{video}: ", "")
+            print(f"actionlab predict: error: {video}: {why}", file=sys.stderr)
+    _emit(results, args.json, lambda r: format_predictions(r, segments=args.segments))
+    if failed:
+        print(f"actionlab predict: {failed} of {len(args.videos)} videos failed", file=sys.stderr)
+    return 2 if failed else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from actionlab.experiments.export import export_run
+
+    report = export_run(args.run, args.output, fmt=args.format, overwrite=args.overwrite, tolerance=args.tolerance)
+    for name, diff in report["max_abs_diff"].items():
+        print(f"{name:9s} {report['graphs'][name]:14s} max |PyTorch - {args.format}| = {diff:.2e}")
+    print(f"export: {report['path']} ({report['kind']} run; use it with actionlab predict/serve, "
+          f"actionlab.Predictor, or the graphs and manifest.json alone)")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from actionlab.serve.app import ServeConfig, default_workers, serve
+
+    cfg = ServeConfig(max_upload_mb=args.max_upload_mb, workers=args.workers or default_workers(),
+                      queue=args.queue, timeout_s=args.timeout_s)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {args.host}: anyone who can reach this machine can upload videos",
+              file=sys.stderr)
+    serve(args.run, host=args.host, port=args.port, cfg=cfg, device=args.device)
     return 0
 
 
@@ -366,13 +406,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="top labels for video files with a trained run")
+    p = sub.add_parser("predict", help="top labels and a timeline for video files with a trained run or export")
     p.add_argument("videos", nargs="+")
-    p.add_argument("--run", required=True)
+    p.add_argument("--run", required=True, help="a run directory, or an export (actionlab export)")
     p.add_argument("--top", type=int, default=5)
     p.add_argument("--device", default="auto")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="the whole answer as JSON (top, timeline and segments)")
+    p.add_argument("--segments", action="store_true",
+                   help="print the timeline merged into segments (smoothed) instead of every window")
+    p.add_argument("--output", help="write the video with the current label drawn on each frame (.mp4/.avi/.mkv)")
+    p.add_argument("--window", type=float, help="timeline window in seconds (default: the training videos' median)")
+    p.add_argument("--hop", type=float, help="seconds between timeline windows (default: half a window)")
+    p.add_argument("--smoothing", type=int, default=3, help="windows averaged when merging segments (1 = none)")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="a run as ONNX (or TorchScript) graphs + manifest.json, checked against PyTorch")
+    p.add_argument("run")
+    p.add_argument("-o", "--output", required=True, help="export directory, e.g. lstm.actionlab")
+    p.add_argument("--format", default="onnx", choices=["onnx", "torchscript"])
+    p.add_argument("--tolerance", type=float, default=1e-3,
+                   help="largest accepted |PyTorch - export|, relative to the outputs' scale (default 1e-3)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing export directory")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("serve", help="a web page and a JSON API for a run or an export (FastAPI + uvicorn)")
+    p.add_argument("run", help="a run directory, or an export (actionlab export)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-upload-mb", type=float, default=200.0, help="larger uploads get 413 (default 200)")
+    p.add_argument("--workers", type=int, help="inference threads (default: 1 up to 4 cores, else cores/4)")
+    p.add_argument("--queue", type=int, default=32, help="requests that may wait for a worker (503 past it)")
+    p.add_argument("--timeout-s", type=float, default=120.0,
+                   help="time limit of a request, waiting included (503 while queued, 504 while running)")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("sweep", help="grid/random/TPE search over config fields with Optuna (resumable)")
     _add_train_flags(p)

@@ -138,15 +138,18 @@ def format_per_class(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def format_predictions(results: list[dict[str, Any]]) -> str:
+def format_predictions(results: list[dict[str, Any]], segments: bool = False) -> str:
+    """Top labels of each video, then its timeline (every window, or the merged ``segments``)."""
     lines = []
     for r in results:
         lines.append(f"{r['video']}  ({r['frames']} frames, {r['duration']:.1f}s)")
-        lines += [f"  {t['probability']:6.1%}  {t['label']}" for t in r["top"]]
-        if len(r["windows"]) > 1:
-            lines.append("  timeline:")
-            lines += [f"    {w['start_s']:7.2f}s - {w['end_s']:7.2f}s  {w['label']} ({w['probability']:.0%})"
-                      for w in r["windows"]]
+        lines += [f"  {t['score']:6.1%}  {t['label']}" for t in r["top"]]
+        rows = r["segments"] if segments else r["timeline"]
+        if segments or len(rows) > 1:
+            lines.append("  segments:" if segments else "  timeline:")
+            lines += [f"    {w['start']:7.2f}s - {w['end']:7.2f}s  {w['label']} ({w['score']:.0%})" for w in rows]
+        if "annotated" in r:
+            lines.append(f"  annotated video: {r['annotated']['path']} ({r['annotated']['frames']} frames)")
     return "\n".join(lines)
 
 

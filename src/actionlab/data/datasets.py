@@ -30,7 +30,7 @@ import torch
 from torch.utils.data import Dataset
 
 from actionlab.config import ClipConfig
-from actionlab.data.decode import VideoDecodeError, VideoReader
+from actionlab.data.decode import Size, VideoDecodeError, VideoReader
 from actionlab.data.manifest import Manifest
 from actionlab.data.sampling import clip_indices, tsn_indices
 from actionlab.data.transforms import (
@@ -55,7 +55,7 @@ def _item_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
 class _VideoDataset(Dataset):
     """Shared plumbing: the split's records, labels, epochs and error reporting."""
 
-    def __init__(self, manifest: Manifest, split: str, seed: int, epoch: int, decode_size: int | None,
+    def __init__(self, manifest: Manifest, split: str, seed: int, epoch: int, decode_size: Size,
                  cache_frames: bool = False) -> None:
         self.manifest = manifest
         self.split = split
@@ -87,6 +87,8 @@ class _VideoDataset(Dataset):
     def cache_estimate(self) -> int:
         """Bytes ``cache_frames`` would hold, from the manifest's frame counts (4:3 frames at the decode size)."""
         frames = sum(max(r.num_frames, 0) for r in self.records)
+        if isinstance(self.decode_size, tuple):
+            return frames * self.decode_size[0] * self.decode_size[1] * 3
         side = self.decode_size or 240
         return frames * side * (side * 4 // 3) * 3
 
@@ -197,7 +199,9 @@ class ClipDataset(_VideoDataset):
                  mean: Sequence[float] = KINETICS_MEAN, std: Sequence[float] = KINETICS_STD,
                  cache_frames: bool = False, hue: float = 0.0, grayscale: float = 0.0,
                  sampling: str = "dense", keep_aspect: bool = True) -> None:
-        super().__init__(manifest, split, seed, epoch, decode_size=resize, cache_frames=cache_frames)
+        # Squeezed frames come from the decoder's scaler at resize x resize: the crops are then exact slices.
+        super().__init__(manifest, split, seed, epoch, decode_size=resize if keep_aspect else (resize, resize),
+                         cache_frames=cache_frames)
         self.sampling = sampling
         if clip_len < 1 or frame_interval < 1 or num_clips < 1:
             raise ValueError("clip_len, frame_interval and num_clips must be >= 1")

@@ -25,6 +25,7 @@ from actionlab.evaluate.inference import predict_clips, predict_frames, predict_
 from actionlab.evaluate.predictions import Predictions
 from actionlab.models.registry import normalization_of
 from actionlab.train.sampler import GlobalBatchSampler
+from actionlab.types import VideoRecord
 from actionlab.utils import available_memory
 
 logger = logging.getLogger(__name__)
@@ -111,6 +112,14 @@ class RunInputs:
         self.close()
 
 
+def median_seconds(records: Iterable[VideoRecord]) -> float | None:
+    """Median duration of ``records`` in seconds (None when no record says): how long a "clip" is to the model,
+    the window length of a prediction's timeline."""
+    seconds = [r.duration if r.duration > 0 else r.num_frames / r.fps for r in records
+               if r.duration > 0 or (r.num_frames > 0 and r.fps > 0)]
+    return float(np.median(seconds)) if seconds else None
+
+
 # ----------------------------------------------------------------------------------- feature sequences
 
 
@@ -167,7 +176,8 @@ class FeatureInputs(RunInputs):
         prov = self.store.provenance
         return {"extract": prov.get("extract_config", {}), "preprocessing": prov.get("preprocessing", {}),
                 "feature_mean": [float(v) for v in self.store.mean],
-                "feature_std": [float(v) for v in self.store.norm_std]}  # floored: a constant feature stays 0
+                "feature_std": [float(v) for v in self.store.norm_std],  # floored: a constant feature stays 0
+                "clip_seconds": median_seconds(self.store.record(k) for k in self.store.keys("train"))}
 
     def provenance(self) -> dict[str, Any]:
         prov = self.store.provenance
@@ -321,7 +331,7 @@ class FrameInputs(_ManifestInputs):
                "crop": self.crop, "test_per_video": self.cfg.frames.test_per_video}
         # "backbone" lets checkpoints/best.pt serve as extraction weights, like backbone.pt
         return {"backbone": self.cfg.model.backbone, "train_layers": self.cfg.model.train_layers,
-                "preprocessing": pre}
+                "preprocessing": pre, "clip_seconds": median_seconds(self.manifest.split("train"))}
 
     def finish(self, run_dir: Path, best: nn.Module) -> dict[str, Any]:
         """Write ``backbone.pt``: the fine-tuned backbone, usable as ``extract --weights RUN/backbone.pt``."""

@@ -1,7 +1,7 @@
 """The frame pipeline shared by extraction and prediction: which frames, decoded how, through which backbone.
 
 ``extract`` runs it over a manifest in DataLoader workers (:class:`VideoFrames`) and batches frames across
-videos; ``predict`` runs it on one video file (:func:`video_features`). Both sample with
+videos; prediction runs it on one video (:func:`video_features`, a batch of frames at a time). Both sample with
 :func:`sample_frame_indices`, decode and preprocess with :func:`decode_frames` and build the backbone with
 :func:`build_backbone`, so a video's features at prediction time are the ones extraction would have stored.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -50,12 +50,27 @@ def decode_frames(path: str | Path, cfg: ExtractConfig, preprocess: Any, expecte
     return np.asarray(indices, np.int64), preprocess.preprocess_batch(frames), info
 
 
-def video_features(path: str | Path, cfg: ExtractConfig, spec: Any, engine: Callable[..., Any]
-                   ) -> tuple[np.ndarray, np.ndarray, VideoInfo]:
-    """``(indices (T,), features (T, D) float32, info)`` of one video file, in batches of ``cfg.batch_size``."""
-    indices, x, info = decode_frames(path, cfg, spec.preprocess)
-    feats = [np.asarray(engine(x[s:s + cfg.batch_size])[0], np.float32) for s in range(0, len(x), cfg.batch_size)]
-    return indices, np.concatenate(feats), info
+def video_features(source: Any, cfg: ExtractConfig, preprocess: Any, engine: Callable[..., Any],
+                   timings: MutableMapping[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(indices (T,), features (T, D) float32)`` of one video, as extraction computes them.
+
+    ``source`` is an open video (``info`` and ``get_frames``, e.g. a ``VideoReader`` decoding at
+    ``preprocess.resize``); frames are decoded, preprocessed and run through ``engine`` ``cfg.batch_size`` at a
+    time, so only one batch of frames is ever in memory. ``timings`` accumulates ``decode`` and ``features``
+    seconds.
+    """
+    indices = sample_frame_indices(source.info.num_frames, cfg)
+    clock = timings if timings is not None else {}
+    feats = []
+    for s in range(0, len(indices), cfg.batch_size):
+        t0 = time.perf_counter()
+        frames = source.get_frames(indices[s:s + cfg.batch_size])  # (B, H, W, 3) uint8
+        t1 = time.perf_counter()
+        feats.append(np.asarray(engine(preprocess.preprocess_batch(frames))[0], np.float32))
+        t2 = time.perf_counter()
+        clock["decode"] = clock.get("decode", 0.0) + t1 - t0
+        clock["features"] = clock.get("features", 0.0) + t2 - t1
+    return np.asarray(indices, np.int64), np.concatenate(feats)
 
 
 def sample_frame_indices(num_frames: int, cfg: ExtractConfig) -> np.ndarray:
