@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from actionlab.config import TrainConfig, apply_overrides, from_dict, to_dict
+from actionlab.experiments.inputs import StorePaths, store_paths
 from actionlab.experiments.run import train_run
 
 logger = logging.getLogger(__name__)
@@ -28,7 +29,8 @@ ALWAYS = ("train_loss", "train_acc", "test_top1")
 """Reported even when unknown (NaN); the others only when the run has them (no validation split: no val_top1)."""
 
 
-def sweep_objective(base: dict[str, Any], features: str | None, manifest: str | None, overrides: dict[str, Any],
+def sweep_objective(base: dict[str, Any], features: str | list[str] | None, manifest: str | None,
+                    overrides: dict[str, Any],
                     seed: int, trial_dir: Path) -> dict[str, float]:
     """One (setting, seed) of a sweep: a full training run in ``trial_dir``; returns its metrics."""
     cfg = apply_overrides(from_dict(TrainConfig, base), {**overrides, "seed": seed})
@@ -37,10 +39,10 @@ def sweep_objective(base: dict[str, Any], features: str | None, manifest: str | 
     return {name: v for name, v in out.items() if name in ALWAYS or not math.isnan(v)}
 
 
-def _median_length(features: str | Path) -> int:
+def _median_length(features: StorePaths) -> int:
     from actionlab.features.store import FeatureStore
 
-    with FeatureStore(features) as store:
+    with FeatureStore(store_paths(features)[0]) as store:
         return int(np.median([len(store.frame_indices(k)) for k in store.keys("train")]))
 
 
@@ -55,7 +57,7 @@ def parse_grid(grid: Sequence[str]) -> dict[str, list[str]]:
     return space
 
 
-def sweep_run(cfg: TrainConfig, out: str | Path, features: str | Path | None = None,
+def sweep_run(cfg: TrainConfig, out: str | Path, features: StorePaths | None = None,
               manifest: str | Path | None = None, study: str | None = None, grid: Sequence[str] = (),
               seeds: Sequence[int] = (0,), sampler: str = "grid", n_trials: int | None = None, n_jobs: int = 1,
               storage: str | None = None, scale: float = 1.0, log: Callable[[str], Any] = logger.info) -> str:
@@ -64,7 +66,8 @@ def sweep_run(cfg: TrainConfig, out: str | Path, features: str | Path | None = N
     from actionlab.experiments.studies import get_study, run_experiments
     from actionlab.experiments.sweep import run_sweep
 
-    objective = functools.partial(sweep_objective, to_dict(cfg), str(features) if features else None,
+    stores = [str(p) for p in store_paths(features)] if features else None
+    objective = functools.partial(sweep_objective, to_dict(cfg), stores[0] if stores and len(stores) == 1 else stores,
                                   str(manifest) if manifest else None)
     out = Path(out)
     if study:
