@@ -204,7 +204,7 @@ class FeatureInputs(RunInputs):
         meta: dict[str, Any] = {
             "extract": prov.get("extract_config", {}), "preprocessing": prov.get("preprocessing", {}),
             "feature_mean": [float(v) for s in self.stores for v in s.mean],
-            "feature_std": [float(v) for s in self.stores for v in s.std]}
+            "feature_std": [float(v) for s in self.stores for v in s.scale]}  # dead units' std 0 -> 1, as in training
         if len(self.stores) > 1:
             meta["stores"] = [{"extract": s.provenance.get("extract_config", {}), "feature_dim": s.feature_dim,
                                "preprocessing": s.provenance.get("preprocessing", {})} for s in self.stores]

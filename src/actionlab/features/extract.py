@@ -55,6 +55,7 @@ from actionlab.features.store import (
     FeatureStore,
     IncompatibleStoreError,
     VideoFeatures,
+    as_compared,
     compare_provenance,
     merge_parts,
     part_contents,
@@ -260,7 +261,7 @@ def _check_existing(out_path: Path, expected: dict[str, Any], overwrite: bool) -
                 raise ExtractError(f"{out_path} exists and does not match this extraction ({e}); {hint}") from e
     if not overwrite and not finished:
         for p in sorted(parts_dir(out_path).glob("part-*.h5")):
-            diffs = compare_provenance(part_contents(p)[0], expected)
+            diffs = compare_provenance(as_compared(part_contents(p)[0]), expected)
             if diffs:
                 raise ExtractError(f"unfinished extraction in {parts_dir(out_path)} was made with other settings "
                                    f"({'; '.join(diffs)}); {hint}")

@@ -132,7 +132,8 @@ def _write_header(h5: h5py.File, provenance: Mapping[str, Any], classes: Sequenc
     h5.require_group("videos")
 
 
-def _with_defaults(provenance: dict[str, Any]) -> dict[str, Any]:
+def as_compared(provenance: dict[str, Any]) -> dict[str, Any]:
+    """A provenance as compared: fields added since a store was written take the value they then had."""
     return {**_DEFAULTS, **provenance}
 
 
@@ -173,7 +174,7 @@ def write_part(path: str | Path, provenance: Mapping[str, Any], classes: Sequenc
 def part_contents(path: str | Path) -> tuple[dict[str, Any], list[str], list[tuple[str, str]]]:
     """``(provenance, keys, failed)`` of a part file (or a finished store)."""
     with h5py.File(path, "r") as h5:
-        prov = _with_defaults(json.loads(h5.attrs["provenance"]))
+        prov = json.loads(h5.attrs["provenance"])
         failed = [tuple(x) for x in json.loads(h5.attrs.get("skipped", "[]"))]
         return prov, list(h5["videos"].keys()), failed  # type: ignore[return-value]
 
@@ -293,7 +294,7 @@ class FeatureStore:
                 if "stats" not in h5 or "index" not in h5:
                     raise ValueError(f"{self.path} is an unfinished store (no /stats or /index); rerun "
                                      "`actionlab extract` to finish it")
-                self.provenance: dict[str, Any] = _with_defaults(json.loads(h5.attrs["provenance"]))
+                self.provenance: dict[str, Any] = json.loads(h5.attrs["provenance"])
                 self.skipped: list[tuple[str, str]] = [tuple(x) for x in json.loads(h5.attrs.get("skipped", "[]"))]
                 self.classes: list[str] = [c.decode() if isinstance(c, bytes) else str(c) for c in h5["classes"][()]]
                 raw_index = h5["index"][()]
@@ -347,13 +348,18 @@ class FeatureStore:
         return int(self.mean.shape[0])
 
     @property
+    def scale(self) -> np.ndarray:
+        """``(D,)`` what :meth:`normalize` divides by: ``std``, with ``std < 1e-6`` (dead units) as 1."""
+        return self._safe_std
+
+    @property
     def content(self) -> str:
         """``features`` (rows ``(T, D)``) or ``flow_fields`` (raw quantised flow ``(T, C, H, W)`` uint8)."""
-        return str(self.provenance["content"])
+        return str(self.provenance.get("content", "features"))
 
     def describe(self) -> str:
         """``rgb features`` / ``flow features`` / ``flow fields``, for messages."""
-        return "flow fields" if self.content == "flow_fields" else f"{self.provenance['modality']} features"
+        return "flow fields" if self.content == "flow_fields" else f"{self.provenance.get('modality', 'rgb')} features"
 
     def keys(self, split: str | None = None) -> list[str]:
         """Video keys in store order, optionally only those of ``split``."""
@@ -373,7 +379,7 @@ class FeatureStore:
         ``expected`` is a (partial) provenance dict, e.g. ``{"backbone": "mobilenet_v2", "weights": ...}``;
         nested dicts (``preprocessing``, ``sampler``) are compared field by field.
         """
-        diffs = compare_provenance(self.provenance, expected)
+        diffs = compare_provenance(as_compared(self.provenance), expected)
         if diffs:
             raise IncompatibleStoreError(
                 f"feature store {self.path} does not match this run: " + "; ".join(diffs)
