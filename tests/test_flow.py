@@ -56,7 +56,7 @@ def _flow_cfg(**flow: object) -> ExtractConfig:
 @pytest.mark.parametrize("algorithm", ["dis", "farneback"])
 def test_flow_of_a_known_translation_matches_opencv(translating_video: Path, algorithm: str) -> None:
     cfg = _flow_cfg(algorithm=algorithm)
-    positions, q, _ = video_flow_fields(translating_video, cfg, resize=256)
+    positions, q, _ = video_flow_fields(translating_video, cfg)
     assert q.shape == (4, 2, H, W) and q.dtype == np.uint8
     np.testing.assert_array_equal(positions, uniform_indices(FRAMES, 4))  # the RGB sampler's positions
     flow = dequantise(q, cfg.flow.bound)[:, :, 16:-16, 16:-16]  # interior: borders have no match

@@ -141,9 +141,12 @@ def test_rgb_and_flow_stores_of_other_manifests_or_samplers_are_refused(
         FeatureInputs([stores["rgb"], stores["raw"]], cfg, device=__import__("torch").device("cpu"))
 
 
-def test_early_fusion_concatenates_rgb_and_flow_features(stores: dict[str, Path], tmp_path: Path) -> None:
+def test_early_fusion_concatenates_rgb_and_flow_features(stores: dict[str, Path], manifest: tuple[Manifest, Path],
+                                                         tmp_path: Path) -> None:
+    from actionlab.config import from_dict
     from actionlab.evaluate.predictions import load_predictions
     from actionlab.experiments.run import train_run
+    from actionlab.features.frames import stacked_video_features
     from actionlab.train.checkpoint import load_checkpoint
 
     cfg = apply_overrides(TrainConfig(), {**TINY, "model.name": "lstm", "sequence.seq_len": 3})
@@ -154,6 +157,33 @@ def test_early_fusion_concatenates_rgb_and_flow_features(stores: dict[str, Path]
     val = load_predictions(tmp_path / "early" / "predictions_val.npz")  # what `fuse` chooses its weight on
     test = load_predictions(tmp_path / "early" / "predictions_test.npz")
     assert val.num_videos and test.num_videos and not set(val.keys) & set(test.keys)
+    # One video file through each store's pipeline, as the checkpoint lists them: the stored rows, side by side.
+    parts = []
+    for entry in meta["stores"]:
+        extract = from_dict(ExtractConfig, entry["extract"])
+        spec, module = build_backbone(extract)
+        parts.append((extract, spec, create_engine(module, spec, "cpu", "torch")))
+    rec = manifest[0].records[1]
+    _, feats, _ = stacked_video_features(manifest[0].abspath(rec), parts)
+    with FeatureStore(stores["rgb"]) as rgb, FeatureStore(stores["flow"]) as flow:
+        key = rgb.keys()[1]
+        stored = np.concatenate([rgb.features(key, normalize=False), flow.features(key, normalize=False)], axis=1)
+    np.testing.assert_allclose(feats, stored, atol=2e-2, rtol=1e-2)
+
+
+def test_predict_on_a_flow_run_computes_the_flow_extraction_stored(stores: dict[str, Path],
+                                                                  manifest: tuple[Manifest, Path],
+                                                                  tmp_path: Path) -> None:
+    from actionlab.evaluate.predictions import load_predictions
+    from actionlab.experiments.predict import RunPredictor
+    from actionlab.experiments.run import train_run
+
+    cfg = apply_overrides(TrainConfig(), {**TINY, "model.name": "lstm", "sequence.seq_len": 3})
+    train_run(cfg, tmp_path / "flow_lstm", features=stores["flow"])
+    test = load_predictions(tmp_path / "flow_lstm" / "predictions_test.npz")
+    video = test.keys[0]
+    scores = RunPredictor(tmp_path / "flow_lstm", device="cpu")(manifest[0].root / video)[0]
+    np.testing.assert_allclose(scores, test.scores[0], atol=2e-2)
 
 
 def test_video_network_trains_on_flow_clips(stores: dict[str, Path], tmp_path: Path) -> None:

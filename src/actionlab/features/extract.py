@@ -415,8 +415,9 @@ def _run_shard(manifest: Manifest, shard: list[VideoRecord], pdir: Path, cfg: Ex
         return 0, 0, []
     source = VideoFrames(manifest, shard, pipeline.step)
     # Bounded prefetch: at most workers x 2 decoded videos wait in shared memory, whatever the dataset size.
-    # Workers run at a lower priority only behind a network (they fill its idle cycles); raw flow is all theirs.
-    behind = dev.type == "cpu" and pipeline.module is not None
+    # RGB decoding workers run at a lower priority: ~10% of the work, they fill the network's idle cycles. Flow
+    # workers do as much of the work as the network (or all of it, raw): they keep the normal priority.
+    behind = dev.type == "cpu" and cfg.modality == "rgb"
     loader = DataLoader(source, batch_size=None, shuffle=False, num_workers=cfg.workers, collate_fn=_identity,
                         prefetch_factor=2 if cfg.workers else None,
                         worker_init_fn=_lower_priority if behind else None)

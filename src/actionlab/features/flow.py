@@ -251,8 +251,10 @@ def video_flow_features(path: str | Path, cfg: ExtractConfig, spec: Any, engine:
     return positions, np.concatenate(feats), info
 
 
-def video_flow_fields(path: str | Path, cfg: ExtractConfig, resize: int) -> tuple[np.ndarray, np.ndarray, VideoInfo]:
+def video_flow_fields(path: str | Path, cfg: ExtractConfig) -> tuple[np.ndarray, np.ndarray, VideoInfo]:
     """``(positions (T,), quantised flow (T, 2L, H, W) uint8, info)`` of one video file, as a raw flow store
-    holds it (``resize``: the backbone's, used when ``flow.size`` is 0)."""
-    positions, q, info = FlowStep(cfg, flow_size(cfg, resize), None)(path)
+    made with ``cfg`` holds it (what a video network trained on flow clips reads)."""
+    from actionlab.features.backbones import get_backbone_spec
+
+    positions, q, info = FlowStep(cfg, flow_size(cfg, get_backbone_spec(cfg.backbone).preprocess.resize), None)(path)
     return positions, q.numpy(), info

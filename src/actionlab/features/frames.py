@@ -86,6 +86,18 @@ def video_features(path: str | Path, cfg: ExtractConfig, spec: Any, engine: Call
     return indices, np.concatenate(feats), info
 
 
+def stacked_video_features(path: str | Path, parts: Sequence[tuple[ExtractConfig, Any, Callable[..., Any]]]
+                           ) -> tuple[np.ndarray, np.ndarray, VideoInfo]:
+    """``(indices (T,), features (T, sum D), info)``: :func:`video_features` of one video file for each
+    ``(cfg, spec, engine)`` of ``parts``, concatenated per step in that order, as a run trained on several
+    aligned stores reads them (``train --features rgb.h5 --features flow.h5``; the checkpoint's meta lists each
+    store's extraction config under ``stores``)."""
+    runs = [video_features(path, cfg, spec, engine) for cfg, spec, engine in parts]
+    if any(not np.array_equal(r[0], runs[0][0]) for r in runs):
+        raise ValueError(f"{path}: the stores' samplers chose different frames; they were not aligned")
+    return runs[0][0], np.concatenate([r[1] for r in runs], axis=1), runs[0][2]
+
+
 def sample_frame_indices(num_frames: int, cfg: ExtractConfig) -> np.ndarray:
     """``(T,) int64`` frames to extract from a video of ``num_frames`` frames, by ``cfg.sampler``."""
     if num_frames < 1:
