@@ -120,7 +120,7 @@ def test_cross_modality_initialisation_averages_the_rgb_kernels() -> None:
         cross_modality_init(flow, 4)
 
 
-def test_tvl1_is_used_where_opencv_has_it_and_named_where_it_does_not() -> None:
+def test_tvl1_is_used_where_opencv_has_it_and_named_where_it_does_not(capsys: pytest.CaptureFixture[str]) -> None:
     if tvl1_available():
         estimate, params = create_estimator(FlowConfig(algorithm="tvl1"))
         assert "tau" in params
@@ -131,6 +131,10 @@ def test_tvl1_is_used_where_opencv_has_it_and_named_where_it_does_not() -> None:
         FlowConfig(algorithm="brox")
     with pytest.raises(ValueError, match="modality=flow only"):
         ExtractConfig(flow=FlowConfig(bound=10))
+    from actionlab.cli import main
+
+    assert main(["extract", "unused.csv", "--flow-bound", "10"]) == 2  # a flow option without --modality flow
+    assert "--flow-bound and the other --flow-* options apply to --modality flow only" in capsys.readouterr().err
 
 
 def test_flow_clips_flip_mirrors_the_motion() -> None:

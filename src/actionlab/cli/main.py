@@ -106,10 +106,11 @@ def cmd_extract(args: argparse.Namespace) -> int:
     from actionlab.data.manifest import read_manifest
     from actionlab.features.extract import extract_features
 
-    flow = {field: getattr(args, flag) for flag, field in FLOW_FLAGS.items() if getattr(args, flag) is not None}
-    if flow and args.modality != "flow":
-        raise ValueError(f"--{next(iter(flow)).replace('_', '-')} and the other --flow-* options apply to "
-                         "--modality flow only")
+    given = [flag for flag in FLOW_FLAGS if getattr(args, flag) is not None]
+    if given and args.modality != "flow":
+        raise ValueError(f"--{given[0].replace('_', '-')} and the other --flow-* options apply to --modality flow "
+                         "only")
+    flow = {FLOW_FLAGS[flag]: getattr(args, flag) for flag in given}
     cfg = ExtractConfig(backbone=args.backbone, weights=args.weights, sampler=args.sampler,
                         num_frames=args.num_frames, stride=args.stride, dtype=args.dtype,
                         batch_size=args.batch_size, workers=args.workers, engine=args.engine,
