@@ -26,6 +26,39 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
 
 
+FLOW_ALGORITHMS = ("dis", "farneback", "tvl1")
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """Dense optical flow as a modality (``extract --modality flow``): how it is computed and stored."""
+
+    algorithm: str = "dis"
+    """OpenCV estimator: ``dis`` (DIS, fast; the default), ``farneback``, or ``tvl1`` (needs OpenCV's contrib
+    build, ``cv2.optflow``)."""
+    preset: str = "fast"
+    """DIS preset: ``ultrafast``, ``fast`` or ``medium`` (only for ``algorithm=dis``)."""
+    bound: float = 20.0
+    """Flow is clipped to ``[-bound, bound]`` pixels and quantised to uint8 (TSN / denseflow: 20)."""
+    stack: int = 5
+    """L: consecutive flow fields per sampled position, 2L channels (x and y of each) into the network (TSN)."""
+    size: int = 0
+    """Short side frames are decoded to and flow is computed at; 0 = the backbone's resize (256 for
+    mobilenet_v2). Flow magnitudes are in pixels of this size."""
+    output: str = "features"
+    """``features``: per-step features of the ImageNet 2D CNN over the stacked flow (its first convolution's
+    RGB weights averaged and replicated over the 2L channels: TSN's cross-modality initialisation), for
+    temporal models; ``raw``: the quantised flow itself ``(T, 2L, H, W)`` uint8, for video networks."""
+
+    def __post_init__(self) -> None:
+        _check_choice("flow.algorithm", self.algorithm, FLOW_ALGORITHMS)
+        _check_choice("flow.preset", self.preset, ("ultrafast", "fast", "medium"))
+        _check_choice("flow.output", self.output, ("features", "raw"))
+        if self.bound <= 0 or self.stack < 1 or self.size < 0:
+            raise ValueError(f"flow.bound must be > 0, flow.stack >= 1 and flow.size >= 0, got {self.bound}, "
+                             f"{self.stack}, {self.size}")
+
+
 @dataclass(frozen=True)
 class ExtractConfig:
     """How frames become cached feature vectors (stage 1 of the two-stage pipeline)."""
@@ -50,8 +83,18 @@ class ExtractConfig:
     """Inference engine: ``auto`` (ONNX Runtime on CPU when installed, PyTorch otherwise), ``onnx`` or ``torch``."""
     predictions: bool = False
     """Also store per-frame class scores from the backbone's head (for a fine-tuned backbone's baseline)."""
+    modality: str = "rgb"
+    """What each sampled position becomes: ``rgb`` (the frame) or ``flow`` (optical flow from that frame on,
+    see ``flow``)."""
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    """Optical flow settings (``modality=flow`` only)."""
 
     def __post_init__(self) -> None:
+        _check_choice("modality", self.modality, ("rgb", "flow"))
+        if self.modality == "rgb" and self.flow != FlowConfig():
+            raise ValueError("flow settings apply to modality=flow only (extract --modality flow)")
+        if self.modality == "flow" and self.predictions:
+            raise ValueError("predictions (the backbone head's class scores) are for RGB frames, not flow")
         _check_choice("sampler", self.sampler, ("all", "stride", "uniform"))
         _check_choice("dtype", self.dtype, ("float16", "float32"))
         _check_choice("engine", self.engine, ("auto", "onnx", "torch"))
@@ -94,8 +137,9 @@ class ModelConfig:
     pretrained: bool = False
     """End-to-end models: start from locally available pretrained weights."""
     width: float = 1.0
-    """Channel multiplier of the convolutional video networks (``c3d``, ``c3d_small``, ``r2plus1d_18``): 0.25 is
-    about 16x cheaper to train, for CPUs and small datasets."""
+    """Channel multiplier of the convolutional video networks (``c3d``, ``c3d_small``, ``r2plus1d_18`` and Karpathy
+    et al.'s ``single_frame_cnn``, ``early_fusion``, ``late_fusion``, ``slow_fusion``): 0.25 is about 16x cheaper
+    to train, for CPUs and small datasets."""
     train_layers: str = "top"
     """Frame classifiers being fine-tuned: ``top`` (the last feature block and the classifier) or ``all``."""
 

@@ -5,6 +5,7 @@
     actionlab extract MANIFEST -o feats.h5   cache per-frame CNN features (resumable, torchrun-aware)
     actionlab finetune MANIFEST --out RUN    fine-tune a 2D backbone on single frames
     actionlab train --features feats.h5 ...  train a temporal model (or --manifest for end-to-end video nets)
+    actionlab fuse RUN_RGB RUN_FLOW --run OUT  two-stream late fusion (weight chosen on val) as a run
     actionlab evaluate RUN [--baseline RUN]  metrics, confusion, improved/hurt classes
     actionlab predict VIDEO... --run RUN     top-5 labels and a timeline (--output annotated.mp4)
     actionlab export RUN -o NAME.actionlab   ONNX/TorchScript graphs + manifest, checked against PyTorch
@@ -109,15 +110,24 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+FLOW_FLAGS = {"flow_algorithm": "algorithm", "flow_preset": "preset", "flow_bound": "bound", "flow_stack": "stack",
+              "flow_size": "size", "flow_output": "output"}
+
+
 def cmd_extract(args: argparse.Namespace) -> int:
-    from actionlab.config import ExtractConfig
+    from actionlab.config import ExtractConfig, FlowConfig
     from actionlab.data.manifest import read_manifest
     from actionlab.features.extract import extract_features
 
+    given = [flag for flag in FLOW_FLAGS if getattr(args, flag) is not None]
+    if given and args.modality != "flow":
+        raise ValueError(f"--{given[0].replace('_', '-')} and the other --flow-* options apply to --modality flow "
+                         "only")
+    flow = {FLOW_FLAGS[flag]: getattr(args, flag) for flag in given}
     cfg = ExtractConfig(backbone=args.backbone, weights=args.weights, sampler=args.sampler,
                         num_frames=args.num_frames, stride=args.stride, dtype=args.dtype,
                         batch_size=args.batch_size, workers=args.workers, engine=args.engine,
-                        predictions=args.predictions)
+                        predictions=args.predictions, modality=args.modality, flow=FlowConfig(**flow))
     manifest = read_manifest(args.manifest)
     with _progress("extracting", total=len(manifest.records)) as bar:
         report = extract_features(manifest, args.output, cfg, splits=_csv_list(args.splits),
@@ -157,6 +167,12 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _features(args: argparse.Namespace) -> str | list[str] | None:
+    """``--features`` once: that store; several times: aligned stores concatenated per step (early fusion)."""
+    stores = args.features
+    return stores[0] if stores and len(stores) == 1 else stores
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from actionlab.cli.text import format_seeds
     from actionlab.experiments.run import divergence_message, train_run, train_seeds
@@ -164,7 +180,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = _train_config(args)
     if args.seeds:
         seeds = [int(s) for s in _csv_list(args.seeds) or []]
-        summary = train_seeds(cfg, args.run, seeds, features=args.features, manifest=args.manifest,
+        summary = train_seeds(cfg, args.run, seeds, features=_features(args), manifest=args.manifest,
                               resume=args.resume, log=print)
         print(format_seeds(summary))
         print(f"per-seed runs in {args.run}/seed-*/, summary: {Path(args.run) / 'seeds.json'}")
@@ -172,7 +188,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             epoch = summary["runs"][str(seed)].get("diverged_epoch", "?")
             _fail(divergence_message(Path(args.run) / f"seed-{seed}", cfg, epoch))
         return 1 if summary.get("diverged") else 0
-    result = train_run(cfg, args.run, features=args.features, manifest=args.manifest, resume=args.resume,
+    result = train_run(cfg, args.run, features=_features(args), manifest=args.manifest, resume=args.resume,
                        log=print)
     _print_json(result)
     if result.get("diverged"):
@@ -247,11 +263,26 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.sweep_preset:
         print("--sweep-preset is deprecated: use --study", file=sys.stderr)
         study = study or args.sweep_preset
-    result = sweep_run(cfg, args.out, features=args.features, manifest=args.manifest, study=study,
+    result = sweep_run(cfg, args.out, features=_features(args), manifest=args.manifest, study=study,
                        grid=list(args.grid or []), seeds=[int(s) for s in _csv_list(args.seeds) or [0]],
                        sampler=args.sampler, n_trials=args.n_trials, n_jobs=args.n_jobs, storage=args.storage,
                        scale=args.scale, log=print)
     print(result)
+    return 0
+
+
+def cmd_fuse(args: argparse.Namespace) -> int:
+    from actionlab.cli.text import format_evaluation
+    from actionlab.experiments.evaluation import evaluate_run
+    from actionlab.experiments.fuse import fuse_runs, load_fusion
+
+    fuse_runs(args.first, args.second, args.run)
+    record = load_fusion(args.run) or {}
+    weights = record.get("weights", [])
+    print(f"weights chosen on {record.get('chosen_on')}: {args.first} x {weights[0]:g}, {args.second} x "
+          f"{weights[1]:g} (val top-1 {record.get('val_top1', float('nan')):.3f})")
+    print(format_evaluation(evaluate_run(args.run)))
+    print(f"fused run: {args.run}")
     return 0
 
 
@@ -306,7 +337,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--features", help="HDF5 feature store (temporal models)")
+    p.add_argument("--features", action="append",
+                   help="HDF5 feature store (temporal models); repeat it to concatenate aligned stores per step "
+                        "(early fusion: --features rgb.h5 --features flow.h5); a raw flow store for video networks")
     p.add_argument("--manifest", help="manifest CSV (end-to-end video models decode clips; with --features: the "
                                       "manifest the store must have been extracted from)")
     p.add_argument("--config", help="start from a saved config.yaml")
@@ -368,6 +401,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--engine", default="auto", choices=["auto", "onnx", "torch"])
     p.add_argument("--predictions", action="store_true", help="also store per-frame class scores")
+    p.add_argument("--modality", default="rgb", choices=["rgb", "flow"],
+                   help="rgb frames, or dense optical flow from each sampled frame on (OpenCV)")
+    p.add_argument("--flow-algorithm", choices=["dis", "farneback", "tvl1"],
+                   help="flow estimator (default dis; tvl1 needs OpenCV's contrib build)")
+    p.add_argument("--flow-preset", choices=["ultrafast", "fast", "medium"], help="DIS preset (default fast)")
+    p.add_argument("--flow-bound", type=float, help="flow clipped to +-bound pixels, then uint8 (default 20)")
+    p.add_argument("--flow-stack", type=int, help="L flow fields stacked per sampled frame (default 5)")
+    p.add_argument("--flow-size", type=int, help="short side flow is computed at (default: the backbone's resize)")
+    p.add_argument("--flow-output", choices=["features", "raw"],
+                   help="features of the backbone over stacked flow (temporal models; default), or the raw "
+                        "quantised flow (video networks: --sampler all --flow-stack 1 --flow-size 64)")
     p.add_argument("--splits", help="comma-separated splits to extract (default: all)")
     p.add_argument("--skip-bad", action="store_true", help="list undecodable videos and go on")
     p.add_argument("--overwrite", action="store_true", help="replace a store made with other settings")
@@ -398,6 +442,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", help="comma-separated seeds: one run each in RUN/seed-<s>/, mean ± std in "
                                    "RUN/seeds.json (e.g. 0,1,2)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("fuse", help="two-stream late fusion of two runs (weight chosen on val), saved as a run")
+    p.add_argument("first", help="a run (e.g. the RGB stream)")
+    p.add_argument("second", help="a run on the same videos (e.g. the flow stream)")
+    p.add_argument("--run", required=True, help="the fused run directory to write")
+    p.set_defaults(func=cmd_fuse)
 
     p = sub.add_parser("evaluate", help="evaluate a run: top-k, mean class accuracy, confusion, changes")
     p.add_argument("run", help="run directory, or a feature store extracted with --predictions")

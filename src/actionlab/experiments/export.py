@@ -178,7 +178,14 @@ def export_run(run_dir: str | Path, out: str | Path, fmt: str = "onnx", overwrit
                          f"use -o {out.with_suffix('.actionlab')}")
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists; pass --overwrite to replace it")
+    if (Path(run_dir) / "fusion.json").is_file():
+        raise ValueError(f"{run_dir} is a two-stream fused run: exports hold graphs, and its optical flow is OpenCV "
+                         "code; predict and serve the run directory itself (`actionlab serve "
+                         f"{run_dir}`), or export its RGB member")
     card, model, meta = run_card(run_dir)
+    if meta.get("stores") or (meta.get("extract") or {}).get("modality", "rgb") != "rgb":
+        raise ValueError(f"{run_dir} reads optical flow features: exports hold graphs, and optical flow is OpenCV "
+                         f"code; predict and serve the run directory itself (`actionlab serve {run_dir}`)")
     model = model.float().eval()
     graphs = _graphs(card, model, meta)
     staging = out.parent / f".{out.name}.partial-{os.getpid()}"

@@ -41,6 +41,7 @@ from actionlab.experiments.scorers import (
     VideoScorer,
     VideoScores,
 )
+from actionlab.experiments.stream_scorers import is_fused_run
 from actionlab.train.checkpoint import load_model_from_checkpoint
 from actionlab.utils import select_device
 
@@ -105,16 +106,39 @@ def load_run(run_dir: str | Path, device: str = "auto", timeline: Timeline = Tim
     card, model, meta = run_card(run_dir)
     dev = select_device(device)
     if card["kind"] == "temporal":
+        from actionlab.experiments.stream_scorers import FileFeatureScorer, stream_parts
         from actionlab.features.engine import create_engine
         from actionlab.features.frames import build_backbone
 
+        f = card["features"]
+        head = torch_net(FeatureHead(model, f["mean"], f["std"], f["dtype"]), dev)
+        parts = stream_parts(meta, dev, backbone_engine)
+        if parts is not None:  # optical flow, or RGB and flow stores side by side: computed from the file
+            card["modality"] = " + ".join(cfg.modality for cfg, _, _ in parts)
+            return FileFeatureScorer(card["classes"], card, parts, head)  # type: ignore[return-value]
         extract = from_dict(ExtractConfig, meta["extract"]) if meta.get("extract") else ExtractConfig()
         spec, module = build_backbone(extract)
         backbone = create_engine(module, spec, device=dev, engine=backbone_engine or extract.engine)
-        f = card["features"]
-        head = torch_net(FeatureHead(model, f["mean"], f["std"], f["dtype"]), dev)
         return TemporalScorer(card["classes"], card, timeline, backbone, head)
     return SCORERS[card["kind"]](card["classes"], card, timeline, torch_net(model, dev))  # type: ignore[call-arg]
+
+
+def load_fused(run_dir: Path, device: str, timeline: Timeline, backbone_engine: str | None) -> Any:
+    """The scorer of a fused run (``actionlab fuse``): both member runs, combined with its weights."""
+    from actionlab.experiments.fuse import load_fusion
+    from actionlab.experiments.stream_scorers import FusedScorer, fused_card
+
+    record = load_fusion(run_dir) or {}
+    members = []
+    for given, resolved in zip(record.get("members", []), record.get("resolved", [])):
+        member = Path(resolved) if Path(resolved).is_dir() else run_dir / given
+        if not member.is_dir():
+            raise FileNotFoundError(f"{run_dir}/fusion.json: member run {given} ({resolved}) is missing; put it back "
+                                    "or fuse again")
+        members.append(load_run(member, device, timeline, backbone_engine))
+    if len(members) != 2:
+        raise ValueError(f"{run_dir}/fusion.json names {len(members)} member runs, not 2: fuse again")
+    return FusedScorer(fused_card(run_dir, members, record), members, record)
 
 
 def is_export(path: str | Path) -> bool:
@@ -182,13 +206,15 @@ class Predictor:
         if top_k < 1 or smoothing < 1:
             raise ValueError(f"top_k and smoothing must be >= 1, got {top_k} and {smoothing}")
         timeline = Timeline(window_s, hop_s)
-        self.scorer: KindScorer
+        self.scorer: KindScorer  # or a motion run's (experiments/stream_scorers.py), same interface
         if is_export(path):
             if device not in ("auto", "cpu") or backbone_engine is not None:
                 raise ValueError(f"{path} is an export: it runs its own graphs on the CPU; drop the device and "
                                  "backbone engine")
             self.scorer = load_export(path, timeline, threads)
             self.engine: str = self.scorer.card["engine"]
+        elif is_fused_run(path):
+            self.scorer, self.engine = load_fused(path, device, timeline, backbone_engine), "pytorch"
         elif (path / "checkpoints").is_dir():
             self.scorer, self.engine = load_run(path, device, timeline, backbone_engine), "pytorch"
         else:

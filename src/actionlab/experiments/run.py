@@ -6,6 +6,7 @@ A run directory (``runs/NAME/``) is the stage boundary between training and eval
     metrics.jsonl          one line per epoch (written by the training loop)
     checkpoints/{last,best}.pt   weights + what rebuilds the model + the preprocessing its inputs need
     predictions_test.npz   video-level log-probs (+ per-window / per-clip / per-frame scores)
+    predictions_val.npz    the same for the validation split (what ``fuse`` chooses its weight on)
     metrics.json           the final evaluation (``evaluate.metrics.summarize``)
     labels.txt             class names, one per line
     backbone.pt            (frame classifiers) the fine-tuned backbone, for ``extract --weights``
@@ -36,9 +37,9 @@ import torch.nn.functional as F
 from actionlab.config import ModelConfig, TrainConfig, flatten, from_dict, read_yaml, save_yaml, to_dict
 from actionlab.evaluate.diagnose import memorisation_warning
 from actionlab.evaluate.metrics import topk_accuracies
-from actionlab.evaluate.predictions import Predictions
+from actionlab.evaluate.predictions import Predictions, save_predictions
 from actionlab.experiments.evaluation import save_evaluation
-from actionlab.experiments.inputs import RunInputs, open_inputs
+from actionlab.experiments.inputs import RunInputs, StorePaths, open_inputs
 from actionlab.models.registry import ModelEntry, create_model, model_entry, models_taking
 from actionlab.train.checkpoint import load_model_from_checkpoint
 from actionlab.train.loop import History, fit
@@ -60,11 +61,13 @@ HEADLINE = ("top1", "top5", "top10", "mean_class_accuracy", "clip_top1", "train_
             "best_train_acc", "epochs", "best_epoch", "diverged", "diverged_epoch")
 
 
-def train_run(cfg: TrainConfig, run_dir: str | Path, features: str | Path | None = None,
+def train_run(cfg: TrainConfig, run_dir: str | Path, features: StorePaths | None = None,
               manifest: str | Path | None = None, resume: bool = False, log: Log = logger.info) -> dict[str, Any]:
-    """Train ``cfg.model`` into ``run_dir`` and evaluate its best checkpoint on ``cfg.eval_split``.
+    """Train ``cfg.model`` into ``run_dir`` and evaluate its best checkpoint on ``cfg.eval_split`` (and save its
+    predictions on the validation split too).
 
-    Temporal models read ``features`` (an HDF5 store); video networks and frame classifiers a ``manifest``.
+    Temporal models read ``features`` (an HDF5 store, or several aligned ones concatenated per step); video
+    networks and frame classifiers a ``manifest`` (video networks also a raw optical flow store, ``features``).
     ``resume=True`` continues from ``checkpoints/last.pt`` (a finished run is only re-evaluated). Returns the
     headline metrics.
     """
@@ -110,6 +113,8 @@ def _train_run(cfg: TrainConfig, run_dir: Path, entry: ModelEntry, features: str
                             f"{history.best_epoch} (a crash between checkpoint writes on a nondeterministic device?)",
                             "train into a new --run directory")
         predictions = data.predict(best, eval_split)
+        if val_split is not None and val_split != eval_split:
+            save_predictions(run_dir / f"predictions_{val_split}.npz", data.predict(best, val_split))
         extra = data.finish(run_dir, best)
     metrics = write_results(run_dir, predictions, history,
                             {"split": eval_split, "model": cfg.model.name, **extra, **diverged})
@@ -141,7 +146,7 @@ def write_diverged(run_dir: Path, history: History, extra: dict[str, Any]) -> di
 SEED_METRICS = ("top1", "top5", "mean_class_accuracy", "val_top1", "best_train_acc", "epochs", "best_epoch")
 
 
-def train_seeds(cfg: TrainConfig, run_dir: str | Path, seeds: Sequence[int], features: str | Path | None = None,
+def train_seeds(cfg: TrainConfig, run_dir: str | Path, seeds: Sequence[int], features: StorePaths | None = None,
                 manifest: str | Path | None = None, resume: bool = False, log: Log = logger.info
                 ) -> dict[str, Any]:
     """The same run once per seed, in ``run_dir/seed-<s>/``, and ``run_dir/seeds.json`` with every seed's

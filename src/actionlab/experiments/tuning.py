@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from actionlab.config import TrainConfig, apply_overrides, from_dict, to_dict
+from actionlab.experiments.inputs import StorePaths, store_paths
 from actionlab.experiments.run import train_run
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,8 @@ ALWAYS = ("train_loss", "train_acc", "test_top1")
 """Reported even when unknown (NaN); the others only when the run has them (no validation split: no val_top1)."""
 
 
-def sweep_objective(base: dict[str, Any], features: str | None, manifest: str | None, overrides: dict[str, Any],
+def sweep_objective(base: dict[str, Any], features: str | list[str] | None, manifest: str | None,
+                    overrides: dict[str, Any],
                     seed: int, trial_dir: Path) -> dict[str, float]:
     """One (setting, seed) of a sweep: a full training run in ``trial_dir``; returns its metrics."""
     cfg = apply_overrides(from_dict(TrainConfig, base), {**overrides, "seed": seed})
@@ -48,10 +50,10 @@ def sweep_objective(base: dict[str, Any], features: str | None, manifest: str | 
     return {name: v for name, v in out.items() if name in ALWAYS or not math.isnan(v)}
 
 
-def _median_length(features: str | Path) -> int:
+def _median_length(features: StorePaths) -> int:
     from actionlab.features.store import FeatureStore
 
-    with FeatureStore(features) as store:
+    with FeatureStore(store_paths(features)[0]) as store:
         return int(np.median([len(store.frame_indices(k)) for k in store.keys("train")]))
 
 
@@ -82,7 +84,7 @@ def check_settings(cfg: TrainConfig, settings: Sequence[dict[str, Any]], where: 
             raise ValueError(f"{where} setting {shown}: {text} (fix it; nothing was run)") from None
 
 
-def sweep_context(cfg: TrainConfig, features: str | Path | None, manifest: str | Path | None,
+def sweep_context(cfg: TrainConfig, features: StorePaths | None, manifest: str | Path | None,
                   swept: Sequence[str]) -> dict[str, Any]:
     """What a sweep's results depend on besides its settings: the base config (less the swept fields, the seed
     and where it runs) and the data (a store's provenance, a manifest's checksum)."""
@@ -94,8 +96,11 @@ def sweep_context(cfg: TrainConfig, features: str | Path | None, manifest: str |
     if features is not None:
         from actionlab.features.store import COMPAT_FIELDS, FeatureStore
 
-        with FeatureStore(features) as store:
-            data = {"store": {k: store.provenance.get(k) for k in (*COMPAT_FIELDS, "num_videos")}}
+        stores = []
+        for path in store_paths(features):
+            with FeatureStore(path) as store:
+                stores.append({k: store.provenance.get(k) for k in (*COMPAT_FIELDS, "num_videos")})
+        data = {"store": stores[0] if len(stores) == 1 else stores}
     if manifest is not None:
         from actionlab.data.manifest import read_manifest
 
@@ -103,7 +108,7 @@ def sweep_context(cfg: TrainConfig, features: str | Path | None, manifest: str |
     return {"config": config, "data": data}
 
 
-def sweep_run(cfg: TrainConfig, out: str | Path, features: str | Path | None = None,
+def sweep_run(cfg: TrainConfig, out: str | Path, features: StorePaths | None = None,
               manifest: str | Path | None = None, study: str | None = None, grid: Sequence[str] = (),
               seeds: Sequence[int] = (0,), sampler: str = "grid", n_trials: int | None = None, n_jobs: int = 1,
               storage: str | None = None, scale: float = 1.0, log: Callable[[str], Any] = logger.info) -> str:
@@ -112,7 +117,8 @@ def sweep_run(cfg: TrainConfig, out: str | Path, features: str | Path | None = N
     from actionlab.experiments.studies import get_study, run_experiments
     from actionlab.experiments.sweep import run_sweep
 
-    objective = functools.partial(sweep_objective, to_dict(cfg), str(features) if features else None,
+    stores = [str(p) for p in store_paths(features)] if features else None
+    objective = functools.partial(sweep_objective, to_dict(cfg), stores[0] if stores and len(stores) == 1 else stores,
                                   str(manifest) if manifest else None)
     out = Path(out)
     if study:

@@ -9,7 +9,8 @@ Schema (``format="actionlab-features"``, ``version=1``)::
     /index                   scalar utf-8 JSON: [{key, path, label, label_index, split, group,
                              num_frames, fps, duration}, ...] in key order (a fast copy of the attrs below)
     /videos/<key>            group, attrs: path, label, label_index, split, group, num_frames, fps, duration
-        features             (T, D) float16 | float32, raw (unnormalized) backbone features
+        features             (T, D) float16 | float32, raw (unnormalized) backbone features; in a raw flow
+                             store (provenance ``content="flow_fields"``) (T, C, H, W) uint8 quantised flow
         frame_indices        (T,)   int64, the decoded frame of each row
         predictions          (T, K) float32, optional: the backbone head's logits
     /stats/mean, /stats/std  (D,) float64, over every stored frame of the train split
@@ -27,7 +28,9 @@ schema says is a ``FileError`` naming the file. Writers go through :func:`action
 full disk is a ``DiskFullError`` (HDF5 itself would crash the process) and never leaves half a file.
 
 ``provenance`` records what made the features, so a cache built with other weights or preprocessing is never
-mixed in silently: ``backbone``, ``weights`` (id) + ``weights_sha256``, ``preprocessing`` (resize, crop, mean,
+mixed in silently: ``modality`` (``rgb`` or ``flow``; ``rgb`` when absent), ``content`` (``features``, or
+``flow_fields`` for raw flow), ``flow`` (algorithm, parameters, bound, stack, size; None for RGB),
+``backbone``, ``weights`` (id) + ``weights_sha256``, ``preprocessing`` (resize, crop, mean,
 std), ``sampler`` (name + params), ``feature_dim``, ``dtype``, ``manifest_checksum``, ``splits``,
 ``predictions``, ``num_classes``, ``num_videos``, ``skipped``, ``extract_config``, ``engine``,
 ``actionlab_version``, ``git_revision``, ``created``. :meth:`FeatureStore.check_compatible` compares the fields
@@ -58,9 +61,12 @@ logger = logging.getLogger(__name__)
 
 FORMAT = "actionlab-features"
 VERSION = 1
-COMPAT_FIELDS = ("backbone", "weights", "weights_sha256", "preprocessing", "sampler", "feature_dim", "dtype",
-                 "manifest_checksum", "splits", "predictions")
+COMPAT_FIELDS = ("modality", "content", "flow", "backbone", "weights", "weights_sha256", "preprocessing", "sampler",
+                 "feature_dim", "dtype", "manifest_checksum", "splits", "predictions")
 """Provenance fields that must agree for two runs to share a store."""
+ALIGN_FIELDS = ("manifest_checksum", "sampler", "splits")
+"""Provenance fields that must agree for stores to be read side by side (early fusion of RGB and flow)."""
+_DEFAULTS = {"modality": "rgb", "content": "features", "flow": None}  # stores made before optical flow
 _STD_FLOOR = 1e-6
 _STR = h5py.string_dtype("utf-8")
 
@@ -137,6 +143,16 @@ def _write_header(h5: h5py.File, provenance: Mapping[str, Any], classes: Sequenc
     h5.attrs["skipped"] = json.dumps([list(s) for s in skipped])
     h5.create_dataset("classes", data=np.array(list(classes), dtype=object), dtype=_STR)
     h5.require_group("videos")
+
+
+def as_compared(provenance: dict[str, Any]) -> dict[str, Any]:
+    """A provenance as compared: fields added since a store was written take the value they then had."""
+    return {**_DEFAULTS, **provenance}
+
+
+def _row_stats(feats: np.ndarray, dim: int) -> np.ndarray:
+    """Rows ``(N, dim)`` to take statistics over: features as they are, arrays ``(T, C, H, W)`` per channel."""
+    return feats if feats.ndim == 2 else np.moveaxis(feats, 1, -1).reshape(-1, dim)
 
 
 def _write_video(videos: h5py.Group, v: VideoFeatures, dtype: np.dtype) -> None:
@@ -237,13 +253,15 @@ def merge_parts(parts: Sequence[str | Path], out_path: str | Path, provenance: M
                 src = src_file["videos"][k]
                 out.copy(src, videos, name=k)
                 feats = src["features"][()]
-                if feats.shape[1:] != (dim,):
-                    raise RuntimeError(f"{where[k]}: video {k} has features {feats.shape}, expected (T, {dim})")
+                if feats.ndim not in (2, 4) or feats.shape[1] != dim:
+                    raise RuntimeError(f"{where[k]}: video {k} has features {feats.shape}, expected (T, {dim}) "
+                                       f"or (T, {dim}, H, W)")
                 record = _record_from_attrs(src.attrs)
                 index.append({"key": k, **asdict(record)})
-                everything.update(feats)
+                rows = _row_stats(feats, dim)
+                everything.update(rows)
                 if record.split == "train":
-                    train.update(feats)
+                    train.update(rows)
                 kill_point("extract:merge")
             stats = train if train.count else everything
             g = out.create_group("stats")
@@ -396,6 +414,15 @@ class FeatureStore:
         """``(D,)`` the standard deviation normalization divides by: :func:`safe_std` of the train statistics."""
         return self._safe_std
 
+    @property
+    def content(self) -> str:
+        """``features`` (rows ``(T, D)``) or ``flow_fields`` (raw quantised flow ``(T, C, H, W)`` uint8)."""
+        return str(self.provenance.get("content", "features"))
+
+    def describe(self) -> str:
+        """``rgb features`` / ``flow features`` / ``flow fields``, for messages."""
+        return "flow fields" if self.content == "flow_fields" else f"{self.provenance.get('modality', 'rgb')} features"
+
     def keys(self, split: str | None = None) -> list[str]:
         """Video keys in store order, optionally only those of ``split``."""
         if split is not None and split not in SPLITS:
@@ -414,7 +441,7 @@ class FeatureStore:
         ``expected`` is a (partial) provenance dict, e.g. ``{"backbone": "mobilenet_v2", "weights": ...}``;
         nested dicts (``preprocessing``, ``sampler``) are compared field by field.
         """
-        diffs = compare_provenance(self.provenance, expected)
+        diffs = compare_provenance(as_compared(self.provenance), expected)
         if diffs:
             raise IncompatibleStoreError(
                 f"feature store {self.path} does not match this run: " + "; ".join(diffs)
@@ -440,6 +467,15 @@ class FeatureStore:
             raise FileError(self.path, f"video {key!r}: {name} unreadable, the store is truncated or damaged "
                             f"({_h5_reason(e)})", "delete it and rerun `actionlab extract`") from None
 
+    def nbytes(self, key: str) -> int:
+        """Bytes of one video's stored rows (read from the file's metadata, not the data)."""
+        d = self._file()["videos"][self._check(key)]["features"]
+        return int(d.size * d.dtype.itemsize)
+
+    def array(self, key: str) -> np.ndarray:
+        """The stored rows of one video as they are (``(T, D)`` features or ``(T, C, H, W)`` uint8 flow)."""
+        return self._read(key, "features")
+
     def frame_indices(self, key: str) -> np.ndarray:
         """``(T,) int64``: which decoded frame each feature row came from."""
         return self._read(key, "frame_indices")
@@ -452,6 +488,10 @@ class FeatureStore:
     def load_split(self, split: str, normalize: bool = True, dtype: Any = np.float16
                    ) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
         """All videos of ``split`` in memory: ``(sequences [(T_i, D)] of dtype, labels (N,) int64, keys)``."""
+        if self.content != "features":
+            raise ValueError(f"{self.path} holds raw optical flow (T, C, H, W) for video networks, not per-step "
+                             "features; for temporal models extract flow features (extract --modality flow "
+                             "--flow-output features)")
         keys = self.keys(split)
         seqs = []
         for k in keys:
@@ -459,6 +499,21 @@ class FeatureStore:
             seqs.append((self.normalize(x) if normalize else x).astype(dtype, copy=False))
         labels = np.array([self._records[k].label_index for k in keys], dtype=np.int64)
         return seqs, labels, keys
+
+    def check_aligned(self, other: FeatureStore) -> None:
+        """Raise :class:`IncompatibleStoreError` unless ``other`` holds the same videos at the same sampled
+        positions (same manifest, sampler and splits), naming the fields that differ: stores read side by side
+        (e.g. RGB and flow features concatenated per step)."""
+        diffs = [d.replace("store=", f"{self.path.name}=").replace("run=", f"{other.path.name}=")
+                 for d in compare_provenance(self.provenance, other.provenance, ALIGN_FIELDS)]
+        if not diffs and self.keys() != other.keys():
+            mine, theirs = set(self.keys()), set(other.keys())
+            diffs.append(f"videos: {len(mine - theirs)} only in {self.path.name}, {len(theirs - mine)} only in "
+                         f"{other.path.name} (e.g. {sorted(mine ^ theirs)[:2]}; videos skipped as bad?)")
+        if diffs:
+            raise IncompatibleStoreError(f"feature stores {self.path} and {other.path} do not hold the same "
+                                         f"videos at the same frames: {'; '.join(diffs)}. Extract both from one "
+                                         "manifest with the same --sampler/--num-frames/--stride and --splits")
 
     def _check(self, key: str) -> str:
         if key not in self._records:
