@@ -18,7 +18,8 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# ffmpeg/ffprobe (reference decoder), opencv-doc (real XviD/MS-MPEG4 clips), chromium (report test).
+# ffmpeg/ffprobe (reference decoder), opencv-doc (real XviD/MS-MPEG4 clips), chromium (report test),
+# postgresql (the shared-sweep test's throw-away server).
 # Best effort: needs root and apt-get; without them the tests that need these skip and say why.
 sysdeps:
 	@bash scripts/install-system-deps.sh

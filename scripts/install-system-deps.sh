@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the full test suite uses, when we can (root + apt-get).
 set -u
-pkgs=(ffmpeg opencv-doc chromium)
+pkgs=(ffmpeg opencv-doc chromium postgresql)
 missing=()
 command -v ffprobe >/dev/null || missing+=(ffmpeg)
 [ -d /usr/share/doc/opencv-doc/examples/data ] || missing+=(opencv-doc)
 command -v chromium >/dev/null || missing+=(chromium)
+# the server binaries the shared-sweep test starts a throw-away cluster with (tests/test_sweep_postgres.py)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
   echo "note: optional system packages missing (${missing[*]}); install them with apt-get for the full test suite" >&2

@@ -54,3 +54,59 @@ def one_thread() -> Any:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+# ----------------------------------------------------------------------------------- tiny trained runs
+
+
+@pytest.fixture(scope="session")
+def tiny_manifest(synth_ucf101: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A manifest of ``synth_ucf101`` with a validation split (read-only)."""
+    from actionlab.data.index import index_dataset
+    from actionlab.data.manifest import write_manifest
+
+    m, _ = index_dataset(synth_ucf101, layout="ucf101", workers=0, val_fraction=0.34)
+    path = tmp_path_factory.mktemp("tiny_runs") / "manifest.csv"
+    write_manifest(m, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_lstm_run(tiny_manifest: Path) -> Path:
+    """A temporal run (MobileNetV2 ImageNet features of 8 frames per video, a 32-unit LSTM, 3 epochs; windows of
+    6 steps) with its ``predictions_test.npz`` (read-only)."""
+    from actionlab.cli import main
+
+    out = tiny_manifest.parent
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["extract", str(tiny_manifest), "-o", str(out / "feats.h5"), "--num-frames", "8",
+                     "--workers", "0", "--batch-size", "32"]) == 0
+        assert main(["train", "--features", str(out / "feats.h5"), "--model", "lstm", "--run", str(out / "lstm"),
+                     "--epochs", "3", "--batch-size", "8", "--device", "cpu", "--set", "model.hidden_size=32",
+                     "--set", "model.fc_size=32", "--set", "sequence.seq_len=6", "--set", "inference.window=6",
+                     "--set", "inference.mode=windows", "--set", "inference.stride=2"]) == 0
+    finally:
+        torch.set_num_threads(n)
+    return out / "lstm"
+
+
+@pytest.fixture(scope="session")
+def tiny_video_run(tiny_manifest: Path) -> Path:
+    """A video-network run (R(2+1)D at a quarter width on 4-frame 32x32 clips, 2 test clips, 1 epoch) with its
+    ``predictions_test.npz`` (read-only)."""
+    from actionlab.config import TrainConfig, apply_overrides
+    from actionlab.experiments.run import train_run
+
+    run = tiny_manifest.parent / "r2p1d"
+    cfg = apply_overrides(TrainConfig(), {"model.name": "r2plus1d_18", "model.width": 0.25, "clip.clip_len": 4,
+                                          "clip.frame_interval": 2, "clip.size": 32, "clip.resize": 36,
+                                          "clip.test_clips": 2, "epochs": 1, "batch_size": 4, "device": "cpu"})
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train_run(cfg, run, manifest=tiny_manifest)
+    finally:
+        torch.set_num_threads(n)
+    return run

@@ -12,7 +12,7 @@ from actionlab.config import ClipConfig
 from actionlab.data.datasets import ClipDataset, FrameDataset
 from actionlab.data.decode import VideoDecodeError, read_frames
 from actionlab.data.manifest import Manifest
-from actionlab.data.sampling import clip_indices, tsn_indices
+from actionlab.data.sampling import clip_indices, spread_clip_indices, tsn_indices
 from actionlab.data.synth import read_synth_info, render_clip, ucf_test_groups
 from actionlab.data.transforms import (
     ClipEvalTransform,
@@ -116,6 +116,39 @@ def test_eval_transform_centre_and_three_crops_are_exact_slices() -> None:
     assert [b[1] for b in three_crop_boxes(32, 48, 24)] == [0, 12, 24]
     centre = ClipEvalTransform(size=24, resize=32, crops=1, mean=t.mean, std=t.std).crop(clip, 0)
     torch.testing.assert_close(centre, out[1])
+
+
+def test_squeezed_frames_keep_the_whole_width() -> None:
+    # A wide (16:9) clip with a bright bar at each side: a centre crop of the short side loses both bars,
+    # the squeezed frame (keep_aspect=False) keeps both, for evaluation and for an unscaled training crop.
+    clip = np.zeros((2, 36, 64, 3), np.uint8)
+    clip[:, :, :6] = 255
+    clip[:, :, -6:] = 255
+    plain = dict(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    kept = ClipEvalTransform(size=32, resize=36, **plain).crop(clip, 0)
+    squeezed = ClipEvalTransform(size=32, resize=36, keep_aspect=False, **plain).crop(clip, 0)
+    assert kept.shape == squeezed.shape == (3, 2, 32, 32)
+    assert kept.max() == 0  # the bars are cut off
+    cols = squeezed[0, 0].mean(0)
+    assert cols[0] > 0.9 and cols[-1] > 0.9 and cols[16] == 0  # both bars, the middle stays dark
+    train = ClipTrainTransform(size=32, resize=32, scale=(1.0, 1.0), ratio=(1.0, 1.0), brightness=0, contrast=0,
+                               saturation=0, keep_aspect=False, **plain)
+    whole = ClipEvalTransform(size=32, resize=32, keep_aspect=False, **plain).crop(clip, 0)
+    torch.testing.assert_close(train(clip, np.random.default_rng(0)), whole)
+
+
+def test_spread_clips_cover_the_whole_video(manifest: Manifest) -> None:
+    cfg = ClipConfig(clip_len=4, size=48, resize=64, test_clips=2, sampling="spread", augment=False)
+    test = ClipDataset.from_config(manifest, "test", cfg, train=False)
+    v = 0
+    n = manifest.split("test")[v].num_frames
+    path = manifest.abspath(manifest.split("test")[v])
+    for j, idx in enumerate(spread_clip_indices(n, 4, 2)):
+        assert idx[0] < n / 4 and idx[-1] >= 3 * n / 4  # from the first quarter to the last
+        expected = ClipEvalTransform(size=48, resize=64)(read_frames(path, idx, size=64))[0]
+        torch.testing.assert_close(test[v * 2 + j][0], expected)
+    with pytest.raises(ValueError, match="frame_interval=3 does not apply to clip.sampling=spread"):
+        ClipConfig(sampling="spread", frame_interval=3)
 
 
 def test_frame_transforms() -> None:

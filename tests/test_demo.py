@@ -1,5 +1,5 @@
-"""``actionlab demo --quick``: the whole pipeline (synth -> index -> extract -> single frame, LSTM and R(2+1)D
--> evaluate -> report) on a small generated dataset, and a rerun that reuses everything on disk."""
+"""``actionlab demo --quick``: the whole pipeline (synth -> index -> extract -> single frame, LSTM and a video
+network -> evaluate -> report) on a small generated dataset, and a rerun that reuses everything on disk."""
 
 from __future__ import annotations
 
@@ -19,13 +19,13 @@ def test_quick_demo_runs_every_stage_and_resumes(tmp_path: Path, capsys: pytest.
     assert main(["demo", "--out", str(out), "--quick", "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
     names = list(demo_configs(quick=True))
-    assert names == ["single_frame", "lstm", "r2plus1d"]
+    assert names == ["single_frame", "lstm", "tsm"]
     for name in names:
         metrics = json.loads((out / "runs" / name / "metrics.json").read_text())
         assert metrics["classes"] == SYNTH_CLASSES and sum(metrics["support"]) == metrics["num_videos"] > 0
         assert f"\n{name} " in printed  # a row of the comparison table
-    video = json.loads((out / "runs" / "r2plus1d" / "metrics.json").read_text())
-    assert video["model"] == "r2plus1d_18" and "clip_top1" in video
+    video = json.loads((out / "runs" / "tsm" / "metrics.json").read_text())
+    assert video["model"] == "tsm_mobilenet_v2" and "clip_top1" in video
     assert all(f"{c} (" in printed for c in SYNTH_CLASSES)  # the per-class table
     html = (out / "report.html").read_text()
     assert all(c in html for c in SYNTH_CLASSES) and (out / "report.md").is_file()

@@ -48,6 +48,28 @@ def test_round_trip_is_exact(tmp_path: Path) -> None:
     assert back.abspath(back.records[0]) == tmp_path / "data" / "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi"
 
 
+def test_manifest_resaved_by_a_spreadsheet_is_read(tmp_path: Path) -> None:
+    """What Excel/LibreOffice write back: a byte-order mark, CRLF, the header line split at its commas into
+    quoted cells, rows padded with empty cells, 25.0 shown as 25. The same manifest comes back."""
+    import csv
+    import io
+
+    m = _manifest(tmp_path / "data")
+    path = write_manifest(m, tmp_path / "manifest.csv")
+    rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
+    width = max(len(r) for r in rows)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    for row in rows:
+        row = [c[:-2] if c.endswith(".0") and c[:-2].isdigit() else c for c in row]
+        writer.writerow(row + [""] * (width - len(row)))
+    resaved = tmp_path / "resaved.csv"
+    resaved.write_bytes(b"\xef\xbb\xbf" + out.getvalue().encode("utf-8"))
+    assert resaved.read_bytes().count(b'""') > 4  # the header line really was re-quoted
+    back = read_manifest(resaved)
+    assert back.records == m.records and back.classes == m.classes and back.checksum() == m.checksum()
+
+
 def test_no_temp_files_left_and_overwrite(tmp_path: Path) -> None:
     m = _manifest(tmp_path)
     write_manifest(m, tmp_path / "m.csv")
@@ -114,13 +136,21 @@ def test_invalid_records_are_rejected(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("text", "match"), [
     ("path,label\n", r"bad\.csv:1: not an actionlab manifest"),
-    ('# actionlab-manifest v1 {"classes": ["a"]}\npath,label\n', r"bad\.csv:2: expected the header"),
+    ('# actionlab-manifest v1 {"classes": ["a"]}\npath,label\n', r"bad\.csv:2: missing column\(s\) label_index, split"),
     ('# actionlab-manifest v1 {"classes": ["a"]}\n' + ",".join(COLUMNS) + "\nx.avi,a,0,train,x,1,2.0\n",
      r"bad\.csv:3: expected 8 fields"),
     ('# actionlab-manifest v1 {"classes": ["a"]}\n' + ",".join(COLUMNS) + "\nx.avi,a,0,trian,x,1,2.0,1.0\n",
-     r"bad\.csv:3: split must be one of"),
+     r"bad\.csv:3: column 'split': expected one of"),
     ('# actionlab-manifest v1 {"classes": ["a"]}\n' + ",".join(COLUMNS) + "\nx.avi,b,0,train,x,1,2.0,1.0\n",
-     r"bad\.csv: record x\.avi: label 'b'"),
+     r"bad\.csv:3: column 'label': 'b' is not in the header's class list"),
+    ('# actionlab-manifest v1 {"classes": ["a"]}\n' + ",".join(COLUMNS) + "\nx.avi,a,0,train,x,12x,2.0,1.0\n",
+     r"bad\.csv:3: column 'num_frames': expected an integer frame count .*'12x'"),
+    ('# actionlab-manifest v1 {"classes": ["a"]}\n' + ",".join(COLUMNS) + "\nx.avi,a,0,train,x,7.5,2.0,1.0\n",
+     r"bad\.csv:3: column 'num_frames'"),
+    ('# actionlab-manifest v1 {"classes": ["a", "b"]}\n' + ",".join(COLUMNS) + "\nx.avi,a,1,train,x,7,2.0,1.0\n",
+     r"bad\.csv:3: column 'label_index': 1 does not match label 'a', which is class 0"),
+    ('# actionlab-manifest v1 {"classes": ["a"]}\npath,label,split,label_index,group,num_frames,fps,duration\n',
+     r"bad\.csv:2: the columns are in another order"),
 ])
 def test_malformed_files_name_file_and_line(tmp_path: Path, text: str, match: str) -> None:
     (tmp_path / "bad.csv").write_text(text)

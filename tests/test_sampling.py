@@ -15,6 +15,7 @@ from actionlab.data.sampling import (
     pad_indices,
     random_segment,
     sliding_windows,
+    spread_clip_indices,
     strided_indices,
     tsn_indices,
     uniform_indices,
@@ -66,6 +67,10 @@ def test_examples() -> None:
     assert clip_indices(20, 4, 2, num_clips=3).tolist() == [[0, 2, 4, 6], [6, 8, 10, 12], [13, 15, 17, 19]]
     assert clip_indices(5, 4, 2).tolist() == [[0, 1, 3, 4]]  # short video: the whole of it, in order
     assert clip_indices(3, 5, 1).tolist() == [[0, 1, 1, 2, 2]]
+    # spread: one frame per equal segment over the whole video; two test clips interleave
+    assert clip_indices(20, 4, 2, sampling="spread").tolist() == [[2, 7, 12, 17]]
+    assert spread_clip_indices(20, 4, num_clips=2).tolist() == [[1, 6, 11, 16], [3, 8, 13, 18]]
+    assert spread_clip_indices(3, 5).tolist() == [[0, 0, 1, 2, 2]]  # short video: in order, frames repeated
 
 
 @pytest.mark.parametrize("call", [
@@ -82,6 +87,8 @@ def test_examples() -> None:
     lambda: sliding_windows(10, 4, 0),
     lambda: clip_indices(10, 0, 2),
     lambda: clip_indices(10, 4, 2, num_clips=0),
+    lambda: clip_indices(10, 4, 2, sampling="sparse"),
+    lambda: spread_clip_indices(0, 4),
     lambda: uniform_indices(10.0, 2),  # type: ignore[arg-type]
 ])
 def test_bad_arguments_raise_value_error(call) -> None:  # type: ignore[no-untyped-def]
@@ -206,3 +213,15 @@ def test_clip_indices(n: int, clip_len: int, interval: int, num_clips: int, seed
     else:
         assert np.all((np.diff(clips, axis=1) >= 0) & (np.diff(clips, axis=1) <= interval))  # forward, no gaps
         assert np.all(clips[:, 0] == 0) and np.all(clips[:, -1] == n - 1)  # the whole video
+
+
+@given(frames, st.integers(1, 32), st.integers(1, 6), seeds, st.booleans())
+def test_spread_clip_indices(n: int, clip_len: int, num_clips: int, seed: int, random: bool) -> None:
+    clips = spread_clip_indices(n, clip_len, num_clips, rng(seed) if random else None)
+    assert clips.shape == (num_clips, clip_len) and valid(clips, n)
+    assert np.array_equal(clips, spread_clip_indices(n, clip_len, num_clips, rng(seed) if random else None))
+    assert np.all(np.diff(clips, axis=1) >= 0)  # time order, never backwards
+    k = np.arange(clip_len)  # frame p (covering [p, p+1)) overlaps segment k: [k n / L, (k+1) n / L)
+    assert np.all((clips * clip_len < (k + 1) * n) & ((clips + 1) * clip_len > k * n))
+    if not random:
+        assert np.array_equal(spread_clip_indices(n, clip_len, 1)[0], uniform_indices(n, clip_len))

@@ -27,11 +27,12 @@ DOCUMENTED = {
     "demo": dict(classes=11, pairs=4, frames=(40, 72), fps=25, size=(240, 320)),
     "textures": dict(classes=8, pairs=3, frames=(30, 90), fps=15, size=(240, 320)),
     "gestures": dict(classes=14, pairs=6, frames=(48, 120), fps=30, size=(180, 320)),
+    "outdoor": dict(classes=10, pairs=4, frames=(36, 150), fps=24, size=(160, 240)),
 }
 
 
 def test_families_are_listed_and_documented() -> None:
-    assert FAMILIES == ("demo", "textures", "gestures")
+    assert FAMILIES == ("demo", "textures", "gestures", "outdoor")
     assert family_classes("demo") == SYNTH_CLASSES == family_classes()
     every = [c for f in FAMILIES for c in family_classes(f)]
     assert len(every) == len(set(every)), "class names are unique across families"
@@ -118,3 +119,19 @@ def test_family_classes_are_checked() -> None:
         make_synthetic_dataset("/nonexistent/never-written", family="textures", classes=["GrowCircle"])
     with pytest.raises(ValueError, match="unknown synthetic class 'Swim'.*gestures: RaiseArm"):
         render_clip("Swim", 1, 1, 5)
+
+
+def test_outdoor_is_sized_like_a_held_out_ucf101_set(tmp_path) -> None:
+    """By default the held-out family has 25 groups x 4 clips per class: 100 videos a class, of which UCF-101's
+    split 1 tests groups 1-7 (28 videos; 10 classes: 720 train / 280 test)."""
+    fam = get_family("outdoor")
+    assert (fam.groups, fam.clips_per_group) == (25, 4)
+    assert (get_family("demo").groups, get_family("demo").clips_per_group) == (16, 2)  # the others unchanged
+    root = make_synthetic_dataset(tmp_path / "d", family="outdoor", classes=["Fountain"], num_frames=2,
+                                  size=(16, 24), codec="ffv1", workers=0)
+    lists = root / "ucfTrainTestlist"
+    train = (lists / "trainlist01.txt").read_bytes().decode().split("\r\n")[:-1]
+    test = (lists / "testlist01.txt").read_bytes().decode().split("\r\n")[:-1]
+    assert (len(train), len(test)) == (72, 28)
+    assert test[0] == "Fountain/v_Fountain_g01_c01.avi" and test[-1] == "Fountain/v_Fountain_g07_c04.avi"
+    assert all(line.startswith("Fountain/v_Fountain_g") and line.endswith(" 1") for line in train)

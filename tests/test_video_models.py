@@ -25,9 +25,11 @@ VIDEO_MODELS = list_models("video")
 
 # The smallest clip each architecture accepts (default: (2, 3, 8, 32, 32)); batch 2 so BatchNorm can train
 # on 1x1 maps. tv_s3d's fixed 2x7x7 final pooling needs 224 px and 9+ frames at the top: 13 frames.
-INPUT_SHAPES = {"c3d": (2, 3, 16, 32, 32), "tv_s3d": (1, 3, 13, 224, 224)}
+INPUT_SHAPES = {"c3d": (2, 3, 16, 32, 32), "tv_s3d": (1, 3, 13, 224, 224), "slow_fusion": (2, 3, 10, 32, 32)}
 BUILD_KWARGS: dict[str, dict[str, Any]] = {
     "fusion_vgg": {"clip_len": 8},
+    "early_fusion": {"clip_len": 8, "width": 0.25},
+    "single_frame_cnn": {"width": 0.25}, "late_fusion": {"width": 0.25}, "slow_fusion": {"width": 0.25},
     "tv_mvit_v1_b": {"clip_len": 8, "size": 32},
     "lrcn": {"backbone": "mobilenet_v2", "freeze_backbone": False, "hidden_size": 32},
 }
@@ -334,7 +336,7 @@ VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 
 
 @pytest.mark.skipif(not VTEST.exists(), reason="needs Debian's opencv-doc sample videos")
-@pytest.mark.parametrize("name", ["r2plus1d_18", "s3d", "late_fusion"])
+@pytest.mark.parametrize("name", ["r2plus1d_18", "s3d", "vgg9_average"])
 def test_models_classify_decoded_clips_from_the_data_pipeline(name: str) -> None:
     from actionlab.data.decode import read_frames
     from actionlab.data.transforms import ClipEvalTransform
@@ -349,3 +351,116 @@ def test_models_classify_decoded_clips_from_the_data_pipeline(name: str) -> None
         logits = model(clips)
     assert logits.shape == (2, 4) and torch.isfinite(logits).all()
     assert not torch.allclose(logits[0], logits[1])  # the output depends on the clip's content
+
+
+# ------------------------------------------------------------------------------------------ TSM
+
+
+def test_temporal_shift_moves_two_folds_one_frame() -> None:
+    from actionlab.models.tsm import temporal_shift
+
+    x = torch.arange(2 * 3 * 8, dtype=torch.float32).view(2 * 3, 8, 1, 1)  # B=2 clips of T=3 frames, C=8
+    y = temporal_shift(x, clip_len=3, fold_div=4).view(2, 3, 8)
+    x = x.view(2, 3, 8)
+    torch.testing.assert_close(y[:, 1:, :2], x[:, :-1, :2])  # fold 0 from the previous frame
+    torch.testing.assert_close(y[:, :-1, 2:4], x[:, 1:, 2:4])  # fold 1 from the next frame
+    torch.testing.assert_close(y[:, :, 4:], x[:, :, 4:])  # the rest stays
+    assert y[:, 0, :2].abs().sum() == 0 and y[:, -1, 2:4].abs().sum() == 0  # nothing from outside the clip
+
+
+def test_tsm_is_its_2d_network_on_a_still_clip_and_tells_time_order() -> None:
+    from actionlab.models.tsm import TSM
+
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(0)
+    model = TSM(num_classes=4, clip_len=24, pretrained=True).eval()  # ImageNet MobileNetV2, from disk
+    frame = torch.randn(1, 3, 32, 32, generator=gen)
+    still = frame.unsqueeze(2).expand(1, 3, 24, 32, 32).contiguous()
+    def frame_features(clip: torch.Tensor) -> torch.Tensor:  # (1, 3, T, H, W) -> (T, 1280)
+        return model.features(clip[0].transpose(0, 1).contiguous()).mean(dim=(2, 3))
+
+    with torch.no_grad():
+        steps = frame_features(still)
+        x = frame
+        for block in model.features:  # the same weights without any shift: the 2D network
+            x = x + block.conv(x) if hasattr(block, "clip_len") else block(x)
+        flat = x.mean(dim=(2, 3))[0]
+        # 10 shifted blocks: the clip's zero ends reach 10 frames in; the middle frames are the 2D network's
+        torch.testing.assert_close(steps[10:14], flat.expand(4, -1), rtol=1e-4, atol=1e-4 * flat.abs().max().item())
+        # not a bag of frames: reversing the clip does not just reverse the frames' features
+        clip = torch.randn(1, 3, 24, 32, 32, generator=gen)
+        forward, backward = frame_features(clip), frame_features(clip.flip(2)).flip(0)
+        assert (forward - backward).abs().max() > 0.05 * forward.abs().max()
+
+# ------------------------------------------------------------------------------------------ fusion family, flow clips
+
+FLOW_INPUT_MODELS = ["single_frame_cnn", "early_fusion", "late_fusion", "slow_fusion", "c3d_small", "r2plus1d_18"]
+
+
+@pytest.mark.parametrize("name", VIDEO_MODELS)
+def test_every_video_network_takes_in_channels(name: str) -> None:
+    """The registry gives every video network ``in_channels``: the convolution reading the clip is adapted."""
+    assert "in_channels" in model_entry(name).params
+    with torch.device("meta"):  # shapes only
+        model = create_model(name, num_classes=3, in_channels=4, **BUILD_KWARGS.get(name, {}))
+    stems = [m for m in model.modules() if isinstance(m, nn.Conv2d | nn.Conv3d)]
+    assert stems[0].in_channels == 4 and stems[0].weight.shape[1] == 4
+    assert all(m.in_channels != 3 for m in stems)  # no other layer was the one reading RGB
+
+
+@pytest.mark.parametrize("name", FLOW_INPUT_MODELS)
+def test_video_networks_read_two_channel_flow_clips(name: str) -> None:
+    """``in_channels=2`` (optical flow x, y): the stem's RGB kernels averaged and replicated (TSN), and the
+    network trains a step on a 2-channel clip."""
+    torch.manual_seed(0)
+    kwargs = {"early_fusion": {"clip_len": 10, "width": 0.25}, "single_frame_cnn": {"width": 0.25},
+              "late_fusion": {"width": 0.25}, "slow_fusion": {"width": 0.25}, "r2plus1d_18": {"width": 0.25},
+              "c3d_small": {"width": 0.25}}
+    rgb = create_model(name, num_classes=3, **kwargs.get(name, {}))
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=3, in_channels=2, **kwargs.get(name, {}))
+    stem_rgb = next(m for m in rgb.modules() if isinstance(m, nn.Conv2d | nn.Conv3d))
+    stem = next(m for m in model.modules() if isinstance(m, nn.Conv2d | nn.Conv3d))
+    assert stem.in_channels == 2 and stem.weight.shape[1] == 2
+    expected = stem_rgb.weight.mean(dim=1, keepdim=True).expand_as(stem.weight)
+    torch.testing.assert_close(stem.weight, expected)
+    x = torch.randn(2, 2, 10, 32, 32)
+    logits = model.train()(x)
+    assert logits.shape == (2, 3) and torch.isfinite(logits).all()
+    nn.functional.cross_entropy(logits, torch.tensor([0, 2])).backward()
+    assert stem.weight.grad is not None and torch.isfinite(stem.weight.grad).all()
+
+
+def test_karpathy_fusion_networks_see_the_frames_the_paper_says() -> None:
+    """Single frame: only the middle frame matters; late fusion: only the first and last; early fusion's conv1
+    spans the clip; slow fusion's conv1-3 have temporal extent 4, 2, 2 (stride 2): conv3 sees all 10 frames."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 10, 32, 32)
+    changed = x.clone()
+    changed[:, :, 1:-1] = torch.randn(2, 3, 8, 32, 32)  # every frame but the first and the last
+    changed_ends = x.clone()
+    changed_ends[:, :, [0, -1]] = torch.randn(2, 3, 2, 32, 32)
+    nets = {n: create_model(n, num_classes=4, width=0.25).eval() for n in ("single_frame_cnn", "late_fusion", "slow_fusion")}
+    early = create_model("early_fusion", num_classes=4, clip_len=10, width=0.25).eval()
+    with torch.no_grad():
+        out = {n: (m(x), m(changed), m(changed_ends)) for n, m in nets.items()}
+        torch.testing.assert_close(out["late_fusion"][0], out["late_fusion"][1])
+        assert not torch.allclose(out["late_fusion"][0], out["late_fusion"][2])
+        torch.testing.assert_close(out["single_frame_cnn"][0], out["single_frame_cnn"][2])  # middle frame kept
+        assert not torch.allclose(out["single_frame_cnn"][0], out["single_frame_cnn"][1])
+        assert not torch.allclose(out["slow_fusion"][0], out["slow_fusion"][1])
+        assert not torch.allclose(out["slow_fusion"][0], out["slow_fusion"][2])
+        slow = nets["slow_fusion"].features
+        assert [slow.get_submodule(f"conv{i}").kernel_size[0] for i in (1, 2, 3, 4, 5)] == [4, 2, 2, 1, 1]
+        assert slow[:slow_index(slow, "conv3") + 1](x).shape[2] == 1  # one response of all 10 frames
+        assert early.features.conv1.kernel_size[0] == 10
+        assert early.features.conv1(x).shape[2] == 1
+    assert nets["late_fusion"].classifier.fc6.in_features == 2 * nets["single_frame_cnn"].classifier.fc6.in_features
+    with pytest.raises(ValueError, match="clip.clip_len=10"):
+        nets["slow_fusion"](x[:, :, :8])
+    with pytest.raises(ValueError, match="clip_len=10"):
+        early(x[:, :, :8])
+
+
+def slow_index(seq: nn.Sequential, name: str) -> int:
+    return [n for n, _ in seq.named_children()].index(name)

@@ -8,6 +8,7 @@ language of sweeps (any field can be swept).
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -23,6 +24,39 @@ T = TypeVar("T")
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+FLOW_ALGORITHMS = ("dis", "farneback", "tvl1")
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """Dense optical flow as a modality (``extract --modality flow``): how it is computed and stored."""
+
+    algorithm: str = "dis"
+    """OpenCV estimator: ``dis`` (DIS, fast; the default), ``farneback``, or ``tvl1`` (needs OpenCV's contrib
+    build, ``cv2.optflow``)."""
+    preset: str = "fast"
+    """DIS preset: ``ultrafast``, ``fast`` or ``medium`` (only for ``algorithm=dis``)."""
+    bound: float = 20.0
+    """Flow is clipped to ``[-bound, bound]`` pixels and quantised to uint8 (TSN / denseflow: 20)."""
+    stack: int = 5
+    """L: consecutive flow fields per sampled position, 2L channels (x and y of each) into the network (TSN)."""
+    size: int = 0
+    """Short side frames are decoded to and flow is computed at; 0 = the backbone's resize (256 for
+    mobilenet_v2). Flow magnitudes are in pixels of this size."""
+    output: str = "features"
+    """``features``: per-step features of the ImageNet 2D CNN over the stacked flow (its first convolution's
+    RGB weights averaged and replicated over the 2L channels: TSN's cross-modality initialisation), for
+    temporal models; ``raw``: the quantised flow itself ``(T, 2L, H, W)`` uint8, for video networks."""
+
+    def __post_init__(self) -> None:
+        _check_choice("flow.algorithm", self.algorithm, FLOW_ALGORITHMS)
+        _check_choice("flow.preset", self.preset, ("ultrafast", "fast", "medium"))
+        _check_choice("flow.output", self.output, ("features", "raw"))
+        if self.bound <= 0 or self.stack < 1 or self.size < 0:
+            raise ValueError(f"flow.bound must be > 0, flow.stack >= 1 and flow.size >= 0, got {self.bound}, "
+                             f"{self.stack}, {self.size}")
 
 
 @dataclass(frozen=True)
@@ -49,8 +83,18 @@ class ExtractConfig:
     """Inference engine: ``auto`` (ONNX Runtime on CPU when installed, PyTorch otherwise), ``onnx`` or ``torch``."""
     predictions: bool = False
     """Also store per-frame class scores from the backbone's head (for a fine-tuned backbone's baseline)."""
+    modality: str = "rgb"
+    """What each sampled position becomes: ``rgb`` (the frame) or ``flow`` (optical flow from that frame on,
+    see ``flow``)."""
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    """Optical flow settings (``modality=flow`` only)."""
 
     def __post_init__(self) -> None:
+        _check_choice("modality", self.modality, ("rgb", "flow"))
+        if self.modality == "rgb" and self.flow != FlowConfig():
+            raise ValueError("flow settings apply to modality=flow only (extract --modality flow)")
+        if self.modality == "flow" and self.predictions:
+            raise ValueError("predictions (the backbone head's class scores) are for RGB frames, not flow")
         _check_choice("sampler", self.sampler, ("all", "stride", "uniform"))
         _check_choice("dtype", self.dtype, ("float16", "float32"))
         _check_choice("engine", self.engine, ("auto", "onnx", "torch"))
@@ -93,8 +137,9 @@ class ModelConfig:
     pretrained: bool = False
     """End-to-end models: start from locally available pretrained weights."""
     width: float = 1.0
-    """Channel multiplier of the convolutional video networks (``c3d``, ``c3d_small``, ``r2plus1d_18``): 0.25 is
-    about 16x cheaper to train, for CPUs and small datasets."""
+    """Channel multiplier of the convolutional video networks (``c3d``, ``c3d_small``, ``r2plus1d_18`` and Karpathy
+    et al.'s ``single_frame_cnn``, ``early_fusion``, ``late_fusion``, ``slow_fusion``): 0.25 is about 16x cheaper
+    to train, for CPUs and small datasets."""
     train_layers: str = "top"
     """Frame classifiers being fine-tuned: ``top`` (the last feature block and the classifier) or ``all``."""
 
@@ -139,7 +184,11 @@ class OptimConfig:
         _check_choice("optim.name", self.name, ("sgd", "adam", "adamw", "rmsprop"))
         _check_choice("optim.schedule", self.schedule, ("constant", "step", "cosine"))
         if self.lr <= 0 or self.weight_decay < 0 or self.grad_clip < 0 or self.warmup_epochs < 0:
-            raise ValueError("lr must be > 0; weight_decay, grad_clip and warmup_epochs >= 0")
+            raise ValueError(f"optim.lr must be > 0 and optim.weight_decay, optim.grad_clip, optim.warmup_epochs "
+                             f">= 0, got {self.lr}, {self.weight_decay}, {self.grad_clip}, {self.warmup_epochs}")
+        if not 0.0 <= self.momentum < 1.0 or self.gamma <= 0 or self.step_size < 1:
+            raise ValueError(f"optim.momentum must be in [0, 1), optim.gamma > 0 and optim.step_size >= 1, got "
+                             f"{self.momentum}, {self.gamma}, {self.step_size}")
 
 
 @dataclass(frozen=True)
@@ -198,11 +247,19 @@ class ClipConfig:
     clip_len: int = 16
     """Frames per clip."""
     frame_interval: int = 2
-    """Temporal stride between a clip's frames."""
+    """Temporal stride between a clip's frames (``sampling=dense``)."""
+    sampling: str = "dense"
+    """Which frames make a clip: ``dense`` (``clip_len`` frames ``frame_interval`` apart, at a random start in
+    training and evenly spaced starts at test) or ``spread`` (``clip_len`` frames over the whole video, one per
+    equal segment, jittered in training: every clip sees the whole action, whatever the video's length)."""
     size: int = 112
     """Square crop side after resizing (C3D/R(2+1)D: 112)."""
     resize: int = 128
     """Short side frames are decoded to before cropping."""
+    keep_aspect: bool = True
+    """``false``: crops are taken from the whole frame squeezed to ``resize x resize`` instead of from the frame
+    with its short side at ``resize``, so a square crop sees the whole width of a wide (16:9) video: for small
+    clips, where a centre crop would cut off what happens at the sides."""
     test_clips: int = 3
     """Clips averaged per video at test time (evenly spaced)."""
     test_crops: int = 1
@@ -227,6 +284,11 @@ class ClipConfig:
         if not (0.0 <= self.hue <= 0.5 and 0.0 <= self.grayscale <= 1.0):
             raise ValueError(f"clip.hue must be in [0, 0.5] and clip.grayscale in [0, 1], got {self.hue}, "
                              f"{self.grayscale}")
+        _check_choice("clip.sampling", self.sampling, ("dense", "spread"))
+        if self.sampling == "spread" and self.frame_interval != ClipConfig.frame_interval:
+            raise ValueError(f"clip.frame_interval={self.frame_interval} does not apply to clip.sampling=spread "
+                             "(the frames are spread over the whole video); leave it unset or use "
+                             "clip.sampling=dense")
         if self.test_crops not in (1, 3):
             raise ValueError(f"clip.test_crops must be 1 or 3, got {self.test_crops}")
 
@@ -279,8 +341,10 @@ class TrainConfig:
     eval_split: str = "test"
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.patience < 0 or self.num_workers < 0:
-            raise ValueError("epochs and batch_size must be >= 1; patience and num_workers >= 0")
+        if self.epochs < 1 or self.batch_size < 1 or self.patience < 0 or self.num_workers < 0 or self.seed < 0:
+            raise ValueError(f"epochs and batch_size must be >= 1; patience, num_workers and seed >= 0 (got "
+                             f"epochs={self.epochs}, batch_size={self.batch_size}, patience={self.patience}, "
+                             f"num_workers={self.num_workers}, seed={self.seed})")
 
 
 def resolved_inference(cfg: TrainConfig) -> InferenceConfig:
@@ -334,9 +398,12 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
             raise ValueError(f"{name}: expected an integer, got {value!r}") from None
     if tp is float:
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise ValueError(f"{name}: expected a number, got {value!r}") from None
+        if not math.isfinite(number):  # NaN passes every range check (nan < 0 is False): refuse it here
+            raise ValueError(f"{name}: expected a finite number, got {value!r}")
+        return number
     if tp is str:
         return str(value)
     return value
@@ -397,8 +464,36 @@ def save_yaml(cfg: Any, path: str | Path, extra: Mapping[str, Any] | None = None
     atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
 
 
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML file, read with ``yaml.safe_load`` (plain data: a tag such as ``!!python/object`` is
+    refused, never constructed). A damaged file or a tag is a ``FileError`` naming the file, line and fix."""
+    from actionlab.utils import FileError
+
+    path = Path(path)
+    fix = ("restore it, or delete it and rerun `actionlab train ... --resume`, which writes a run's config.yaml "
+           "again from the settings given")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.constructor.ConstructorError as exc:
+        mark = f"line {exc.problem_mark.line + 1}: " if exc.problem_mark else ""
+        tag = str(exc.problem).rsplit(" ", 1)[-1].strip("'").replace("tag:yaml.org,2002:", "!!") if exc.problem else "?"
+        raise FileError(path, f"{mark}YAML tag {tag} refused: config files are plain data, nothing in them is "
+                        "run", "remove the tag") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise FileError(path, f"{where}not valid YAML ({getattr(exc, 'problem', None) or exc})", fix) from None
+    except UnicodeDecodeError as exc:
+        raise FileError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})", fix) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise FileError(path, f"expected a mapping of config fields, got a {type(data).__name__}", fix)
+    return data
+
+
 def load_yaml(cls: type[T], path: str | Path, ignore: tuple[str, ...] = ("git", "meta")) -> T:
-    data = yaml.safe_load(Path(path).read_text()) or {}
+    data = read_yaml(path)
     return from_dict(cls, {k: v for k, v in data.items() if k not in ignore})
 
 
@@ -429,12 +524,21 @@ PRESETS: dict[str, Preset] = {
     "c3d": Preset({"model.name": "c3d_small", "clip.size": 64, "clip.resize": 72},
                   "the small C3D of a UCF-11 student project on 64 x 64 clips"),
     "video_cpu": Preset(
+        {"model.name": "tsm_mobilenet_v2", "model.pretrained": True, "model.dropout": 0.5, "optim.lr": 5e-4,
+         "optim.weight_decay": 5e-4, "optim.schedule": "cosine", "epochs": 20, "batch_size": 8, "patience": 0,
+         "clip.clip_len": 8, "clip.sampling": "spread", "clip.size": 96, "clip.resize": 108,
+         "clip.keep_aspect": False, "clip.hue": 0.5, "clip.grayscale": 0.2, "clip.cache_frames": True},
+        "a video network that trains on 2 CPU cores: MobileNetV2 with temporal shift (TSM) from its ImageNet "
+        "weights, 8 frames spread over the whole video, whole frames at 96 x 96 decoded once into memory, "
+        "hue/grayscale augmentation"),
+    "r2plus1d_cpu": Preset(
         {"model.name": "r2plus1d_18", "model.width": 0.25, "model.dropout": 0.3, "optim.lr": 1e-3,
          "optim.weight_decay": 5e-4, "optim.schedule": "cosine", "epochs": 60, "batch_size": 16,
          "clip.clip_len": 16, "clip.frame_interval": 3, "clip.size": 32, "clip.resize": 36, "clip.hue": 0.5,
          "clip.grayscale": 0.2, "clip.cache_frames": True, "patience": 0},
-        "a 3D network that trains on 2 CPU cores: R(2+1)D-18 at a quarter width on 16 x 32 x 32 clips of every "
-        "3rd frame, decoded once into memory, with hue/grayscale augmentation"),
+        "a 3D network trained from scratch on 2 CPU cores: R(2+1)D-18 at a quarter width on 16 x 32 x 32 clips of "
+        "every 3rd frame, decoded once into memory, with hue/grayscale augmentation (simple scenes only: it "
+        "learns little from a few hundred cluttered videos)"),
 }
 DEPRECATED_PRESETS = {"seed000": "lstm_batchnorm_wd"}
 """Old preset names, accepted for one release with a deprecation warning."""

@@ -5,18 +5,26 @@
     actionlab extract MANIFEST -o feats.h5   cache per-frame CNN features (resumable, torchrun-aware)
     actionlab finetune MANIFEST --out RUN    fine-tune a 2D backbone on single frames
     actionlab train --features feats.h5 ...  train a temporal model (or --manifest for end-to-end video nets)
+    actionlab fuse RUN_RGB RUN_FLOW --run OUT  two-stream late fusion (weight chosen on val) as a run
     actionlab evaluate RUN [--baseline RUN]  metrics, confusion, improved/hurt classes
-    actionlab predict VIDEO... --run RUN     top-5 labels for any video file
+    actionlab predict VIDEO... --run RUN     top-5 labels and a timeline (--output annotated.mp4)
     actionlab explain RUN VIDEO... -o DIR    heat maps over the frames and per-frame weights (PNG, MP4, JSON)
+    actionlab export RUN -o NAME.actionlab   ONNX/TorchScript graphs + manifest, checked against PyTorch
+    actionlab serve RUN                      a page and a JSON API on http://127.0.0.1:8000
     actionlab sweep --features feats.h5 ...  grid/random/TPE search with Optuna, resumable
     actionlab report RUN|SWEEP... -o r.html  one self-contained HTML report (+ Markdown)
     actionlab demo                           the whole pipeline on a generated dataset
     actionlab list models|backbones|presets
+
+Exit status: 0 done; 1 done, but with defects found (index/extract --strict: listed videos missing, unreadable,
+skipped or misplaced; train: the training loss diverged); 2 an error, printed as one line ``error: <file>:
+<what> (<fix>)`` (-v adds the traceback); 130 interrupted. Every command resumes where a crash left it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -26,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger("actionlab")
-FAMILIES = ("demo", "textures", "gestures")  # actionlab.data.synth.FAMILIES, without importing it at start-up
+FAMILIES = ("demo", "textures", "gestures", "outdoor")  # actionlab.data.synth.FAMILIES, without importing it at start-up
 
 
 # ----------------------------------------------------------------------------------- helpers
@@ -91,27 +99,46 @@ def cmd_index(args: argparse.Namespace) -> int:
             args.root, layout=args.layout, split=args.split, classes=_csv_list(args.classes),
             val_fraction=args.val_fraction, seed=args.seed, probe=not args.no_probe,
             workers=args.workers, progress=_callback(bar))
-    write_manifest(manifest, args.output)
+    refused = args.strict and not report.ok
+    if not refused:
+        write_manifest(manifest, args.output)
     print(format_index_report(manifest, report))
+    if refused:
+        _fail(f"{report.root}: {report.defect_summary()} (--strict: {args.output} not written; fix the dataset, "
+              "or index without --strict to keep what is there)")
+        return 1
     print(f"manifest: {args.output}")
     return 0
 
 
+FLOW_FLAGS = {"flow_algorithm": "algorithm", "flow_preset": "preset", "flow_bound": "bound", "flow_stack": "stack",
+              "flow_size": "size", "flow_output": "output"}
+
+
 def cmd_extract(args: argparse.Namespace) -> int:
-    from actionlab.config import ExtractConfig
+    from actionlab.config import ExtractConfig, FlowConfig
     from actionlab.data.manifest import read_manifest
     from actionlab.features.extract import extract_features
 
+    given = [flag for flag in FLOW_FLAGS if getattr(args, flag) is not None]
+    if given and args.modality != "flow":
+        raise ValueError(f"--{given[0].replace('_', '-')} and the other --flow-* options apply to --modality flow "
+                         "only")
+    flow = {FLOW_FLAGS[flag]: getattr(args, flag) for flag in given}
     cfg = ExtractConfig(backbone=args.backbone, weights=args.weights, sampler=args.sampler,
                         num_frames=args.num_frames, stride=args.stride, dtype=args.dtype,
                         batch_size=args.batch_size, workers=args.workers, engine=args.engine,
-                        predictions=args.predictions)
+                        predictions=args.predictions, modality=args.modality, flow=FlowConfig(**flow))
     manifest = read_manifest(args.manifest)
     with _progress("extracting", total=len(manifest.records)) as bar:
         report = extract_features(manifest, args.output, cfg, splits=_csv_list(args.splits),
                                   skip_bad=args.skip_bad, device=args.device, overwrite=args.overwrite,
                                   progress=_callback(bar))
     print(report.summary() if hasattr(report, "summary") else report)
+    if args.strict and report.failed:
+        _fail(f"{args.output}: {len(report.failed)} video(s) of {args.manifest} left out as undecodable (--strict; "
+              "the store holds the others: fix or remove those videos and rerun `actionlab index`)")
+        return 1
     return 0
 
 
@@ -141,21 +168,33 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _features(args: argparse.Namespace) -> str | list[str] | None:
+    """``--features`` once: that store; several times: aligned stores concatenated per step (early fusion)."""
+    stores = args.features
+    return stores[0] if stores and len(stores) == 1 else stores
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from actionlab.cli.text import format_seeds
-    from actionlab.experiments.run import train_run, train_seeds
+    from actionlab.experiments.run import divergence_message, train_run, train_seeds
 
     cfg = _train_config(args)
     if args.seeds:
         seeds = [int(s) for s in _csv_list(args.seeds) or []]
-        summary = train_seeds(cfg, args.run, seeds, features=args.features, manifest=args.manifest,
+        summary = train_seeds(cfg, args.run, seeds, features=_features(args), manifest=args.manifest,
                               resume=args.resume, log=print, tensorboard=args.tensorboard)
         print(format_seeds(summary))
         print(f"per-seed runs in {args.run}/seed-*/, summary: {Path(args.run) / 'seeds.json'}")
-        return 0
-    result = train_run(cfg, args.run, features=args.features, manifest=args.manifest, resume=args.resume,
+        for seed in summary.get("diverged", []):
+            epoch = summary["runs"][str(seed)].get("diverged_epoch", "?")
+            _fail(divergence_message(Path(args.run) / f"seed-{seed}", cfg, epoch))
+        return 1 if summary.get("diverged") else 0
+    result = train_run(cfg, args.run, features=_features(args), manifest=args.manifest, resume=args.resume,
                        log=print, tensorboard=args.tensorboard)
     _print_json(result)
+    if result.get("diverged"):
+        _fail(divergence_message(Path(args.run), cfg, result.get("diverged_epoch", "?")))
+        return 1
     return 0
 
 
@@ -166,16 +205,54 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if Path(args.run).suffix in (".h5", ".hdf5") and Path(args.run).is_file():
         # a feature store with per-frame predictions: the single-frame baseline, averaged per video
         args.run = single_frame_run(args.run, split=args.split)
-        print(f"single-frame baseline saved as a run: {args.run}", file=sys.stderr)
+        logger.info("single-frame baseline saved as a run: %s", args.run)
     _emit(evaluate_run(args.run, split=args.split, baseline=args.baseline), args.json, format_evaluation)
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from actionlab.cli.text import format_predictions
-    from actionlab.experiments.predict import predict_videos
+    from actionlab.data.decode import VideoDecodeError
+    from actionlab.experiments.predictor import Predictor
 
-    _emit(predict_videos(args.videos, args.run, top=args.top, device=args.device), args.json, format_predictions)
+    if args.output and len(args.videos) != 1:
+        raise ValueError(f"--output writes one annotated video: give one input video, not {len(args.videos)}")
+    predictor = Predictor(args.run, top_k=args.top, device=args.device, window_s=args.window, hop_s=args.hop,
+                          smoothing=args.smoothing)
+    results, failed = [], 0
+    for video in args.videos:  # a bad file is reported and skipped; the others are still answered
+        try:
+            results.append(predictor.annotate(video, args.output) if args.output else predictor.predict(video))
+        except (VideoDecodeError, OSError, ValueError, IndexError) as e:
+            failed += 1
+            why = e.reason if isinstance(e, VideoDecodeError) else str(e).replace(f"{video}: ", "")
+            print(f"actionlab predict: error: {video}: {why}", file=sys.stderr)
+    _emit(results, args.json, lambda r: format_predictions(r, segments=args.segments))
+    if failed:
+        print(f"actionlab predict: {failed} of {len(args.videos)} videos failed", file=sys.stderr)
+    return 2 if failed else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from actionlab.experiments.export import export_run
+
+    report = export_run(args.run, args.output, fmt=args.format, overwrite=args.overwrite, tolerance=args.tolerance)
+    for name, diff in report["max_abs_diff"].items():
+        print(f"{name:9s} {report['graphs'][name]:14s} max |PyTorch - {args.format}| = {diff:.2e}")
+    print(f"export: {report['path']} ({report['kind']} run; use it with actionlab predict/serve, "
+          f"actionlab.Predictor, or the graphs and manifest.json alone)")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from actionlab.serve.app import ServeConfig, default_workers, serve
+
+    cfg = ServeConfig(max_upload_mb=args.max_upload_mb, workers=args.workers or default_workers(),
+                      queue=args.queue, timeout_s=args.timeout_s)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {args.host}: anyone who can reach this machine can upload videos",
+              file=sys.stderr)
+    serve(args.run, host=args.host, port=args.port, cfg=cfg, device=args.device)
     return 0
 
 
@@ -201,11 +278,26 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.sweep_preset:
         print("--sweep-preset is deprecated: use --study", file=sys.stderr)
         study = study or args.sweep_preset
-    result = sweep_run(cfg, args.out, features=args.features, manifest=args.manifest, study=study,
+    result = sweep_run(cfg, args.out, features=_features(args), manifest=args.manifest, study=study,
                        grid=list(args.grid or []), seeds=[int(s) for s in _csv_list(args.seeds) or [0]],
                        sampler=args.sampler, n_trials=args.n_trials, n_jobs=args.n_jobs, storage=args.storage,
                        scale=args.scale, log=print)
     print(result)
+    return 0
+
+
+def cmd_fuse(args: argparse.Namespace) -> int:
+    from actionlab.cli.text import format_evaluation
+    from actionlab.experiments.evaluation import evaluate_run
+    from actionlab.experiments.fuse import fuse_runs, load_fusion
+
+    fuse_runs(args.first, args.second, args.run)
+    record = load_fusion(args.run) or {}
+    weights = record.get("weights", [])
+    print(f"weights chosen on {record.get('chosen_on')}: {args.first} x {weights[0]:g}, {args.second} x "
+          f"{weights[1]:g} (val top-1 {record.get('val_top1', float('nan')):.3f})")
+    print(format_evaluation(evaluate_run(args.run)))
+    print(f"fused run: {args.run}")
     return 0
 
 
@@ -261,9 +353,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--features", help="HDF5 feature store (temporal models)")
-    src.add_argument("--manifest", help="manifest CSV (end-to-end video models decode clips)")
+    p.add_argument("--features", action="append",
+                   help="HDF5 feature store (temporal models); repeat it to concatenate aligned stores per step "
+                        "(early fusion: --features rgb.h5 --features flow.h5); a raw flow store for video networks")
+    p.add_argument("--manifest", help="manifest CSV (end-to-end video models decode clips; with --features: the "
+                                      "manifest the store must have been extracted from)")
     p.add_argument("--config", help="start from a saved config.yaml")
     p.add_argument("--preset", help="named starting point (actionlab list presets)")
     p.add_argument("--model", help="registered model name (actionlab list models)")
@@ -305,6 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-probe", action="store_true", help="skip reading frame counts (faster, less checked)")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 (manifest not written) when a listed video is missing, unreadable, skipped or in "
+                        "another class's folder")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("extract", help="cache per-frame CNN features to HDF5")
@@ -320,10 +417,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--engine", default="auto", choices=["auto", "onnx", "torch"])
     p.add_argument("--predictions", action="store_true", help="also store per-frame class scores")
+    p.add_argument("--modality", default="rgb", choices=["rgb", "flow"],
+                   help="rgb frames, or dense optical flow from each sampled frame on (OpenCV)")
+    p.add_argument("--flow-algorithm", choices=["dis", "farneback", "tvl1"],
+                   help="flow estimator (default dis; tvl1 needs OpenCV's contrib build)")
+    p.add_argument("--flow-preset", choices=["ultrafast", "fast", "medium"], help="DIS preset (default fast)")
+    p.add_argument("--flow-bound", type=float, help="flow clipped to +-bound pixels, then uint8 (default 20)")
+    p.add_argument("--flow-stack", type=int, help="L flow fields stacked per sampled frame (default 5)")
+    p.add_argument("--flow-size", type=int, help="short side flow is computed at (default: the backbone's resize)")
+    p.add_argument("--flow-output", choices=["features", "raw"],
+                   help="features of the backbone over stacked flow (temporal models; default), or the raw "
+                        "quantised flow (video networks: --sampler all --flow-stack 1 --flow-size 64)")
     p.add_argument("--splits", help="comma-separated splits to extract (default: all)")
     p.add_argument("--skip-bad", action="store_true", help="list undecodable videos and go on")
     p.add_argument("--overwrite", action="store_true", help="replace a store made with other settings")
     p.add_argument("--device", default="auto")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 when a video was left out as undecodable (with --skip-bad; the store is kept)")
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("finetune", help="fine-tune an ImageNet 2D CNN on single frames (the `finetune` preset)")
@@ -352,6 +462,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "RUN/tensorboard/ (pip install 'actionlab[tensorboard]')")
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("fuse", help="two-stream late fusion of two runs (weight chosen on val), saved as a run")
+    p.add_argument("first", help="a run (e.g. the RGB stream)")
+    p.add_argument("second", help="a run on the same videos (e.g. the flow stream)")
+    p.add_argument("--run", required=True, help="the fused run directory to write")
+    p.set_defaults(func=cmd_fuse)
+
     p = sub.add_parser("evaluate", help="evaluate a run: top-k, mean class accuracy, confusion, changes")
     p.add_argument("run", help="run directory, or a feature store extracted with --predictions")
     p.add_argument("--split", default="test")
@@ -359,12 +475,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="top labels for video files with a trained run")
+    p = sub.add_parser("predict", help="top labels and a timeline for video files with a trained run or export")
     p.add_argument("videos", nargs="+")
-    p.add_argument("--run", required=True)
+    p.add_argument("--run", required=True, help="a run directory, or an export (actionlab export)")
     p.add_argument("--top", type=int, default=5)
     p.add_argument("--device", default="auto")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="the whole answer as JSON (top, timeline and segments)")
+    p.add_argument("--segments", action="store_true",
+                   help="print the timeline merged into segments (smoothed) instead of every window")
+    p.add_argument("--output", help="write the video with the current label drawn on each frame (.mp4/.avi/.mkv)")
+    p.add_argument("--window", type=float, help="timeline window in seconds (default: the training videos' median)")
+    p.add_argument("--hop", type=float, help="seconds between timeline windows (default: half a window)")
+    p.add_argument("--smoothing", type=int, default=3, help="windows averaged when merging segments (1 = none)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("explain", help="where a run's prediction for a video comes from: heat maps and per-frame "
@@ -377,6 +499,27 @@ def build_parser() -> argparse.ArgumentParser:
                                    "feature map at least 4 cells across)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, auto ...")
     p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("export", help="a run as ONNX (or TorchScript) graphs + manifest.json, checked against PyTorch")
+    p.add_argument("run")
+    p.add_argument("-o", "--output", required=True, help="export directory, e.g. lstm.actionlab")
+    p.add_argument("--format", default="onnx", choices=["onnx", "torchscript"])
+    p.add_argument("--tolerance", type=float, default=1e-3,
+                   help="largest accepted |PyTorch - export|, relative to the outputs' scale (default 1e-3)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing export directory")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("serve", help="a web page and a JSON API for a run or an export (FastAPI + uvicorn)")
+    p.add_argument("run", help="a run directory, or an export (actionlab export)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-upload-mb", type=float, default=200.0, help="larger uploads get 413 (default 200)")
+    p.add_argument("--workers", type=int, help="inference threads (default: 1 up to 4 cores, else cores/4)")
+    p.add_argument("--queue", type=int, default=32, help="requests that may wait for a worker (503 past it)")
+    p.add_argument("--timeout-s", type=float, default=120.0,
+                   help="time limit of a request, waiting included (503 while queued, 504 while running)")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("sweep", help="grid/random/TPE search over config fields with Optuna (resumable)")
     _add_train_flags(p)
@@ -414,22 +557,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _fail(message: str) -> None:
+    """The one ``error:`` line of a failed command (stderr)."""
+    from actionlab.cli.text import terminal_safe
+
+    print(f"error: {terminal_safe(message)}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    from actionlab.cli.text import SafeFormatter, TerminalSafe, error_message
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
     start = time.perf_counter()
     try:
-        code = args.func(args)
+        with contextlib.redirect_stdout(TerminalSafe(sys.stdout)):
+            code = args.func(args)
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+    except Exception as exc:
         if args.verbose:
             raise
-        name = type(exc).__name__
-        print(f"actionlab {args.command}: error: {exc} ({name}; rerun with -v for the traceback)", file=sys.stderr)
+        _fail(error_message(exc))
         return 2
     logger.debug("%s took %.1fs", args.command, time.perf_counter() - start)
     return code

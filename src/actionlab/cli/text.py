@@ -1,17 +1,75 @@
 """Terminal text of the verbs: evaluations, comparisons, per-class tables, predictions.
 
-The library returns data (dicts of metrics, predictions); only the CLI turns it into text.
+The library returns data (dicts of metrics, predictions); only the CLI turns it into text. Everything it prints
+passes :func:`terminal_safe` (``main`` wraps stdout and the log), so a class or file name holding control
+characters or ANSI escapes is shown escaped and never reaches the terminal raw.
 """
 
 from __future__ import annotations
 
+import errno
+import io
+import logging
 import math
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from actionlab.data.index import IndexReport
     from actionlab.data.manifest import Manifest
+
+
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+"""Control characters (all but tab and newline; ESC starts ANSI sequences, CR rewrites a line) and the
+bidirectional overrides that make text display in another order than it reads."""
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with control characters and bidi overrides written as visible escapes (``\\x1b``, ``\\u202e``)."""
+    return _UNSAFE.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+class TerminalSafe(io.TextIOBase):
+    """stdout through :func:`actionlab.cli.text.terminal_safe`: names from datasets never reach the terminal raw."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(terminal_safe(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return bool(getattr(self.stream, "isatty", lambda: False)())
+
+
+class SafeFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as usual, through :func:`terminal_safe`."""
+        return terminal_safe(super().format(record))
+
+
+def error_message(exc: BaseException) -> str:
+    """One line for an exception: the message of the errors actionlab raises (they name the file and the fix);
+    for anything else its type too, and a pointer to ``-v``."""
+    from actionlab.utils import DiskFullError
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT) and not isinstance(exc, DiskFullError):
+        exc = DiskFullError(exc.filename or "?")
+    if isinstance(exc, KeyError) and len(exc.args) == 1 and isinstance(exc.args[0], str):
+        text = exc.args[0]
+    elif isinstance(exc, OSError) and exc.filename and exc.strerror and str(exc).startswith("[Errno"):
+        text = f"{exc.filename}: {exc.strerror}"
+    else:
+        text = str(exc) or type(exc).__name__
+    text = "; ".join(line.strip() for line in text.splitlines() if line.strip())
+    if not isinstance(exc, (OSError, ValueError, KeyError, RuntimeError)):
+        text = f"unexpected {type(exc).__name__}: {text} (rerun with -v for the traceback)"
+    return text
 
 
 def _pct(x: Any) -> str:
@@ -80,15 +138,18 @@ def format_per_class(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def format_predictions(results: list[dict[str, Any]]) -> str:
+def format_predictions(results: list[dict[str, Any]], segments: bool = False) -> str:
+    """Top labels of each video, then its timeline (every window, or the merged ``segments``)."""
     lines = []
     for r in results:
         lines.append(f"{r['video']}  ({r['frames']} frames, {r['duration']:.1f}s)")
-        lines += [f"  {t['probability']:6.1%}  {t['label']}" for t in r["top"]]
-        if len(r["windows"]) > 1:
-            lines.append("  timeline:")
-            lines += [f"    {w['start_s']:7.2f}s - {w['end_s']:7.2f}s  {w['label']} ({w['probability']:.0%})"
-                      for w in r["windows"]]
+        lines += [f"  {t['score']:6.1%}  {t['label']}" for t in r["top"]]
+        rows = r["segments"] if segments else r["timeline"]
+        if segments or len(rows) > 1:
+            lines.append("  segments:" if segments else "  timeline:")
+            lines += [f"    {w['start']:7.2f}s - {w['end']:7.2f}s  {w['label']} ({w['score']:.0%})" for w in rows]
+        if "annotated" in r:
+            lines.append(f"  annotated video: {r['annotated']['path']} ({r['annotated']['frames']} frames)")
     return "\n".join(lines)
 
 
@@ -121,7 +182,12 @@ def format_index_report(manifest: Manifest, report: IndexReport, max_items: int 
         lines.append(f"frames:   min {f['min']}, mean {f['mean']:.1f}, max {f['max']}")
     for title, items in (("missing (listed, not on disk)", report.missing),
                          ("unreadable", [f"{p}: {why}" for p, why in report.unreadable]),
+                         ("skipped (listed, cannot be used)", report.skipped),
+                         ("misplaced (listed, found in another class's folder; indexed with the listed label)",
+                          [f"{listed} -> {found}" for listed, found in report.misplaced]),
                          ("unlisted (on disk, in no split list)", report.unlisted)):
+        if not items and title.startswith(("skipped", "misplaced")):
+            continue
         lines.append(f"{title}: {len(items)}")
         lines += [f"  {x}" for x in items[:max_items]]
         if len(items) > max_items:
@@ -139,4 +205,5 @@ def format_index_report(manifest: Manifest, report: IndexReport, max_items: int 
     lines += [f"note: {n}" for n in report.notes[:max_items]]
     if len(report.notes) > max_items:
         lines.append(f"note: ... and {len(report.notes) - max_items} more")
+    lines.append(f"left out: {report.defect_summary()}")
     return "\n".join(lines)

@@ -30,7 +30,7 @@ import torch
 from torch.utils.data import Dataset
 
 from actionlab.config import ClipConfig
-from actionlab.data.decode import VideoDecodeError, VideoReader
+from actionlab.data.decode import Size, VideoDecodeError, VideoReader
 from actionlab.data.manifest import Manifest
 from actionlab.data.sampling import clip_indices, tsn_indices
 from actionlab.data.transforms import (
@@ -55,7 +55,7 @@ def _item_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
 class _VideoDataset(Dataset):
     """Shared plumbing: the split's records, labels, epochs and error reporting."""
 
-    def __init__(self, manifest: Manifest, split: str, seed: int, epoch: int, decode_size: int | None,
+    def __init__(self, manifest: Manifest, split: str, seed: int, epoch: int, decode_size: Size,
                  cache_frames: bool = False) -> None:
         self.manifest = manifest
         self.split = split
@@ -87,6 +87,8 @@ class _VideoDataset(Dataset):
     def cache_estimate(self) -> int:
         """Bytes ``cache_frames`` would hold, from the manifest's frame counts (4:3 frames at the decode size)."""
         frames = sum(max(r.num_frames, 0) for r in self.records)
+        if isinstance(self.decode_size, tuple):
+            return frames * self.decode_size[0] * self.decode_size[1] * 3
         side = self.decode_size or 240
         return frames * side * (side * 4 // 3) * 3
 
@@ -187,15 +189,20 @@ class ClipDataset(_VideoDataset):
     ``(i // crops) % num_clips``, crop ``i % crops``.
 
     Frames are decoded with their short side at ``resize``, then cropped to ``size``. ``T = clip_len``;
-    the clip covers ``(clip_len - 1) * frame_interval + 1`` frames (short videos are padded by the sampler).
+    the clip covers ``(clip_len - 1) * frame_interval + 1`` frames (short videos are padded by the sampler), or
+    the whole video with ``sampling="spread"``.
     """
 
     def __init__(self, manifest: Manifest, split: str = "train", clip_len: int = 16, frame_interval: int = 2,
                  size: int = 112, resize: int = 128, num_clips: int = 1, train: bool = True, seed: int = 0,
                  epoch: int = 0, crops: int = 1, augment: bool = True, flip: bool = False,
                  mean: Sequence[float] = KINETICS_MEAN, std: Sequence[float] = KINETICS_STD,
-                 cache_frames: bool = False, hue: float = 0.0, grayscale: float = 0.0) -> None:
-        super().__init__(manifest, split, seed, epoch, decode_size=resize, cache_frames=cache_frames)
+                 cache_frames: bool = False, hue: float = 0.0, grayscale: float = 0.0,
+                 sampling: str = "dense", keep_aspect: bool = True) -> None:
+        # Squeezed frames come from the decoder's scaler at resize x resize: the crops are then exact slices.
+        super().__init__(manifest, split, seed, epoch, decode_size=resize if keep_aspect else (resize, resize),
+                         cache_frames=cache_frames)
+        self.sampling = sampling
         if clip_len < 1 or frame_interval < 1 or num_clips < 1:
             raise ValueError("clip_len, frame_interval and num_clips must be >= 1")
         self.clip_len, self.frame_interval = clip_len, frame_interval
@@ -206,8 +213,9 @@ class ClipDataset(_VideoDataset):
         self.augment = augment
         mean_t, std_t = tuple(float(m) for m in mean), tuple(float(s) for s in std)
         self.train_transform = ClipTrainTransform(size=size, resize=resize, flip=flip, hue=hue, grayscale=grayscale,
-                                                  mean=mean_t, std=std_t)  # type: ignore[arg-type]
-        self.eval_transform = ClipEvalTransform(size=size, resize=resize, crops=self.crops, mean=mean_t, std=std_t)  # type: ignore[arg-type]
+                                                  mean=mean_t, std=std_t, keep_aspect=keep_aspect)  # type: ignore[arg-type]
+        self.eval_transform = ClipEvalTransform(size=size, resize=resize, crops=self.crops, mean=mean_t, std=std_t,  # type: ignore[arg-type]
+                                                keep_aspect=keep_aspect)
         self._last_clip: tuple[tuple[int, int], np.ndarray] | None = None  # last test clip (for its crops)
 
     @classmethod
@@ -217,7 +225,8 @@ class ClipDataset(_VideoDataset):
         return cls(manifest, split, clip_len=cfg.clip_len, frame_interval=cfg.frame_interval, size=cfg.size,
                    resize=cfg.resize, num_clips=cfg.test_clips, train=train, seed=seed, crops=cfg.test_crops,
                    augment=cfg.augment, flip=cfg.flip, mean=mean, std=std, cache_frames=cfg.cache_frames,
-                   hue=cfg.hue, grayscale=cfg.grayscale)
+                   hue=cfg.hue, grayscale=cfg.grayscale, sampling=cfg.sampling,
+                   keep_aspect=cfg.keep_aspect)
 
     @property
     def items_per_video(self) -> int:
@@ -242,7 +251,8 @@ class ClipDataset(_VideoDataset):
         label = int(self.labels[v])
         if self.train:
             rng = _item_rng(self.seed, self.epoch, index)
-            frames = self._load(v, lambda n: clip_indices(n, self.clip_len, self.frame_interval, 1, rng)[0], index)
+            frames = self._load(v, lambda n: clip_indices(n, self.clip_len, self.frame_interval, 1, rng,
+                                                          self.sampling)[0], index)
             if self.augment:
                 return self.train_transform(frames, rng), label, v
             return self.eval_transform.crop(frames, 0), label, v
@@ -250,7 +260,8 @@ class ClipDataset(_VideoDataset):
             frames = self._last_clip[1]
         else:
             frames = self._load(
-                v, lambda n: clip_indices(n, self.clip_len, self.frame_interval, self.num_clips, None)[j], index)
+                v, lambda n: clip_indices(n, self.clip_len, self.frame_interval, self.num_clips, None,
+                                             self.sampling)[j], index)
             self._last_clip = ((v, j), frames)
         return self.eval_transform.crop(frames, k), label, v
 

@@ -10,8 +10,10 @@ val split it ships; ucf11 and folders get a seeded, hash-per-group train/val/tes
 - 0.15`` / ``val_fraction`` / 0.15) that does not depend on file-system order and keeps every existing group
 where it was when classes are added.
 
-Videos listed but not on disk (``missing``) and videos whose probe failed (``unreadable``, with the reason)
-stay out of the manifest and are always listed in the :class:`IndexReport`.
+Videos listed but not on disk (``missing``), videos whose probe failed (``unreadable``, with the reason) and
+listed rows that cannot be used (``skipped``: a Kinetics row without a label) stay out of the manifest; a listed
+video found only in another class's folder (``misplaced``) is indexed with its listed label. All four are
+*defects*, always listed in the :class:`IndexReport` (``index --strict`` exits non-zero on any of them).
 """
 
 from __future__ import annotations
@@ -72,6 +74,10 @@ class IndexReport:
     """Listed in a split file/CSV but not on disk (as listed)."""
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     """``(path, reason)`` of videos whose probe failed."""
+    skipped: list[str] = field(default_factory=list)
+    """Listed rows left out because they cannot be used (a Kinetics row without a label)."""
+    misplaced: list[tuple[str, str]] = field(default_factory=list)
+    """``(listed, found)``: listed videos found only in another class's folder (indexed with the listed label)."""
     unlisted: list[str] = field(default_factory=list)
     """Video files on disk that no split file lists (or that lie outside any class folder)."""
     counts: dict[str, int] = field(default_factory=dict)
@@ -80,15 +86,36 @@ class IndexReport:
     """Other things worth knowing (duplicates, case-corrected paths, skipped CSVs, empty splits)."""
 
     @property
+    def left_out(self) -> int:
+        """Listed videos that are not in the manifest."""
+        return len(self.missing) + len(self.unreadable) + len(self.skipped)
+
+    @property
+    def defects(self) -> int:
+        """Listed videos missing, unreadable, skipped or misplaced (what ``index --strict`` fails on)."""
+        return self.left_out + len(self.misplaced)
+
+    @property
     def ok(self) -> bool:
-        """True when every listed video made it into the manifest."""
-        return not self.missing and not self.unreadable
+        """True when every listed video made it into the manifest, each from its own class folder."""
+        return self.defects == 0
+
+    def defect_summary(self) -> str:
+        """``3 of 120 listed videos left out (2 missing, 1 unreadable), 1 misplaced`` or ``no defects``."""
+        parts = [f"{n} {what}" for n, what in ((len(self.missing), "missing"), (len(self.unreadable), "unreadable"),
+                                               (len(self.skipped), "skipped")) if n]
+        text = (f"{self.left_out} of {self.listed + len(self.skipped)} listed videos left out ({', '.join(parts)})"
+                if parts else f"none of {self.listed + len(self.skipped)} listed videos left out")
+        if self.misplaced:
+            text += f"; {len(self.misplaced)} found in another class's folder"
+        return text
 
     def to_dict(self) -> dict[str, Any]:
         return {"layout": self.layout, "root": str(self.root), "detected": self.detected, "split": self.split,
                 "listed": self.listed, "counts": dict(self.counts), "missing": list(self.missing),
-                "unreadable": [list(x) for x in self.unreadable], "unlisted": list(self.unlisted),
-                "notes": list(self.notes)}
+                "unreadable": [list(x) for x in self.unreadable], "skipped": list(self.skipped),
+                "misplaced": [list(x) for x in self.misplaced], "unlisted": list(self.unlisted),
+                "notes": list(self.notes), "defects": self.defects}
 
 
 # ----------------------------------------------------------------------------------- probing
@@ -217,7 +244,7 @@ def index_dataset(
     if carved:
         notes.append(_carve_validation(entries, val_fraction, seed))
     elif lay.ships_val and val_fraction > 0:
-        notes.append(f"val: the {layout} val split as shipped (val_fraction applies only to layouts without one)")
+        notes.append(f"val: the {layout} val split as shipped (none is carved from train)")
 
     missing = [e.listed for e in entries if e.path is None]
     if entries and len(missing) == len(entries):
@@ -232,19 +259,24 @@ def index_dataset(
     empty = [c for c in parsed.classes if not any(r.label == c for r in records)]
     if empty:
         notes.append(f"{len(empty)} class(es) without any video: {', '.join(empty[:10])}")
-    if lay.official_splits:
-        expected = [s for s in ("train", "test") if s in lay.official_splits] + (["val"] if carved else [])
-    else:
-        expected = [s for s, f in zip(("train", "val", "test"), fractions) if f > 0]
-    for s in expected:
-        if records and s not in counts:
-            notes.append(f"split {s!r} is empty (too few groups for the requested fractions?)")
+    if records and lay.official_splits:  # messages about what this layout's own files say
+        for s in (s for s in ("train", "test") if s in lay.official_splits and s not in counts):
+            notes.append(f"no {s} videos: {parsed.source} list none" + (" (`actionlab train` needs a train split)"
+                                                                         if s == "train" else ""))
+        if carved and "val" not in counts and "train" in counts:
+            notes.append(f"no val videos: too few train groups to carve val_fraction={val_fraction} of them")
+    elif records:
+        for s, f in zip(("train", "val", "test"), fractions):
+            if f > 0 and s not in counts:
+                notes.append(f"split {s!r} is empty: too few groups for the {s} fraction {f:g}")
     if not records:
         notes.append("the manifest is empty")
+    misplaced = [m for m in parsed.misplaced if m[1] in {e.path for e in present}]
     report = IndexReport(layout=layout, root=parsed.root, detected=detected, split=split if lay.numbered else None,
                          listed=len(entries), missing=missing, unreadable=unreadable, unlisted=parsed.unlisted,
-                         counts=counts, notes=notes)
-    for msg, items in (("missing", missing), ("unreadable", unreadable)):
+                         counts=counts, notes=notes, skipped=list(parsed.skipped), misplaced=misplaced)
+    for msg, items in (("missing", missing), ("unreadable", unreadable), ("skipped", parsed.skipped),
+                       ("misplaced (in another class's folder)", misplaced)):
         if items:
             logger.warning("%d %s video(s), e.g. %s", len(items), msg, items[0])
     logger.info("indexed %s: %d videos, %d classes (%s)", parsed.root, len(records), len(parsed.classes),

@@ -201,14 +201,39 @@ def write_manifest(manifest: Manifest, path: str | Path) -> Path:
     return path
 
 
+def _header_line(first: str) -> str:
+    """The ``# actionlab-manifest`` line, also after a spreadsheet re-saved the file: it split the line at its
+    commas into cells (quoted, quotes doubled, maybe padded with empty cells); joining the cells restores it."""
+    if first.startswith(MAGIC.rstrip()) or not first.startswith('"'):
+        return first
+    cells = next(csv.reader([first]), [])
+    while cells and not cells[-1]:
+        cells.pop()
+    return ",".join(cells)
+
+
+def _cells(row: list[str]) -> list[str]:
+    """A data row without the empty cells a spreadsheet pads rows with."""
+    while len(row) > len(COLUMNS) and not row[-1].strip():
+        row = row[:-1]
+    return row
+
+
 def parse_manifest(text: str, source: str = "<text>", base: Path | None = None) -> Manifest:
-    """Parse manifest CSV text; ``base`` resolves a relative ``root`` (the manifest file's folder)."""
+    """Parse manifest CSV text; ``base`` resolves a relative ``root`` (the manifest file's folder).
+
+    A file re-saved by a spreadsheet is read: a UTF-8 byte-order mark, CRLF line ends, a quoted first line and
+    empty padding cells are undone. Anything else that is off is a :class:`ManifestError` naming the file, the
+    line and the column.
+    """
+    text = text.removeprefix("\ufeff")
     first, _, rest = text.partition("\n")
-    first = first.rstrip("\r")
+    first = _header_line(first.rstrip("\r"))
     if not first.startswith(MAGIC.rstrip()):
+        shown = first[:60] + ("..." if len(first) > 60 else "")
         raise ManifestError(
-            f"{source}:1: not an actionlab manifest (the first line must start with {MAGIC.strip()!r}); "
-            "create one with `actionlab index ROOT -o manifest.csv`")
+            f"{source}:1: not an actionlab manifest: the first line must start with {MAGIC.strip()!r}, it is "
+            f"{shown!r}; create one with `actionlab index ROOT -o manifest.csv`")
     try:
         meta = json.loads(first[len(MAGIC.rstrip()):])
         classes = [str(c) for c in meta["classes"]]
@@ -220,24 +245,57 @@ def parse_manifest(text: str, source: str = "<text>", base: Path | None = None) 
         root = base / root
     reader = csv.reader(io.StringIO(rest))
     header = next(reader, None)
-    if header is None or tuple(h.strip() for h in header) != COLUMNS:
-        raise ManifestError(f"{source}:2: expected the header {','.join(COLUMNS)}, got {header}; "
-                            "rebuild the manifest with `actionlab index`")
+    got = tuple(h.strip() for h in _cells(header or []))
+    if got != COLUMNS:
+        what = (f"missing column(s) {', '.join(c for c in COLUMNS if c not in got)}" if set(COLUMNS) - set(got)
+                else f"unknown column(s) {', '.join(c for c in got if c not in COLUMNS)}" if set(got) - set(COLUMNS)
+                else "the columns are in another order")
+        raise ManifestError(f"{source}:2: {what}: expected the header {','.join(COLUMNS)}, got {','.join(got)}; "
+                            "restore the header line (or rebuild the manifest with `actionlab index`)")
     records = []
+    index = {c: i for i, c in enumerate(classes)}
     for lineno, row in enumerate(reader, start=3):
-        if not row:
+        row = _cells(row)
+        if not row or not any(cell.strip() for cell in row):
             continue
         if len(row) != len(COLUMNS):
-            raise ManifestError(f"{source}:{lineno}: expected {len(COLUMNS)} fields, got {len(row)}: {row}")
-        try:
-            records.append(VideoRecord(path=row[0], label=row[1], label_index=int(row[2]), split=row[3], group=row[4],
-                                       num_frames=int(row[5]), fps=float(row[6]), duration=float(row[7])))
-        except ValueError as exc:
-            raise ManifestError(f"{source}:{lineno}: {exc}") from None
+            raise ManifestError(f"{source}:{lineno}: expected {len(COLUMNS)} fields "
+                                f"({','.join(COLUMNS)}), got {len(row)}: {row}")
+        records.append(_record(row, source, lineno, index))
     try:
         return Manifest(root, classes, records, layout)
     except ManifestError as exc:
         raise ManifestError(f"{source}: {exc}") from None
+
+
+def _record(row: list[str], source: str, lineno: int, index: dict[str, int]) -> VideoRecord:
+    """One manifest row; a bad value is an error naming the file, line and column."""
+    def value(column: str, kind: type, what: str) -> Any:
+        text = row[COLUMNS.index(column)].strip()
+        try:
+            if kind is int and not text.lstrip("-").isdigit() and float(text).is_integer():
+                return int(float(text))  # "121.0": a spreadsheet's rendering of 121
+            number = kind(text)
+            if kind is float and number != number:
+                raise ValueError
+            return number
+        except ValueError:
+            raise ManifestError(f"{source}:{lineno}: column {column!r}: expected {what}, got {text!r}; fix the "
+                                "value (or rebuild the manifest with `actionlab index`)") from None
+
+    label, split = row[1], row[3].strip()
+    label_index = value("label_index", int, "an integer class index")
+    if split not in SPLITS:
+        raise ManifestError(f"{source}:{lineno}: column 'split': expected one of {', '.join(SPLITS)}, got {split!r}")
+    if label not in index:
+        raise ManifestError(f"{source}:{lineno}: column 'label': {label!r} is not in the header's class list "
+                            f"({len(index)} classes); fix the label or the class list in line 1")
+    if index[label] != label_index:
+        raise ManifestError(f"{source}:{lineno}: column 'label_index': {label_index} does not match label "
+                            f"{label!r}, which is class {index[label]} in line 1")
+    return VideoRecord(path=row[0], label=label, label_index=label_index, split=split, group=row[4],
+                       num_frames=value("num_frames", int, "an integer frame count (-1: unknown)"),
+                       fps=value("fps", float, "a number"), duration=value("duration", float, "a number of seconds"))
 
 
 def read_manifest(path: str | Path, root: str | Path | None = None) -> Manifest:
@@ -246,7 +304,11 @@ def read_manifest(path: str | Path, root: str | Path | None = None) -> Manifest:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"manifest {path} not found; create it with `actionlab index ROOT -o {path}`")
-    manifest = parse_manifest(path.read_text(encoding="utf-8"), source=str(path), base=path.resolve().parent)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8 CSV") from None
+    manifest = parse_manifest(text, source=str(path), base=path.resolve().parent)
     if root is not None:
         manifest = Manifest(Path(root), manifest.classes, manifest.records, manifest.layout)
     return manifest

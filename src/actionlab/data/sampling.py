@@ -18,6 +18,7 @@ __all__ = [
     "pad_indices",
     "random_segment",
     "sliding_windows",
+    "spread_clip_indices",
     "strided_indices",
     "tsn_indices",
     "uniform_indices",
@@ -161,9 +162,15 @@ def sliding_windows(n: int, window: int, stride: int, policy: str = "stretch") -
     return starts[:, None] + np.arange(window, dtype=np.int64)[None, :]
 
 
+CLIP_SAMPLINGS = ("dense", "spread")
+
+
 def clip_indices(n: int, clip_len: int, frame_interval: int, num_clips: int = 1,
-                 rng: np.random.Generator | None = None) -> np.ndarray:
+                 rng: np.random.Generator | None = None, sampling: str = "dense") -> np.ndarray:
     """``num_clips`` clips of ``clip_len`` frames taken every ``frame_interval`` frames; shape ``(num_clips, clip_len)``.
+
+    ``sampling="spread"`` takes the frames over the whole video instead (:func:`spread_clip_indices`;
+    ``frame_interval`` is then unused).
 
     A clip spans ``(clip_len - 1) * frame_interval + 1`` frames. With ``rng`` each clip starts uniformly at
     random (training); without, clip starts are evenly spaced from the first to the last possible start
@@ -171,6 +178,10 @@ def clip_indices(n: int, clip_len: int, frame_interval: int, num_clips: int = 1,
     frame instead (a smaller interval; frames repeat when ``n < clip_len``), the same for every clip: the clip
     keeps time order, which back-and-forth padding would break for actions told apart by their direction.
     """
+    if sampling not in CLIP_SAMPLINGS:
+        raise ValueError(f"sampling must be one of {CLIP_SAMPLINGS}, got {sampling!r}")
+    if sampling == "spread":
+        return spread_clip_indices(n, clip_len, num_clips, rng)
     n = _check_count("n", n)
     clip_len = _check_count("clip_len", clip_len)
     frame_interval = _check_count("frame_interval", frame_interval)
@@ -188,3 +199,24 @@ def clip_indices(n: int, clip_len: int, frame_interval: int, num_clips: int = 1,
         return starts[:, None] + steps[None, :]
     whole = np.floor(np.linspace(0, n - 1, clip_len) + 0.5).astype(np.int64)
     return np.repeat(whole[None, :], num_clips, axis=0)
+
+
+def spread_clip_indices(n: int, clip_len: int, num_clips: int = 1,
+                        rng: np.random.Generator | None = None) -> np.ndarray:
+    """``num_clips`` clips of ``clip_len`` frames spread over the whole video, one frame in each of ``clip_len``
+    equal segments (TSN-style); shape ``(num_clips, clip_len)``.
+
+    With ``rng`` each frame is uniformly random inside its segment (training: :func:`tsn_indices`); without,
+    clip ``j`` takes the point ``(j + 0.5) / num_clips`` of the way through every segment (evaluation: one clip
+    is the segment centres, several clips interleave). Every clip sees the action from its start to its end, in
+    time order, whatever the video's length; a video shorter than ``clip_len`` repeats frames in order.
+    """
+    n = _check_count("n", n)
+    clip_len = _check_count("clip_len", clip_len)
+    num_clips = _check_count("num_clips", num_clips)
+    if rng is not None:
+        return np.stack([tsn_indices(n, clip_len, rng) for _ in range(num_clips)])
+    k = np.arange(clip_len, dtype=np.int64)[None, :]
+    j = np.arange(num_clips, dtype=np.int64)[:, None]
+    # floor((k + (j + 0.5) / num_clips) * n / clip_len), exact in integers
+    return ((2 * k * num_clips + 2 * j + 1) * n) // (2 * clip_len * num_clips)

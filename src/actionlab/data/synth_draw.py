@@ -1,6 +1,6 @@
 """What every generated family builds on: the :class:`Family` record, a canvas, motion progress, noise.
 
-A family module (``synth_demo``, ``synth_textures``, ``synth_gestures``) defines ``FAMILY = Family(...)``
+A family module (``synth_demo``, ``synth_textures``, ``synth_gestures``, ``synth_outdoor``) defines ``FAMILY = Family(...)``
 whose ``render`` paints the *forward* clip of one class from two generators: ``scene_rng`` (seeded by
 ``(seed, class key, group)``: what the clips of a group share) and ``clip_rng`` (seeded by ``(seed, class
 key, group, clip)``). The backward class of a time-order pair is the forward clip reversed in time, drawn
@@ -39,6 +39,10 @@ class Family:
     render: RenderFn
     notes: tuple[str, ...] = ()
     """README lines about this family."""
+    groups: int = 16
+    """Default groups per class (a group: one scene, as a UCF-101 ``gNN`` is one actor and background)."""
+    clips_per_group: int = 2
+    """Default clips per group."""
 
     @property
     def classes(self) -> list[str]:

@@ -124,9 +124,17 @@ def crop_resize(x: torch.Tensor, box: tuple[float, float, float, float], out: tu
     return F.interpolate(crop, size=out, mode="bilinear", align_corners=False, antialias=True)
 
 
-def _scale_box(box: Box, f: float) -> tuple[float, float, float, float]:
-    """A box in resized-frame pixels -> the same region in original pixels (``f`` = resized / original)."""
-    return box[0] / f, box[1] / f, box[2] / f, box[3] / f
+def _scale_box(box: Box, f: float, fx: float | None = None) -> tuple[float, float, float, float]:
+    """A box in resized-frame pixels -> the same region in original pixels (``f`` = resized / original height;
+    ``fx`` the same for the width when the aspect ratio was not kept, default ``f``)."""
+    fx = f if fx is None else fx
+    return box[0] / f, box[1] / fx, box[2] / f, box[3] / fx
+
+
+def clip_frame_shape(h: int, w: int, resize: int, keep_aspect: bool = True) -> tuple[int, int]:
+    """The frame size crops are drawn from: short side ``resize`` (``keep_aspect``), or the whole frame squeezed
+    to ``resize x resize`` (so square crops see the whole width of a wide video)."""
+    return resized_shape(h, w, resize) if keep_aspect else (resize, resize)
 
 
 @dataclass(frozen=True)
@@ -210,6 +218,8 @@ class ClipTrainTransform:
     """Probability of a grey clip."""
     mean: tuple[float, float, float] = KINETICS_MEAN
     std: tuple[float, float, float] = KINETICS_STD
+    keep_aspect: bool = True
+    """False: crops are drawn from the whole frame squeezed to ``resize x resize`` (:func:`clip_frame_shape`)."""
 
     def __post_init__(self) -> None:
         if self.size < 1 or self.resize < self.size:
@@ -219,7 +229,7 @@ class ClipTrainTransform:
 
     def params(self, h: int, w: int, rng: np.random.Generator) -> tuple[Box, bool, JitterParams]:
         """Draw the clip's parameters: crop box (in pixels of the frame resized to ``resize``), flip, jitter."""
-        rh, rw = resized_shape(h, w, self.resize)
+        rh, rw = clip_frame_shape(h, w, self.resize, self.keep_aspect)
         box = random_resized_crop_box(rh, rw, rng, self.scale, self.ratio)
         flip = bool(rng.random() < 0.5) if self.flip else False
         jitter = sample_jitter(rng, self.brightness, self.contrast, self.saturation, self.hue, self.grayscale)
@@ -229,9 +239,9 @@ class ClipTrainTransform:
         x = as_tchw(clip)  # (T, C, H, W)
         h, w = x.shape[-2:]
         box, flip, jitter = self.params(h, w, rng)
-        f = resized_shape(h, w, self.resize)[0] / h
+        rh, rw = clip_frame_shape(h, w, self.resize, self.keep_aspect)
         # One interpolation: crop the region in original pixels and resize it straight to the output.
-        x = crop_resize(x, _scale_box(box, f), (self.size, self.size))
+        x = crop_resize(x, _scale_box(box, rh / h, rw / w), (self.size, self.size))
         if flip:
             x = x.flip(-1)
         x = color_jitter(x, jitter)
@@ -249,6 +259,8 @@ class ClipEvalTransform:
     crops: int = 1
     mean: tuple[float, float, float] = KINETICS_MEAN
     std: tuple[float, float, float] = KINETICS_STD
+    keep_aspect: bool = True
+    """False: crops come from the whole frame squeezed to ``resize x resize`` (:func:`clip_frame_shape`)."""
 
     def __post_init__(self) -> None:
         if self.crops not in (1, 3):
@@ -258,7 +270,7 @@ class ClipEvalTransform:
 
     def boxes(self, h: int, w: int) -> list[Box]:
         """The crop boxes in pixels of the frame resized to ``resize``."""
-        rh, rw = resized_shape(h, w, self.resize)
+        rh, rw = clip_frame_shape(h, w, self.resize, self.keep_aspect)
         return [center_crop_box(rh, rw, self.size)] if self.crops == 1 else three_crop_boxes(rh, rw, self.size)
 
     def crop(self, clip: np.ndarray | torch.Tensor, k: int) -> torch.Tensor:
@@ -268,8 +280,8 @@ class ClipEvalTransform:
 
     def _one(self, x: torch.Tensor, k: int) -> torch.Tensor:
         h, w = x.shape[-2:]
-        f = resized_shape(h, w, self.resize)[0] / h
-        y = crop_resize(x, _scale_box(self.boxes(h, w)[k], f), (self.size, self.size))
+        rh, rw = clip_frame_shape(h, w, self.resize, self.keep_aspect)
+        y = crop_resize(x, _scale_box(self.boxes(h, w)[k], rh / h, rw / w), (self.size, self.size))
         return normalize(y, self.mean, self.std).permute(1, 0, 2, 3).contiguous()
 
     def __call__(self, clip: np.ndarray | torch.Tensor) -> torch.Tensor:

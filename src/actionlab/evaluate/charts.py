@@ -29,9 +29,12 @@ def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     """About ``n`` round tick values (steps of 1, 2, 2.5 or 5 times a power of ten) covering ``[lo, hi]``."""
     if not math.isfinite(lo) or not math.isfinite(hi):
         return [0.0, 1.0]
-    if hi - lo < 1e-12:
-        lo, hi = lo - 0.5, hi + 0.5
+    if hi - lo <= 1e-12 * max(1.0, abs(lo), abs(hi)):  # one value (e.g. a single epoch): a band around it
+        pad = max(0.5, abs(lo) * 0.1)
+        lo, hi = lo - pad, hi + pad
     raw = (hi - lo) / n
+    if not math.isfinite(raw) or raw <= 0:  # a range beyond float precision or range (a diverged run)
+        return [lo, hi]
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
     start = math.floor(lo / step) * step

@@ -8,14 +8,23 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from typing import Any
 
 __all__ = ["esc", "md_escape", "script_json"]
 
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible(text: str) -> str:
+    """Control characters (ANSI escapes, bell, CR) and bidi overrides as visible ``\\x1b``-style escapes: they
+    mean nothing in a report and would act if the file were shown on a terminal."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
 
 def esc(value: Any) -> str:
     """HTML-escape anything (quotes included, safe inside attributes)."""
-    return html.escape(str(value), quote=True)
+    return html.escape(_visible(str(value)), quote=True)
 
 
 def md_escape(value: Any) -> str:
@@ -25,8 +34,8 @@ def md_escape(value: Any) -> str:
     would run), ``|`` is escaped (it would split a table cell) and newlines become spaces (they would end the
     table row).
     """
-    text = html.escape(str(value), quote=False)
-    return text.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    text = html.escape(_visible(str(value).replace("\r", " ").replace("\n", " ")), quote=False)
+    return text.replace("|", "\\|")
 
 
 def script_json(value: Any) -> str:

@@ -29,11 +29,11 @@ Scores = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def window_indices(num_steps: int, inf: InferenceConfig) -> np.ndarray:
-    """``(W, L)`` int64 positions of the steps each window reads from a ``num_steps``-step sequence: ``full``
-    the whole sequence (W=1, L=T), ``spread`` ``inf.window`` evenly spaced steps (W=1), ``windows``/``vote``
-    strided windows of ``inf.window`` steps (short videos padded in time order)."""
+    """``(W, L)`` int64 steps of a ``num_steps``-step sequence that the model reads, one row per window:
+    ``full`` the whole sequence once (W=1, L=T), ``spread`` ``inf.window`` evenly spaced steps once (W=1),
+    ``windows``/``vote`` strided windows of ``inf.window`` steps (short sequences padded in time order)."""
     if inf.mode == "full":
-        return np.arange(num_steps)[None]
+        return np.arange(num_steps, dtype=np.int64)[None]
     if inf.mode == "spread":
         return sampling.uniform_indices(num_steps, inf.window)[None]  # (1, L) segment centres, in time order
     return sampling.sliding_windows(num_steps, inf.window, inf.stride)  # (W, L)
@@ -41,11 +41,9 @@ def window_indices(num_steps: int, inf: InferenceConfig) -> np.ndarray:
 
 def window_logits(model: nn.Module, feats: np.ndarray, inf: InferenceConfig, device: torch.device
                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-step logits of one video under the inference technique.
-
-    ``feats (T, D)`` -> ``(logits (W, L, K), starts (W,))``, the windows of :func:`window_indices`.
-    """
-    idx = window_indices(len(feats), inf)
+    """Per-step logits of one video under the inference technique: ``feats (T, D)`` -> ``(logits (W, L, K),
+    starts (W,))``, the windows of :func:`window_indices`."""
+    idx = window_indices(len(feats), inf)  # (W, L)
     x = torch.from_numpy(np.ascontiguousarray(feats[idx], dtype=np.float32)).to(device)  # (W, L, D)
     with torch.inference_mode():
         logits = model(x).float().cpu().numpy()  # (W, L, K)

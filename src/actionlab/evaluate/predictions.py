@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from actionlab.utils import atomic_path
+from actionlab.utils import FileError, atomic_file
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +134,8 @@ def save_predictions(path: str | Path, predictions: Predictions | None = None, *
     if predictions.clip_scores is not None:
         arrays["clip_scores"] = predictions.clip_scores
         arrays["clip_video"] = predictions.clip_video  # type: ignore[assignment]
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:  # a file object: numpy adds no ".npz" suffix
+    need = sum(a.nbytes for a in arrays.values()) + (64 << 10)  # an upper bound: the arrays compressed
+    with atomic_file(path, need=need) as fh:  # a file object: numpy adds no ".npz" suffix
         np.savez_compressed(fh, **arrays)
     logger.debug("wrote %d predictions to %s", predictions.num_videos, path)
     return predictions
@@ -144,11 +146,13 @@ def load_predictions(path: str | Path) -> Predictions:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no predictions file; run evaluation first (it writes predictions_<split>.npz)")
+    fix = "rerun the same `actionlab train ... --resume` command: a finished run is evaluated again and rewrites it"
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
-    except (ValueError, OSError) as err:
-        raise ValueError(f"{path}: not a readable predictions .npz ({err})") from err
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as err:
+        first = (str(err).splitlines() or [""])[0][:100] or type(err).__name__
+        raise FileError(path, f"not a readable predictions file, truncated or damaged ({first})", fix) from None
     schema = str(arrays.pop("schema", ""))
     if schema != SCHEMA:
         raise ValueError(f"{path}: unknown predictions schema {schema!r}, expected {SCHEMA!r}")

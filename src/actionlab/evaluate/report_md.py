@@ -28,8 +28,12 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def _run_notes(run: RunData) -> list[str]:
-    """The run's memorisation warning and its most confused pairs, as Markdown lines."""
+    """The run's divergence and memorisation warnings and its most confused pairs, as Markdown lines."""
     out = []
+    if run.metrics.get("diverged"):
+        out += [f"> **Warning ({md_escape(run.name)}):** training diverged at epoch "
+                f"{md_escape(run.metrics.get('diverged_epoch', '?'))} (NaN or infinite loss or weights); its numbers "
+                "are those of the best finite epoch, if any.", ""]
     accuracies = best_epoch_accuracies(run.history, run.metrics)
     warning = memorisation_warning(*accuracies) if accuracies else None
     if warning:

@@ -13,6 +13,7 @@ import numpy as np
 
 from actionlab.evaluate.metrics import class_changes, summarize
 from actionlab.evaluate.predictions import Predictions, load_predictions
+from actionlab.utils import FileError, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def _pick_metrics(data: Mapping[str, Any], split: str) -> dict[str, Any]:
 def load_run(run_dir: str | Path, split: str = "test", name: str | None = None) -> RunData:
     """Read ``config.yaml``, ``metrics.jsonl``, ``metrics.json`` and ``predictions_<split>.npz`` (all optional
     except that at least one must exist). Missing metrics are recomputed from the predictions."""
-    import yaml
+    from actionlab.config import read_yaml
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -80,7 +81,7 @@ def load_run(run_dir: str | Path, split: str = "test", name: str | None = None) 
                                 f"predictions_{split}.npz); train or evaluate into it first")
     run = RunData(name=name or run_dir.name, path=run_dir)
     if files["config.yaml"].is_file():
-        run.config = yaml.safe_load(files["config.yaml"].read_text()) or {}
+        run.config = read_yaml(files["config.yaml"])
     if files["metrics.jsonl"].is_file():
         for i, line in enumerate(files["metrics.jsonl"].read_text().splitlines()):
             if line.strip():
@@ -89,7 +90,12 @@ def load_run(run_dir: str | Path, split: str = "test", name: str | None = None) 
                 except json.JSONDecodeError:
                     logger.warning("%s line %d is not JSON (a crash mid-write?); skipped", files["metrics.jsonl"], i + 1)
     if files["metrics.json"].is_file():
-        run.metrics = _pick_metrics(json.loads(files["metrics.json"].read_text()), split)
+        data = read_json(files["metrics.json"], "rerun the same `actionlab train ... --resume` command: a finished "
+                                                "run is evaluated again and rewrites it")
+        if not isinstance(data, Mapping):
+            raise FileError(files["metrics.json"], f"expected a JSON object, got {type(data).__name__}",
+                            "rerun `actionlab train ... --resume` to rewrite it")
+        run.metrics = _pick_metrics(data, split)
     if files[f"predictions_{split}.npz"].is_file():
         run.predictions = load_predictions(files[f"predictions_{split}.npz"])
         run.classes = list(run.predictions.classes)

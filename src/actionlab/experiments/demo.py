@@ -1,6 +1,7 @@
 """The demo: the whole pipeline on a generated dataset, in a few minutes on a CPU.
 
-synth -> index -> extract (MobileNetV2, ImageNet) -> single-frame baseline -> LSTM -> R(2+1)D on raw clips
+synth -> index -> extract (MobileNetV2, ImageNet) -> single-frame baseline -> LSTM -> a video network (TSM) on
+raw clips
 -> evaluate -> report. Every stage is resumable: rerunning the demo reuses what is already on disk.
 """
 
@@ -18,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 def demo_configs(quick: bool = False, device: str = "auto") -> dict[str, TrainConfig]:
     """The three runs the demo compares, each with the library's defaults: the single-frame baseline and the
-    default LSTM on the same cached features, and the ``video_cpu`` preset's R(2+1)D-18 trained end to end on
+    default LSTM on the same cached features, and the ``video_cpu`` preset's video network trained end to end on
     raw clips (the one that sees position)."""
     common: dict[str, object] = {"device": device, "seed": 0}
     if quick:
@@ -26,7 +27,7 @@ def demo_configs(quick: bool = False, device: str = "auto") -> dict[str, TrainCo
     single = apply_overrides(preset("single_frame"), common)
     lstm = apply_overrides(TrainConfig(), {**common, "model.name": "lstm"})
     video = apply_overrides(preset("video_cpu"), {**common, **({"epochs": 4} if quick else {})})
-    return {"single_frame": single, "lstm": lstm, "r2plus1d": video}
+    return {"single_frame": single, "lstm": lstm, "tsm": video}
 
 
 def run_demo(out: Path, quick: bool = False, device: str = "auto",

@@ -3,7 +3,6 @@ baseline of a feature store, and reports over runs and sweeps."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,9 @@ from actionlab.evaluate.diagnose import memorisation_warning
 from actionlab.evaluate.inference import average_probabilities
 from actionlab.evaluate.metrics import class_changes, summarize, topk_accuracies
 from actionlab.evaluate.predictions import Predictions, load_predictions, save_predictions
-from actionlab.utils import atomic_write_text, strict_json
+from actionlab.utils import atomic_write_text, read_json, strict_json
+
+RERUN = "rerun the same `actionlab train ... --resume` command: a finished run is evaluated again and rewrites it"
 
 
 def clip_metrics(preds: Predictions) -> dict[str, Any]:
@@ -44,7 +45,13 @@ def evaluate_run(run_dir: str | Path, split: str = "test", baseline: str | Path 
     """Metrics of a run's saved predictions, and with ``baseline`` the classes it improved or hurt most."""
     run_dir = Path(run_dir)
     path = run_dir / f"predictions_{split}.npz"
+    saved = run_dir / "metrics.json"
+    trained = read_json(saved, RERUN) if saved.is_file() else {}
     if not path.is_file():
+        if isinstance(trained, dict) and trained.get("diverged") and trained.get("top1") is None:
+            raise FileNotFoundError(f"{run_dir}: training diverged at epoch {trained.get('diverged_epoch')} before "
+                                    "any finite epoch, so there is no model to evaluate (retrain with a lower "
+                                    "optim.lr or with optim.grad_clip)")
         raise FileNotFoundError(f"{path} does not exist: train the run first (`actionlab train ... --run "
                                 f"{run_dir}`), or pick another --split")
     preds = load_predictions(path)
@@ -52,11 +59,8 @@ def evaluate_run(run_dir: str | Path, split: str = "test", baseline: str | Path 
     classes = list(preds.classes)
     result: dict[str, Any] = {"run": str(run_dir), "name": run_dir.name, "split": split,
                               "metrics": {**summarize(labelled.scores, labelled.labels, classes), **clip_metrics(preds)}}
-    saved = run_dir / "metrics.json"
-    if saved.is_file():
-        trained = json.loads(saved.read_text())
-        warning = memorisation_warning(trained.get("best_train_acc", float("nan")),
-                                       trained.get("val_top1", float("nan")))
+    if isinstance(trained, dict) and trained:
+        warning = memorisation_warning(_number(trained.get("best_train_acc")), _number(trained.get("val_top1")))
         if warning:
             result["warning"] = warning
     if baseline is not None:
@@ -72,6 +76,11 @@ def evaluate_run(run_dir: str | Path, split: str = "test", baseline: str | Path 
                                       if k in ("top1", "top5", "top10", "mean_class_accuracy")}
         result["changes"] = class_changes(preds.labels, base.preds, preds.preds, classes, n=10)
     return result
+
+
+def _number(x: Any) -> float:
+    """A metric read from JSON: ``null`` (a NaN written as strict JSON) back to NaN."""
+    return float("nan") if x is None else float(x)
 
 
 def single_frame_run(store_path: str | Path, out_dir: str | Path | None = None, split: str = "test") -> Path:

@@ -35,7 +35,7 @@ from actionlab.data.decode import VideoReader
 from actionlab.evaluate.inference import window_indices
 from actionlab.evaluate.saliency import cam_layer, grad_cam, step_occlusion, temporal_video_logprobs
 from actionlab.evaluate.strips import curve_panel, frame_strip, overlay, resize_frames, write_mp4
-from actionlab.experiments.predict import run_checkpoint, top_labels
+from actionlab.experiments.predictor import run_checkpoint, top_labels
 from actionlab.experiments.run import saved_config
 from actionlab.train.checkpoint import load_model_from_checkpoint
 from actionlab.utils import atomic_path, atomic_write_text, select_device, strict_json
@@ -144,8 +144,15 @@ class RunExplainer:
 
     def __init__(self, run_dir: str | Path, device: str = "cpu", layer: str | None = None) -> None:
         self.run_dir = Path(run_dir)
+        if (self.run_dir / "fusion.json").is_file():
+            raise ValueError(f"{self.run_dir} is a fused two-stream run: explain one of its member runs (fusion.json "
+                             "names them)")
         self.device = select_device(device)
         self.model, self.meta = load_model_from_checkpoint(run_checkpoint(self.run_dir), map_location=self.device)
+        if (self.meta.get("stores") or (self.meta.get("extract") or {}).get("modality", "rgb") != "rgb"
+                or (self.meta.get("preprocessing") or {}).get("input") == "optical flow"):
+            raise ValueError(f"{self.run_dir} reads optical flow features: explain draws heat maps over RGB frames; "
+                             "explain the RGB run of the pair instead")
         self.classes = list(self.meta["classes"])
         self.kind = self.meta.get("kind", "temporal")
         self.pre = dict(self.meta.get("preprocessing") or {})

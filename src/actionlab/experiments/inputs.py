@@ -1,7 +1,10 @@
 """What a training run reads, one class per input kind; :func:`actionlab.experiments.run.train_run` drives them.
 
-- :class:`FeatureInputs`: cached feature sequences (an HDF5 store) for ``temporal`` models.
+- :class:`FeatureInputs`: cached feature sequences (an HDF5 store, or several aligned stores whose features are
+  concatenated per step: early fusion of RGB and flow) for ``temporal`` models.
 - :class:`ClipInputs`: clips decoded from the videos of a manifest for ``video`` networks.
+- :class:`FlowClipInputs`: clips of quantised optical flow from a raw flow store for ``video`` networks built
+  with ``in_channels=2L`` (:mod:`actionlab.experiments.flow_inputs`).
 - :class:`FrameInputs`: single frames of a manifest's videos for ``frames`` classifiers (fine-tuning).
 
 Each one knows its classes and splits, the extra builder arguments its models need (``input_dim``,
@@ -25,6 +28,7 @@ from actionlab.evaluate.inference import predict_clips, predict_frames, predict_
 from actionlab.evaluate.predictions import Predictions
 from actionlab.models.registry import normalization_of
 from actionlab.train.sampler import GlobalBatchSampler
+from actionlab.types import VideoRecord
 from actionlab.utils import available_memory
 
 logger = logging.getLogger(__name__)
@@ -111,33 +115,76 @@ class RunInputs:
         self.close()
 
 
+def median_seconds(records: Iterable[VideoRecord]) -> float | None:
+    """Median duration of ``records`` in seconds (None when no record says): how long a "clip" is to the model,
+    the window length of a prediction's timeline."""
+    seconds = [r.duration if r.duration > 0 else r.num_frames / r.fps for r in records
+               if r.duration > 0 or (r.num_frames > 0 and r.fps > 0)]
+    return float(np.median(seconds)) if seconds else None
+
+
 # ----------------------------------------------------------------------------------- feature sequences
 
 
+StorePaths = str | Path | Sequence[str | Path]
+"""One feature store, or several aligned ones (same videos and sampled frames) read side by side."""
+
+
+def store_paths(features: StorePaths) -> list[Path]:
+    return [Path(features)] if isinstance(features, str | Path) else [Path(p) for p in features]
+
+
 class FeatureInputs(RunInputs):
-    """Cached per-frame features of an HDF5 store (``actionlab extract``), normalized with train-set statistics."""
+    """Cached per-frame features of an HDF5 store (``actionlab extract``), normalized with train-set statistics.
+
+    Several stores (e.g. RGB and optical flow features of one manifest and sampler) are read side by side, each
+    step's features concatenated in the order given (early fusion); stores of other manifests, samplers or
+    splits are refused, naming the fields that differ."""
 
     kind = "temporal"
 
-    def __init__(self, store_path: str | Path, cfg: TrainConfig, device: torch.device, rank: int = 0,
-                 world: int = 1) -> None:
+    def __init__(self, features: StorePaths, cfg: TrainConfig, device: torch.device, rank: int = 0,
+                 world: int = 1, manifest: str | Path | None = None) -> None:
         from actionlab.features.store import FeatureStore
 
         super().__init__(cfg, device, rank, world)
-        self.path = Path(store_path)
-        self.what = str(self.path)
-        self.store = FeatureStore(self.path)
+        paths = store_paths(features)
+        self.path = paths[0]
+        self.what = " + ".join(map(str, paths))
+        self.stores = [FeatureStore(p) for p in paths]
+        for store in self.stores:
+            if store.content != "features":
+                raise ValueError(f"{store.path} holds raw optical flow fields for video networks, not per-step "
+                                 f"features for model {cfg.model.name!r}: extract flow features (extract "
+                                 "--modality flow, the default --flow-output features) or train a video network "
+                                 "on it (e.g. --model r2plus1d_18)")
+            self.stores[0].check_aligned(store)
+            if manifest is not None:
+                check_store_manifest(store, manifest)
+        self.store = self.stores[0]
         self.classes = list(self.store.classes)
         self.splits = sorted({self.store.record(k).split for k in self.store.keys()})
         self._batches: Any = None
 
     def builder_args(self) -> dict[str, Any]:
-        return {"input_dim": int(self.store.feature_dim)}
+        return {"input_dim": sum(int(s.feature_dim) for s in self.stores)}
+
+    def load_split(self, split: str, dtype: Any = np.float16) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
+        """Normalized ``(sequences [(T_i, D)], labels (N,), keys)`` of ``split``, stores concatenated per step."""
+        x, y, keys = self.store.load_split(split, dtype=dtype)
+        for other in self.stores[1:]:
+            ox, _, okeys = other.load_split(split, dtype=dtype)
+            bad = [k for k, a, b in zip(keys, x, ox) if len(a) != len(b)]
+            if okeys != keys or bad:
+                raise ValueError(f"{self.store.path} and {other.path} differ in the steps of video {bad[:1] or keys}; "
+                                 "extract both with the same sampler")
+            x = [np.concatenate([a, b], axis=1) for a, b in zip(x, ox)]
+        return x, y, keys
 
     def bind(self, model: nn.Module, val_split: str | None, log: Callable[[str], Any]) -> None:
         from actionlab.train.sequences import SequenceBatches
 
-        train_x, train_y, _ = self.store.load_split("train")
+        train_x, train_y, _ = self.load_split("train")
         if not train_x:
             raise ValueError(f"{self.path} has no training videos (splits: {self.splits})")
         seq = self.cfg.sequence
@@ -151,7 +198,7 @@ class FeatureInputs(RunInputs):
         return self._batches(epoch)
 
     def load_eval(self, split: str) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
-        x, y, keys = self.store.load_split(split, dtype=np.float32)
+        x, y, keys = self.load_split(split, dtype=np.float32)
         # Keys are manifest paths, as in clip runs, so any two runs on one dataset compare video by video.
         return x, np.asarray(y), [self.store.record(k).path for k in keys]
 
@@ -162,39 +209,42 @@ class FeatureInputs(RunInputs):
                            clip_video=win_video)
 
     def checkpoint_meta(self) -> dict[str, Any]:
+        """The first store's extraction and preprocessing (what ``predict`` recomputes), and the concatenated
+        train-set feature statistics; with several stores, each one's under ``stores`` (in input order)."""
         prov = self.store.provenance
-        return {"extract": prov.get("extract_config", {}), "preprocessing": prov.get("preprocessing", {}),
-                "feature_mean": [float(v) for v in self.store.mean],
-                "feature_std": [float(v) for v in self.store.std]}
+        meta: dict[str, Any] = {
+            "extract": prov.get("extract_config", {}), "preprocessing": prov.get("preprocessing", {}),
+            "feature_mean": [float(v) for s in self.stores for v in s.mean],
+            "feature_std": [float(v) for s in self.stores for v in s.norm_std],  # floored: a constant feature stays 0
+            "clip_seconds": median_seconds(self.store.record(k) for k in self.store.keys("train"))}
+        if len(self.stores) > 1:
+            meta["stores"] = [{"extract": s.provenance.get("extract_config", {}), "feature_dim": s.feature_dim,
+                               "preprocessing": s.provenance.get("preprocessing", {})} for s in self.stores]
+        return meta
 
     def provenance(self) -> dict[str, Any]:
-        prov = self.store.provenance
-        keep = ("backbone", "weights", "weights_sha256", "sampler", "feature_dim", "manifest_checksum", "dtype",
-                "manifest_root")
-        return {"kind": self.kind, "features": str(self.path), "store_provenance": {k: prov.get(k) for k in keep}}
+        keep = ("modality", "backbone", "weights", "weights_sha256", "sampler", "feature_dim", "manifest_checksum",
+                "dtype", "splits", "num_videos", "flow", "manifest_root")
+        out: dict[str, Any] = {"kind": self.kind, "features": str(self.path),
+                               "store_provenance": {k: self.store.provenance.get(k) for k in keep}}
+        if len(self.stores) > 1:
+            out["stores"] = [{"features": str(s.path), **{k: s.provenance.get(k) for k in keep}} for s in self.stores]
+        return out
 
     def close(self) -> None:
-        self.store.close()
+        for store in self.stores:
+            store.close()
 
 
 # ----------------------------------------------------------------------------------- decoded videos
 
 
-class _ManifestInputs(RunInputs):
-    """Inputs decoded from the videos of a manifest: a batch sampler of one global order for any world size."""
+class DatasetInputs(RunInputs):
+    """Inputs read through a torch dataset of ``(x, label, video index)``: a batch sampler of one global order
+    for any world size."""
 
-    def __init__(self, manifest_path: str | Path, cfg: TrainConfig, device: torch.device, rank: int = 0,
-                 world: int = 1) -> None:
-        from actionlab.data.manifest import read_manifest
-
-        super().__init__(cfg, device, rank, world)
-        self.path = Path(manifest_path)
-        self.what = str(self.path)
-        self.manifest = read_manifest(self.path)
-        self.classes = list(self.manifest.classes)
-        self.splits = list(self.manifest.splits())
-        self.train_ds: Any = None
-        self.norm: dict[str, tuple[float, ...]] = {}
+    train_ds: Any = None
+    sampler: GlobalBatchSampler
 
     def _sampler(self) -> GlobalBatchSampler:
         n = len(self.train_ds)
@@ -223,10 +273,27 @@ class _ManifestInputs(RunInputs):
     def make_dataset(self, split: str, train: bool) -> Any:
         raise NotImplementedError
 
-    def _predictions(self, ds: Any, scores: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Predictions:
+    def _predictions(self, keys: Sequence[str], ds: Any, scores: tuple[np.ndarray, np.ndarray, np.ndarray]
+                     ) -> Predictions:
         video, part, owner = scores
-        return Predictions(keys=[r.path for r in ds.records], labels=np.asarray(ds.labels), scores=video,
-                           classes=self.classes, clip_scores=part, clip_video=owner)
+        return Predictions(keys=list(keys), labels=np.asarray(ds.labels), scores=video, classes=self.classes,
+                           clip_scores=part, clip_video=owner)
+
+
+class _ManifestInputs(DatasetInputs):
+    """Inputs decoded from the videos of a manifest."""
+
+    def __init__(self, manifest_path: str | Path, cfg: TrainConfig, device: torch.device, rank: int = 0,
+                 world: int = 1) -> None:
+        from actionlab.data.manifest import read_manifest
+
+        super().__init__(cfg, device, rank, world)
+        self.path = Path(manifest_path)
+        self.what = str(self.path)
+        self.manifest = read_manifest(self.path)
+        self.classes = list(self.manifest.classes)
+        self.splits = list(self.manifest.splits())
+        self.norm: dict[str, tuple[float, ...]] = {}
 
     def provenance(self) -> dict[str, Any]:
         return {"kind": self.kind, "manifest": str(self.path), "manifest_checksum": self.manifest.checksum()}
@@ -268,13 +335,14 @@ class ClipInputs(_ManifestInputs):
 
     def predict(self, model: nn.Module, split: str) -> Predictions:
         ds = self.eval_data(split)
-        return self._predictions(ds, predict_clips(model, ds, self.cfg.batch_size, self.device,
-                                                   self.cfg.num_workers, self.amp))
+        return self._predictions([r.path for r in ds.records], ds, predict_clips(
+            model, ds, self.cfg.batch_size, self.device, self.cfg.num_workers, self.amp))
 
     def checkpoint_meta(self) -> dict[str, Any]:
         clip = self.cfg.clip
         pre = {"mean": list(self.norm["mean"]), "std": list(self.norm["std"]), "resize": clip.resize,
                "size": clip.size, "clip_len": clip.clip_len, "frame_interval": clip.frame_interval,
+               "sampling": clip.sampling, "keep_aspect": clip.keep_aspect,
                "test_clips": clip.test_clips, "test_crops": clip.test_crops}
         return {"clip": to_dict(clip), "preprocessing": pre}
 
@@ -310,15 +378,15 @@ class FrameInputs(_ManifestInputs):
 
     def predict(self, model: nn.Module, split: str) -> Predictions:
         ds = self.eval_data(split)
-        return self._predictions(ds, predict_frames(model, ds, self.cfg.batch_size, self.device,
-                                                    self.cfg.num_workers, self.amp))
+        return self._predictions([r.path for r in ds.records], ds, predict_frames(
+            model, ds, self.cfg.batch_size, self.device, self.cfg.num_workers, self.amp))
 
     def checkpoint_meta(self) -> dict[str, Any]:
         pre = {"mean": list(self.norm["mean"]), "std": list(self.norm["std"]), "resize": self.resize,
                "crop": self.crop, "test_per_video": self.cfg.frames.test_per_video}
         # "backbone" lets checkpoints/best.pt serve as extraction weights, like backbone.pt
         return {"backbone": self.cfg.model.backbone, "train_layers": self.cfg.model.train_layers,
-                "preprocessing": pre}
+                "preprocessing": pre, "clip_seconds": median_seconds(self.manifest.split("train"))}
 
     def finish(self, run_dir: Path, best: nn.Module) -> dict[str, Any]:
         """Write ``backbone.pt``: the fine-tuned backbone, usable as ``extract --weights RUN/backbone.pt``."""
@@ -331,15 +399,39 @@ class FrameInputs(_ManifestInputs):
         return {"backbone": self.cfg.model.backbone, "backbone_checkpoint": str(path)}
 
 
+def check_store_manifest(store: Any, manifest: str | Path) -> None:
+    """Refuse a feature store that was not extracted from ``manifest`` (another dataset, split or class list)."""
+    from actionlab.data.manifest import read_manifest
+    from actionlab.features.store import IncompatibleStoreError
+
+    m = read_manifest(manifest)
+    have = store.provenance.get("manifest_checksum")
+    if have != m.checksum() or list(store.classes) != list(m.classes):
+        diffs = [f"manifest_checksum: store={str(have)[:12]} manifest={m.checksum()[:12]}"]
+        if list(store.classes) != list(m.classes):
+            diffs.append(f"classes: store has {len(store.classes)}, manifest {len(m.classes)}")
+        raise IncompatibleStoreError(f"{store.path} was not extracted from {manifest} ({'; '.join(diffs)}); "
+                                     f"extract it from this manifest (`actionlab extract {manifest} -o STORE.h5`) "
+                                     "or pass the manifest it came from")
+
+
 def open_inputs(kind: str, cfg: TrainConfig, device: torch.device, rank: int, world: int,
-                features: str | Path | None, manifest: str | Path | None) -> RunInputs:
-    """The inputs of a ``kind`` model (``temporal``: a feature store; ``video``/``frames``: a manifest)."""
+                features: StorePaths | None, manifest: str | Path | None) -> RunInputs:
+    """The inputs of a ``kind`` model (``temporal``: feature store(s), checked against ``manifest`` when both are
+    given; ``video``/``frames``: a manifest; ``video`` also a raw optical flow store)."""
     name = cfg.model.name
     if kind == "temporal":
         if features is None:
             raise ValueError(f"model {name!r} is a temporal model over cached features: pass --features "
                              "STORE.h5 (make one with `actionlab extract`)")
-        return FeatureInputs(features, cfg, device, rank, world)
+        return FeatureInputs(features, cfg, device, rank, world, manifest=manifest)
+    if kind == "video" and features is not None:
+        from actionlab.experiments.flow_inputs import FlowClipInputs
+
+        return FlowClipInputs(features, cfg, device, rank, world)
+    if features is not None:
+        raise ValueError(f"model {name!r} decodes the videos of --manifest; --features {features} is not used by it "
+                         "(drop it)")
     if manifest is None:
         what = "a video network trained on clips" if kind == "video" else "a frame classifier trained on frames"
         raise ValueError(f"model {name!r} is {what}: pass --manifest MANIFEST.csv (make one with "

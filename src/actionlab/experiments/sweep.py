@@ -32,6 +32,7 @@ Design (why it looks like this):
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import multiprocessing as mp
 import pickle
@@ -157,6 +158,8 @@ class _Spec:
     heartbeat_interval: int
     max_retries: int
     sampler_seed: int
+    context: dict[str, Any]
+    """What else makes this sweep what it is (the base config, the data): part of the study's identity."""
 
 
 def _validate_keys(settings: Sequence[Mapping[str, Any]]) -> None:
@@ -248,6 +251,7 @@ def _run_trial(trial: Any, spec: _Spec, objective: Objective) -> float:
             seed_dir = trial_dir / f"seed{seed}"
             seed_dir.mkdir(parents=True, exist_ok=True)
             done = _check_metrics(objective(dict(overrides), seed, seed_dir), spec, where)
+            logger.info("sweep %s: finished %s", spec.study_name, where)
         trial.set_user_attr(f"seed_{seed}", done)  # persisted now: a retry skips this seed
         _selection_key(done, spec, f"setting {label!r}, seed {seed}")  # fail at the first seed, not the last
         per_seed.append(done)
@@ -352,6 +356,7 @@ def run_sweep(
     sampler_seed: int = 0,
     title: str = "",
     validate: bool = True,
+    context: Mapping[str, Any] | None = None,
 ) -> SweepResult:
     """Run (or resume) a sweep and write ``results.{csv,json,md}`` to ``study_dir``.
 
@@ -374,6 +379,8 @@ def run_sweep(
         max_retries: how often a trial lost to a dead process is retried.
         validate: check every override key is a field of ``actionlab.config.TrainConfig`` before running
             (a typo fails fast instead of in every trial); turn off for objectives with their own keys.
+        context: JSON-able facts the objective depends on besides the setting (the base config, the data);
+            resuming the study with another context is refused naming what changed.
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
@@ -417,7 +424,8 @@ def run_sweep(
     spec = _Spec(study_name=study_name or study_dir.name, storage=storage or f"sqlite:///{study_dir / 'study.db'}",
                  study_dir=str(study_dir), sampler=sampler, direction=direction, metric=metric, seeds=seeds,
                  settings=settings, params=params, labels=tuple(labels or ()), n_trials=n_trials,
-                 heartbeat_interval=heartbeat_interval, max_retries=max_retries, sampler_seed=sampler_seed)
+                 heartbeat_interval=heartbeat_interval, max_retries=max_retries, sampler_seed=sampler_seed,
+                 context=json.loads(json.dumps(dict(context or {}), sort_keys=True, default=str)))
 
     handles = _resume_study(spec)  # refuses a different sweep; re-queues dead and failed trials
 

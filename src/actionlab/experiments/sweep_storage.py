@@ -10,8 +10,9 @@ is everything that touches that study as *storage* rather than as trials to run:
 - **Opening.** Each process opens the study twice over one storage (:class:`_Study`): once with the sweep's
   sampler (``GridSampler`` / ``RandomSampler`` / ``TPESampler``; grid workers share one seed, random/TPE
   workers get distinct ones) to run trials, and once with a passive sampler to fail dead trials.
-- **Resuming.** The study records what sweep it holds (:func:`_identity`); a later call with different
-  settings, seeds, sampler or metric is refused instead of mixing two sweeps in one table.
+- **Resuming.** The study records what sweep it holds (:func:`_identity`: settings, seeds, sampler, metric and
+  the caller's ``context``, e.g. the base config and the data); a later call with anything different is refused
+  naming the differences, instead of mixing two sweeps in one table or returning the old one.
 - **Crash recovery.** Every running trial records its ``host:pid``. A RUNNING trial whose process on this
   host is gone is failed and re-queued at once (:func:`_recover_dead`); other hosts' dead trials are left to
   the heartbeat. A re-queued trial is Optuna's WAITING copy of the failed one: same params, grid id and user
@@ -28,6 +29,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -65,18 +67,40 @@ def _retry_callback(max_retry: int | None = None) -> Any:
         return cls(max_retry=max_retry)
 
 
+def storage_url(url: str) -> str:
+    """``url`` with a PostgreSQL driver that is installed: SQLAlchemy 2 reads a bare ``postgresql://`` as psycopg
+    (version 3); with only psycopg2 (actionlab's ``postgres`` extra) it becomes ``postgresql+psycopg2://``."""
+    import importlib.util
+
+    if url.startswith(("postgresql://", "postgres://")) and importlib.util.find_spec("psycopg") is None \
+            and importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2://" + url.split("://", 1)[1]
+    return url
+
+
 def _make_storage(spec: _Spec) -> Any:
     import optuna
+    import sqlalchemy.exc
 
     kwargs: dict[str, Any] = {}
     if spec.storage.startswith("sqlite"):
         # Several processes write the same file: wait for the lock instead of failing at once.
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}
-    with _quiet_experimental():
-        return optuna.storages.RDBStorage(spec.storage, heartbeat_interval=spec.heartbeat_interval,
-                                          grace_period=2 * spec.heartbeat_interval,
-                                          heartbeat_stale_trial_callback=_retry_callback(spec.max_retries),
-                                          **kwargs)
+    for attempt in range(10):
+        try:
+            with _quiet_experimental():
+                return optuna.storages.RDBStorage(storage_url(spec.storage), heartbeat_interval=spec.heartbeat_interval,
+                                                  grace_period=2 * spec.heartbeat_interval,
+                                                  heartbeat_stale_trial_callback=_retry_callback(spec.max_retries),
+                                                  **kwargs)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as exc:
+            # Workers starting together on a new database race to create Optuna's tables ("duplicate key ...
+            # pg_type", "relation already exists"); the loser finds them made on its next try.
+            if attempt == 9 or "already exists" not in str(exc) and "duplicate key" not in str(exc):
+                raise
+            logger.debug("storage schema being created by another worker; retrying (%s)", exc)
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _make_sampler(spec: _Spec, worker: int) -> Any:
@@ -118,15 +142,44 @@ def _identity(spec: _Spec) -> dict[str, Any]:
     """What must match for a study directory to be resumed."""
     return {"sampler": spec.sampler, "metric": spec.metric, "seeds": list(spec.seeds),
             "settings": [canonical_setting(s) for s in spec.settings] if spec.settings is not None else None,
-            "params": {k: repr(v) for k, v in spec.params.items()} if spec.params is not None else None}
+            "params": {k: repr(v) for k, v in spec.params.items()} if spec.params is not None else None,
+            "context": dict(spec.context)}
 
 
-def _same_sweep(previous: Mapping[str, Any], identity: Mapping[str, Any]) -> bool:
+def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _differences(previous: Mapping[str, Any], identity: Mapping[str, Any]) -> list[str]:
+    """``field: before=... now=...`` for what differs between two sweep identities."""
+    previous = dict(previous)
+    if "context" not in previous:  # a study from before contexts were recorded: nothing to compare it with
+        previous["context"] = identity["context"]
     # A grid runs the same settings whatever the metric (the table picks its best row from the stored per-seed
     # metrics), so a grid started with another metric (test_top1 was the default once) still resumes.
-    if identity["sampler"] == "grid":
-        return {**previous, "metric": None} == {**identity, "metric": None}
-    return dict(previous) == dict(identity)
+    skip = {"metric"} if identity["sampler"] == "grid" else set()
+    diffs = []
+    for key in ("sampler", "metric", "seeds", "settings", "params"):
+        if key not in skip and previous.get(key) != identity.get(key):
+            before, now = previous.get(key), identity.get(key)
+            if key == "settings" and before and now:
+                gone = [s for s in before if s not in now]
+                new = [s for s in now if s not in before]
+                diffs.append(f"settings: {len(gone)} not swept now (e.g. {gone[:1]}), {len(new)} new "
+                             f"(e.g. {new[:1]})")
+            else:
+                diffs.append(f"{key}: before={before!r} now={now!r}")
+    a, b = _flat(previous["context"]), _flat(identity["context"])
+    # a config field added by a newer actionlab (on one side only) is no difference; data that differs in kind is
+    keys = (set(a) | set(b)) - {k for k in set(a) ^ set(b) if k.startswith("config.")}
+    diffs += [f"{k}: before={a.get(k)!r} now={b.get(k)!r}" for k in sorted(keys) if a.get(k) != b.get(k)]
+    return diffs
 
 
 def _resume_study(spec: _Spec) -> _Study:
@@ -136,10 +189,14 @@ def _resume_study(spec: _Spec) -> _Study:
     previous = handles.study.user_attrs.get(_TAG)
     if previous is None:
         handles.study.set_user_attr(_TAG, identity)
-    elif not _same_sweep(previous, identity):
-        raise ValueError(f"{spec.study_dir}: this study holds a different sweep (settings, seeds, sampler or "
-                         "metric changed); use a new study_dir (or study_name) or the original arguments to "
-                         "resume it")
+    else:
+        diffs = _differences(previous, identity)
+        if diffs:
+            shown = "; ".join(diffs[:8]) + (f"; and {len(diffs) - 8} more" if len(diffs) > 8 else "")
+            raise ValueError(f"{spec.study_dir}: study {spec.study_name!r} holds a different sweep ({shown}); rerun "
+                             "with the original arguments to resume it, or sweep into a new --out")
+        if "context" not in previous:
+            handles.study.set_user_attr(_TAG, identity)
     recovered = _recover_dead(handles)
     requeued = _requeue_failed(handles.study, spec)
     if recovered or requeued:

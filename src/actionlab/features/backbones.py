@@ -312,6 +312,15 @@ class EfficientNetLite0Backbone(Backbone):
         return self._fc(self._dropout(f))
 
 
+def first_conv(module: nn.Module) -> tuple[str, nn.Conv2d | nn.Conv3d]:
+    """``(name, layer)`` of the first convolution that reads the input: the first ``Conv2d``/``Conv3d`` in
+    registration order (every backbone and video network here defines its stem first)."""
+    for name, m in module.named_modules():
+        if isinstance(m, nn.Conv2d | nn.Conv3d):
+            return name, m
+    raise ValueError(f"{type(module).__name__} has no convolution")
+
+
 # ----------------------------------------------------------------------------------- registry
 
 

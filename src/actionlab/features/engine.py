@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from actionlab.features.backbones import Backbone, BackboneSpec
+from actionlab.features.backbones import Backbone, BackboneSpec, first_conv
 from actionlab.utils import atomic_path, select_device
 
 logger = logging.getLogger(__name__)
@@ -165,7 +165,7 @@ def export_onnx(backbone: Backbone, path: str | Path, size: int, with_head: bool
     Uses the TorchScript-based exporter (``dynamo=False``), which needs no extra packages offline.
     """
     wrapper = _FeaturesAndHead(backbone, with_head).eval().cpu()
-    dummy = torch.zeros(2, 3, size, size)
+    dummy = torch.zeros(2, first_conv(backbone)[1].in_channels, size, size)  # 3, or 2L for stacked flow
     outputs = ["features", "logits"] if with_head else ["features"]
     axes = {n: {0: "batch"} for n in ["input", *outputs]}
     path = Path(path)
@@ -179,9 +179,9 @@ def export_onnx(backbone: Backbone, path: str | Path, size: int, with_head: bool
 
 
 def check_engines_agree(reference: Engine, other: Engine, size: int,
-                        atol: float = 1e-3, rtol: float = 1e-3, seed: int = 0) -> float:
+                        atol: float = 1e-3, rtol: float = 1e-3, seed: int = 0, channels: int = 3) -> float:
     """Run both engines on one random batch; return max |difference| of the features, raise when off."""
-    x = np.random.default_rng(seed).standard_normal((2, 3, size, size)).astype(np.float32)
+    x = np.random.default_rng(seed).standard_normal((2, channels, size, size)).astype(np.float32)
     (fa, la), (fb, lb) = reference(x), other(x)
     diff = float(np.max(np.abs(fa - fb)))
     bound = atol + rtol * float(np.max(np.abs(fa)))
@@ -232,7 +232,8 @@ def create_engine(backbone: Backbone, spec: BackboneSpec, device: str | torch.de
         if fresh and verify:
             reference = TorchEngine(cpu_backbone, torch.device("cpu"), with_head)
             try:
-                diff = check_engines_agree(reference, ort_engine, size)
+                diff = check_engines_agree(reference, ort_engine, size,
+                                           channels=first_conv(cpu_backbone)[1].in_channels)
             except RuntimeError:
                 path.unlink(missing_ok=True)
                 raise

@@ -2,11 +2,15 @@
 
 How it runs (one process, or each rank under ``torchrun``)::
 
-    DataLoader workers: frame table -> sampled indices -> decode at the backbone's size (FFmpeg scaler)
-                        -> centre crop + normalize: (T, 3, S, S) float32 per video
+    DataLoader workers: the modality's step (``features.frames.build_pipeline``):
+                        RGB: frame table -> sampled indices -> decode at the backbone's size (FFmpeg scaler)
+                             -> centre crop + normalize: (T, 3, S, S) float32 per video
+                        flow: sampled indices -> decode their windows of L+1 frames -> OpenCV flow ->
+                              quantised (T, 2L, H, W) uint8 [-> centre crop, scaled: (T, 2L, S, S) float32]
             |  bounded prefetch (workers x 2 videos in flight), so memory is flat in the dataset size
     main process: batches of exactly ``cfg.batch_size`` frames across videos (pinned on CUDA) -> engine
                   (ONNX Runtime on CPU, PyTorch + AMP on CUDA) -> features (T, D) [+ head logits]
+                  (raw flow has no network: the workers' arrays are stored as they are)
             |  every ``part_videos`` videos / ``part_seconds`` seconds
     OUT.parts/part-<rank>-<n>.h5   (each written to a temp name, then atomically renamed)
             |  after all ranks finish (barrier), rank 0
@@ -15,8 +19,11 @@ How it runs (one process, or each rank under ``torchrun``)::
 Crash safety: HDF5 files are not safe when their writer dies, so nothing is ever appended in place. A part file
 exists only once complete, so the set of keys in the part files *is* the resume state: killed at any moment
 (even ``kill -9``) and run again, extraction skips the finished videos and redoes only the ones in flight.
-A finished store with the same provenance makes a rerun a no-op; different provenance is refused unless
-``overwrite=True``. A video that fails to decode stops the run with an error naming the file, unless
+A part file damaged from outside (truncated by a copy, a disk error) is deleted with a warning and its videos are
+extracted again. A full disk stops the run with a ``DiskFullError`` naming the file and the space needed, the
+finished parts kept. One process writes a store at a time (``OUT.lock``; under torchrun, rank 0 holds it); a
+second one is refused with the holder's pid and host. A finished store with the same provenance makes a rerun a
+no-op; different provenance is refused unless ``overwrite=True``. A video that fails to decode stops the run with an error naming the file, unless
 ``skip_bad=True``: then it is listed in the report and in the store's ``skipped`` attribute (the dataset never
 shrinks silently).
 """
@@ -41,8 +48,9 @@ from actionlab.config import ExtractConfig
 from actionlab.data.manifest import Manifest, read_manifest
 from actionlab.features.engine import create_engine, describe_engine
 from actionlab.features.frames import (
+    FramePipeline,
     VideoFrames,
-    build_backbone,
+    build_pipeline,
     build_provenance,
     compat,
 )
@@ -50,6 +58,7 @@ from actionlab.features.store import (
     FeatureStore,
     IncompatibleStoreError,
     VideoFeatures,
+    as_compared,
     compare_provenance,
     merge_parts,
     part_contents,
@@ -57,7 +66,7 @@ from actionlab.features.store import (
     write_part,
 )
 from actionlab.types import VideoRecord
-from actionlab.utils import distributed_info, select_device
+from actionlab.utils import FileError, distributed_info, kill_point, output_lock, select_device
 
 logger = logging.getLogger(__name__)
 
@@ -90,11 +99,14 @@ class ExtractReport:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
     def summary(self) -> str:
-        """One line for the CLI, plus one line per failed video."""
+        """One line for the CLI, one line per failed video, and what was left out of the store."""
         lines = [f"{self.out_path}: extracted {self.done} videos ({self.frames} frames, "
                  f"{self.frames_per_second:.1f} frames/s, {self.seconds:.1f} s), {self.skipped} already done, "
                  f"{len(self.failed)} failed"]
         lines += [f"  failed: {path}: {reason}" for path, reason in self.failed]
+        total = self.done + self.skipped + len(self.failed)
+        lines.append(f"left out: {len(self.failed)} of {total} videos (undecodable, skipped with --skip-bad)"
+                     if self.failed else f"left out: none (all {total} videos are in the store)")
         return "\n".join(lines)
 
 
@@ -126,7 +138,7 @@ class _Job:
     record: VideoRecord
     indices: np.ndarray
     features: np.ndarray
-    """(T, D) filled as batches come back."""
+    """(T, D) filled as batches come back (arrays stored as they are, e.g. raw flow: complete from the start)."""
     predictions: np.ndarray | None
     filled: int = 0
 
@@ -250,12 +262,19 @@ def _check_existing(out_path: Path, expected: dict[str, Any], overwrite: bool) -
             with FeatureStore(out_path) as fs:
                 fs.check_compatible(expected)
             finished = True
+        except FileError as e:
+            if not overwrite:
+                raise ExtractError(f"{e}; or pass --overwrite to extract it again") from e
         except (IncompatibleStoreError, ValueError) as e:
             if not overwrite:
                 raise ExtractError(f"{out_path} exists and does not match this extraction ({e}); {hint}") from e
     if not overwrite and not finished:
         for p in sorted(parts_dir(out_path).glob("part-*.h5")):
-            diffs = compare_provenance(part_contents(p)[0], expected)
+            try:
+                prov = part_contents(p)[0]
+            except FileError:
+                continue  # damaged: deleted and redone (_drop_damaged_parts)
+            diffs = compare_provenance(as_compared(prov), expected)
             if diffs:
                 raise ExtractError(f"unfinished extraction in {parts_dir(out_path)} was made with other settings "
                                    f"({'; '.join(diffs)}); {hint}")
@@ -300,8 +319,9 @@ def extract_features(manifest: Manifest | str | Path, out_path: str | Path, cfg:
         torch.cuda.set_device(dev)
     dist = _Dist(dev)
     try:
-        return _extract(manifest, records, splits, out_path, cfg, skip_bad, dev, dist, progress, overwrite,
-                        part_videos, part_seconds, t0)
+        with output_lock(out_path) if dist.rank == 0 else contextlib.nullcontext():
+            return _extract(manifest, records, splits, out_path, cfg, skip_bad, dev, dist, progress, overwrite,
+                            part_videos, part_seconds, t0)
     finally:
         dist.close()
 
@@ -309,8 +329,8 @@ def extract_features(manifest: Manifest | str | Path, out_path: str | Path, cfg:
 def _extract(manifest: Manifest, records: list[VideoRecord], splits: list[str], out_path: Path,
              cfg: ExtractConfig, skip_bad: bool, dev: torch.device, dist: _Dist, progress: ProgressFn | None,
              overwrite: bool, part_videos: int, part_seconds: float, t0: float) -> ExtractReport:
-    spec, module = build_backbone(cfg)
-    provenance = build_provenance(manifest, cfg, spec, module, splits, cfg.engine)
+    pipeline = build_pipeline(cfg)
+    provenance = build_provenance(manifest, cfg, pipeline, splits, cfg.engine)
     expected = compat(provenance)
     pdir = parts_dir(out_path)
     keys = [video_key(r.path) for r in records]
@@ -337,6 +357,7 @@ def _extract(manifest: Manifest, records: list[VideoRecord], splits: list[str], 
         # Temp files of a writer killed mid-write (a part, or the final store during the merge).
         for tmp in [*pdir.glob(".part-*.tmp"), *out_path.parent.glob(f".{out_path.name}.*.tmp")]:
             tmp.unlink(missing_ok=True)
+        _drop_damaged_parts(pdir)
     dist.barrier()
 
     # 2. Resume state = keys in finished part files; shard what is left across ranks.
@@ -352,13 +373,13 @@ def _extract(manifest: Manifest, records: list[VideoRecord], splits: list[str], 
     resumed = len(records) - len(pending)
     if resumed:
         logger.info("resuming %s: %d of %d videos already extracted", out_path, resumed, len(records))
-    logger.info("rank %d/%d: extracting %d videos with %s (%s weights) on %s", dist.rank, dist.world,
-                len(shard), cfg.backbone, cfg.weights, dev)
+    logger.info("rank %d/%d: extracting %d videos (%s) with %s (%s weights) on %s", dist.rank, dist.world,
+                len(shard), cfg.modality, cfg.backbone, cfg.weights, dev)
     if progress:
         progress(resumed, len(records))
 
     # 3. Extract this shard.
-    done, frames, failed = _run_shard(manifest, shard, pdir, cfg, spec, module, dev, dist.rank, next_part,
+    done, frames, failed = _run_shard(manifest, shard, pdir, cfg, pipeline, dev, dist.rank, next_part,
                                       provenance, skip_bad, progress, resumed, len(records),
                                       part_videos, part_seconds)
 
@@ -377,6 +398,18 @@ def _extract(manifest: Manifest, records: list[VideoRecord], splits: list[str], 
     logger.info("extracted %d videos (%d frames, %.1f frames/s), %d resumed, %d failed -> %s", report.done,
                 report.frames, report.frames_per_second, report.skipped, len(report.failed), out_path)
     return report
+
+
+def _drop_damaged_parts(pdir: Path) -> None:
+    """Delete part files that cannot be read (damaged from outside: parts are written atomically), with a
+    warning: their videos are then extracted again like any unfinished ones."""
+    for p in sorted(pdir.glob("part-*.h5")):
+        try:
+            part_contents(p)
+        except FileError as e:
+            logger.warning("%s: deleted; its videos are extracted again", e.path)
+            logger.debug("%s", e)
+            p.unlink()
 
 
 def _finalize(pdir: Path, out_path: Path, provenance: dict[str, Any], classes: Sequence[str],
@@ -400,27 +433,34 @@ def _finalize(pdir: Path, out_path: Path, provenance: dict[str, Any], classes: S
     shutil.rmtree(pdir, ignore_errors=True)
 
 
-def _run_shard(manifest: Manifest, shard: list[VideoRecord], pdir: Path, cfg: ExtractConfig, spec: Any,
-               module: torch.nn.Module, dev: torch.device, rank: int, next_part: int,
+def _run_shard(manifest: Manifest, shard: list[VideoRecord], pdir: Path, cfg: ExtractConfig,
+               pipeline: FramePipeline, dev: torch.device, rank: int, next_part: int,
                provenance: dict[str, Any], skip_bad: bool, progress: ProgressFn | None, finished_before: int,
                total: int, part_videos: int, part_seconds: float) -> tuple[int, int, list[tuple[str, str]]]:
     """Decode + preprocess (workers) -> infer (here) -> part files. Returns ``(videos, frames, failed)``."""
     if not shard:
         return 0, 0, []
-    source = VideoFrames(manifest, shard, cfg, spec.preprocess)
+    source = VideoFrames(manifest, shard, pipeline.step)
     # Bounded prefetch: at most workers x 2 decoded videos wait in shared memory, whatever the dataset size.
+    # RGB decoding workers run at a lower priority: ~10% of the work, they fill the network's idle cycles. Flow
+    # workers do as much of the work as the network (or all of it, raw): they keep the normal priority.
+    behind = dev.type == "cpu" and cfg.modality == "rgb"
     loader = DataLoader(source, batch_size=None, shuffle=False, num_workers=cfg.workers, collate_fn=_identity,
                         prefetch_factor=2 if cfg.workers else None,
-                        worker_init_fn=_lower_priority if dev.type == "cpu" else None)
+                        worker_init_fn=_lower_priority if behind else None)
     it: Iterator[dict[str, Any]] = iter(loader)  # start decoding before the engine is built (overlap)
-    engine = create_engine(module, spec, dev, cfg.engine, with_head=cfg.predictions)
-    provenance["engine"] = describe_engine(engine)  # informative only (not a compatibility field)
+    batcher: _Batcher | None = None
+    if pipeline.module is not None:
+        spec = pipeline.spec
+        engine = create_engine(pipeline.module, spec, dev, cfg.engine, with_head=cfg.predictions)
+        provenance["engine"] = describe_engine(engine)  # informative only (not a compatibility field)
 
-    def run(batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
-        feats, logits = engine(batch)
-        return np.asarray(feats, np.float32), (None if logits is None else np.asarray(logits, np.float32))
+        def run(batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
+            feats, logits = engine(batch)
+            kill_point("extract:infer")
+            return np.asarray(feats, np.float32), (None if logits is None else np.asarray(logits, np.float32))
 
-    batcher = _Batcher(run, cfg.batch_size, pin=dev.type == "cuda")
+        batcher = _Batcher(run, cfg.batch_size, pin=dev.type == "cuda")
     buffer: list[VideoFeatures] = []
     failed: list[tuple[str, str]] = []
     unsaved_failed: list[tuple[str, str]] = []  # written with the next part, so a rerun knows them
@@ -455,7 +495,7 @@ def _run_shard(manifest: Manifest, shard: list[VideoRecord], pdir: Path, cfg: Ex
         if item["error"] is not None:
             path = str(source.path(item["i"]))
             if not skip_bad:
-                finish(batcher.flush())
+                finish(batcher.flush() if batcher else [])
                 flush()  # keep the finished work
                 raise ExtractError(f"cannot decode {path}: {item['error']}. Fix or remove the file (and rerun "
                                    "`actionlab index`), or pass skip_bad=True (--skip-bad) to leave it out; it "
@@ -464,11 +504,14 @@ def _run_shard(manifest: Manifest, shard: list[VideoRecord], pdir: Path, cfg: Ex
             failed.append((rec.path, item["error"]))
             unsaved_failed.append((rec.path, item["error"]))
             continue
-        x = item["x"]  # (T, 3, S, S) float32
+        x = item["x"]  # (T, C, S, S) float32 for the network, or (T, C, H, W) uint8 arrays to store
         t = x.shape[0]
-        job = _Job(rec, item["indices"], np.empty((t, spec.feature_dim), np.float32), None)
+        if batcher is None:
+            finish([_Job(rec, item["indices"], x.numpy(), None, filled=t)])
+            continue
+        job = _Job(rec, item["indices"], np.empty((t, pipeline.feature_dim), np.float32), None)
         finish(batcher.add(job, x))
-    finish(batcher.flush())
+    finish(batcher.flush() if batcher else [])
     flush(force=True)
     del it
     return state["videos"], state["frames"], failed

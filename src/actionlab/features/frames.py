@@ -1,9 +1,11 @@
 """The frame pipeline shared by extraction and prediction: which frames, decoded how, through which backbone.
 
 ``extract`` runs it over a manifest in DataLoader workers (:class:`VideoFrames`) and batches frames across
-videos; ``predict`` runs it on one video file (:func:`video_features`). Both sample with
-:func:`sample_frame_indices`, decode and preprocess with :func:`decode_frames` and build the backbone with
-:func:`build_backbone`, so a video's features at prediction time are the ones extraction would have stored.
+videos; prediction runs it on one video (:func:`video_features`, a batch of frames at a time; :func:`file_features`
+for a file of either modality). Both sample with :func:`sample_frame_indices`, decode and preprocess with the
+modality's step (:class:`RgbStep`, or :class:`~actionlab.features.flow.FlowStep` for optical flow) and build the
+backbone with :func:`build_backbone`, so a video's features at prediction time are the ones extraction would have
+stored. :func:`build_pipeline` gathers the parts extraction needs for a modality (:class:`FramePipeline`).
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, is_dataclass
+from collections.abc import Callable, MutableMapping, Sequence
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +30,22 @@ from actionlab.data.manifest import Manifest
 from actionlab.features import backbones
 from actionlab.features.store import COMPAT_FIELDS
 from actionlab.types import VideoRecord
-from actionlab.utils import git_revision
+from actionlab.utils import git_revision, kill_point
 
 logger = logging.getLogger(__name__)
+
+
+Step = Callable[..., tuple[np.ndarray, torch.Tensor, VideoInfo]]
+"""``step(path, expected_frames=0) -> (indices (T,) int64, x, info)``: what a decoding worker makes of one video
+(``x``: ``(T, C, S, S)`` float32 for the backbone, or ``(T, C, H, W)`` uint8 arrays stored as they are)."""
+
+
+def check_frame_count(path: str | Path, n: int, expected_frames: int) -> int:
+    """``n``, the file's frame count; warns when the manifest's count (``expected_frames``, 0 = unknown) differs."""
+    if expected_frames > 0 and expected_frames != n:
+        logger.warning("%s: the manifest says %d frames, the file has %d; using %d (re-run "
+                       "`actionlab index` to refresh the manifest)", path, expected_frames, n, n)
+    return n
 
 
 def decode_frames(path: str | Path, cfg: ExtractConfig, preprocess: Any, expected_frames: int = 0
@@ -41,21 +56,69 @@ def decode_frames(path: str | Path, cfg: ExtractConfig, preprocess: Any, expecte
     # One open: the reader demuxes once (exact frame count) and scales to the backbone's short side.
     with VideoReader(path, size=preprocess.resize) as reader:
         info = reader.info
-        n = info.num_frames
-        if expected_frames > 0 and expected_frames != n:
-            logger.warning("%s: the manifest says %d frames, the file has %d; using %d (re-run "
-                           "`actionlab index` to refresh the manifest)", path, expected_frames, n, n)
+        n = check_frame_count(path, info.num_frames, expected_frames)
         indices = sample_frame_indices(n, cfg)
         frames = reader.get_frames(indices)  # (T, H, W, 3) uint8
     return np.asarray(indices, np.int64), preprocess.preprocess_batch(frames), info
 
 
-def video_features(path: str | Path, cfg: ExtractConfig, spec: Any, engine: Callable[..., Any]
-                   ) -> tuple[np.ndarray, np.ndarray, VideoInfo]:
-    """``(indices (T,), features (T, D) float32, info)`` of one video file, in batches of ``cfg.batch_size``."""
-    indices, x, info = decode_frames(path, cfg, spec.preprocess)
-    feats = [np.asarray(engine(x[s:s + cfg.batch_size])[0], np.float32) for s in range(0, len(x), cfg.batch_size)]
-    return indices, np.concatenate(feats), info
+def video_features(source: Any, cfg: ExtractConfig, preprocess: Any, engine: Callable[..., Any],
+                   timings: MutableMapping[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(indices (T,), features (T, D) float32)`` of one video, as extraction computes them.
+
+    ``source`` is an open video (``info`` and ``get_frames``, e.g. a ``VideoReader`` decoding at
+    ``preprocess.resize``); frames are decoded, preprocessed and run through ``engine`` ``cfg.batch_size`` at a
+    time, so only one batch of frames is ever in memory. ``timings`` accumulates ``decode`` and ``features``
+    seconds.
+    """
+    indices = sample_frame_indices(source.info.num_frames, cfg)
+    clock = timings if timings is not None else {}
+    feats = []
+    for s in range(0, len(indices), cfg.batch_size):
+        t0 = time.perf_counter()
+        frames = source.get_frames(indices[s:s + cfg.batch_size])  # (B, H, W, 3) uint8
+        t1 = time.perf_counter()
+        feats.append(np.asarray(engine(preprocess.preprocess_batch(frames))[0], np.float32))
+        t2 = time.perf_counter()
+        clock["decode"] = clock.get("decode", 0.0) + t1 - t0
+        clock["features"] = clock.get("features", 0.0) + t2 - t1
+    return np.asarray(indices, np.int64), np.concatenate(feats)
+
+
+@dataclass(frozen=True)
+class RgbStep:
+    """The decoding workers' step for RGB frames (:func:`decode_frames`)."""
+
+    cfg: ExtractConfig
+    preprocess: Any
+
+    def __call__(self, path: str | Path, expected_frames: int = 0) -> tuple[np.ndarray, torch.Tensor, VideoInfo]:
+        return decode_frames(path, self.cfg, self.preprocess, expected_frames)
+
+
+def file_features(path: str | Path, cfg: ExtractConfig, spec: Any, engine: Callable[..., Any]
+                  ) -> tuple[np.ndarray, np.ndarray, VideoInfo]:
+    """``(indices (T,), features (T, D) float32, info)`` of one video file, as extraction stores them for
+    ``cfg.modality`` (``flow``: :func:`~actionlab.features.flow.video_flow_features`)."""
+    if cfg.modality == "flow":
+        from actionlab.features.flow import video_flow_features
+
+        return video_flow_features(path, cfg, spec, engine)
+    with VideoReader(path, size=spec.preprocess.resize) as src:
+        indices, feats = video_features(src, cfg, spec.preprocess, engine)
+        return indices, feats, src.info
+
+
+def stacked_video_features(path: str | Path, parts: Sequence[tuple[ExtractConfig, Any, Callable[..., Any]]]
+                           ) -> tuple[np.ndarray, np.ndarray, VideoInfo]:
+    """``(indices (T,), features (T, sum D), info)``: :func:`video_features` of one video file for each
+    ``(cfg, spec, engine)`` of ``parts``, concatenated per step in that order, as a run trained on several
+    aligned stores reads them (``train --features rgb.h5 --features flow.h5``; the checkpoint's meta lists each
+    store's extraction config under ``stores``)."""
+    runs = [file_features(path, cfg, spec, engine) for cfg, spec, engine in parts]
+    if any(not np.array_equal(r[0], runs[0][0]) for r in runs):
+        raise ValueError(f"{path}: the stores' samplers chose different frames; they were not aligned")
+    return runs[0][0], np.concatenate([r[1] for r in runs], axis=1), runs[0][2]
 
 
 def sample_frame_indices(num_frames: int, cfg: ExtractConfig) -> np.ndarray:
@@ -81,13 +144,12 @@ class VideoFrames(Dataset):
     """Item ``i``: the sampled frames of ``records[i]``, decoded at the backbone's decode size and preprocessed.
 
     Runs in DataLoader workers, so decoding and preprocessing overlap inference in the main process. Returns
-    ``dict(i, x=(T, 3, S, S) float32 tensor, indices=(T,) int64, error=None)``; a video that cannot be decoded
+    ``dict(i, x=step's array, indices=(T,) int64, error=None)``; a video that cannot be decoded
     gives ``x=None`` and ``error=reason``, so the main process decides what to do with it.
     """
 
-    def __init__(self, manifest: Manifest, records: Sequence[VideoRecord], cfg: ExtractConfig,
-                 preprocess: Any) -> None:
-        self.manifest, self.records, self.cfg, self.preprocess = manifest, list(records), cfg, preprocess
+    def __init__(self, manifest: Manifest, records: Sequence[VideoRecord], step: Step) -> None:
+        self.manifest, self.records, self.step = manifest, list(records), step
 
     def __len__(self) -> int:
         return len(self.records)
@@ -98,7 +160,8 @@ class VideoFrames(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         rec, path = self.records[i], self.path(i)
         try:
-            indices, x, _ = decode_frames(path, self.cfg, self.preprocess, expected_frames=rec.num_frames)
+            indices, x, _ = self.step(path, expected_frames=rec.num_frames)
+            kill_point("extract:decode")
         except VideoDecodeError as e:
             return {"i": i, "x": None, "indices": None, "error": e.reason}
         except (OSError, ValueError, IndexError, RuntimeError) as e:
@@ -107,7 +170,12 @@ class VideoFrames(Dataset):
 
 
 def build_backbone(cfg: ExtractConfig) -> tuple[Any, torch.nn.Module]:
-    """``(spec, module in eval mode)`` of ``cfg.backbone`` with ``cfg.weights``, the same on every rank and run."""
+    """``(spec, module in eval mode)`` of ``cfg.backbone`` with ``cfg.weights``, the same on every rank and run
+    (``modality=flow``: reading the stacked flow, :func:`~actionlab.features.flow.build_flow_backbone`)."""
+    if cfg.modality == "flow":
+        from actionlab.features.flow import build_flow_backbone
+
+        return build_flow_backbone(cfg)
     spec = backbones.get_backbone_spec(cfg.backbone)
     # Random weights ("none") must be identical on every rank and every rerun: seed their initialization.
     with torch.random.fork_rng(devices=[]):
@@ -144,18 +212,58 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-def build_provenance(manifest: Manifest, cfg: ExtractConfig, spec: Any, module: torch.nn.Module,
-                     splits: Sequence[str], engine_name: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class FramePipeline:
+    """What extraction runs for one modality: the decoding workers' step and the network over its output."""
+
+    step: Step
+    spec: Any
+    """The backbone's spec, or None when the step's arrays are stored as they are (raw flow)."""
+    module: torch.nn.Module | None
+    feature_dim: int
+    """D of a stored row ``(T, D)``; for stored arrays ``(T, C, H, W)``, their channels C."""
+    preprocessing: dict[str, Any]
+    """What the rows are, for the store's provenance and the checkpoints of runs trained on it."""
+
+
+def build_pipeline(cfg: ExtractConfig) -> FramePipeline:
+    """The :class:`FramePipeline` of ``cfg.modality``: RGB frames, or optical flow (features or raw fields)."""
+    if cfg.modality == "flow":
+        from actionlab.features.flow import FlowStep, flow_preprocessing, flow_size
+
+        resize, crop = backbones.get_backbone_spec(cfg.backbone).preprocess.resize, None
+        if cfg.flow.output == "raw":
+            return FramePipeline(FlowStep(cfg, flow_size(cfg, resize), None), None, None, 2 * cfg.flow.stack,
+                                 flow_preprocessing(cfg, resize, None))
+        spec, module = build_backbone(cfg)
+        crop = spec.preprocess.crop
+        return FramePipeline(FlowStep(cfg, spec.preprocess.resize, crop), spec, module, int(spec.feature_dim),
+                             flow_preprocessing(cfg, resize, crop))
+    spec, module = build_backbone(cfg)
+    return FramePipeline(RgbStep(cfg, spec.preprocess), spec, module, int(spec.feature_dim), _plain(spec.preprocess))
+
+
+def build_provenance(manifest: Manifest, cfg: ExtractConfig, pipeline: FramePipeline, splits: Sequence[str],
+                     engine_name: str) -> dict[str, Any]:
     """The provenance a store made by this run carries (see :mod:`actionlab.features.store`)."""
-    weights_id, weights_sha = _weights_identity(module, cfg)
+    weights_id, weights_sha = (None, None) if pipeline.module is None else _weights_identity(pipeline.module, cfg)
+    flow = None
+    if cfg.modality == "flow":
+        from actionlab.features.flow import flow_provenance
+
+        flow = flow_provenance(cfg, backbones.get_backbone_spec(cfg.backbone).preprocess.resize)
+    raw = pipeline.module is None
     return {
-        "backbone": cfg.backbone,
+        "modality": cfg.modality,
+        "content": "flow_fields" if raw else "features",
+        "flow": flow,
+        "backbone": None if raw else cfg.backbone,
         "weights": weights_id,
         "weights_sha256": weights_sha,
-        "preprocessing": _plain(spec.preprocess),
+        "preprocessing": pipeline.preprocessing,
         "sampler": sampler_params(cfg),
-        "feature_dim": int(spec.feature_dim),
-        "dtype": cfg.dtype,
+        "feature_dim": int(pipeline.feature_dim),
+        "dtype": "uint8" if raw else cfg.dtype,
         "manifest_checksum": manifest.checksum(),
         "manifest_root": str(Path(manifest.root).resolve()),  # where the videos are (the report shows them)
         "splits": sorted(splits),

@@ -9,7 +9,8 @@ Schema (``format="actionlab-features"``, ``version=1``)::
     /index                   scalar utf-8 JSON: [{key, path, label, label_index, split, group,
                              num_frames, fps, duration}, ...] in key order (a fast copy of the attrs below)
     /videos/<key>            group, attrs: path, label, label_index, split, group, num_frames, fps, duration
-        features             (T, D) float16 | float32, raw (unnormalized) backbone features
+        features             (T, D) float16 | float32, raw (unnormalized) backbone features; in a raw flow
+                             store (provenance ``content="flow_fields"``) (T, C, H, W) uint8 quantised flow
         frame_indices        (T,)   int64, the decoded frame of each row
         predictions          (T, K) float32, optional: the backbone head's logits
     /stats/mean, /stats/std  (D,) float64, over every stored frame of the train split
@@ -18,10 +19,18 @@ Schema (``format="actionlab-features"``, ``version=1``)::
 ``<key>`` is the manifest path with ``/`` replaced by ``|`` (:func:`video_key`), so a group name never nests.
 ``std`` is the population standard deviation (numpy's ``ddof=0``) of the *stored* values, computed in a
 streaming float64 pass (Chan et al.'s parallel update of count/mean/M2), so it never holds the train set in
-memory. Normalization on read is ``(x - mean) / std`` with ``std < 1e-6`` (dead ReLU units) treated as 1.
+memory. Normalization on read is ``(x - mean) / std`` with ``std < 1e-6`` (dead ReLU units, a feature constant
+over the train set) treated as 1: :attr:`FeatureStore.norm_std` / :func:`safe_std` is what every user of the
+statistics divides by (training, evaluation, and the checkpoint's ``feature_std`` that ``predict`` applies).
+
+Attributes are read as strings and JSON, never unpickled; a file whose attributes or layout are not what this
+schema says is a ``FileError`` naming the file. Writers go through :func:`actionlab.utils.atomic_file`, so a
+full disk is a ``DiskFullError`` (HDF5 itself would crash the process) and never leaves half a file.
 
 ``provenance`` records what made the features, so a cache built with other weights or preprocessing is never
-mixed in silently: ``backbone``, ``weights`` (id) + ``weights_sha256``, ``preprocessing`` (resize, crop, mean,
+mixed in silently: ``modality`` (``rgb`` or ``flow``; ``rgb`` when absent), ``content`` (``features``, or
+``flow_fields`` for raw flow), ``flow`` (algorithm, parameters, bound, stack, size; None for RGB),
+``backbone``, ``weights`` (id) + ``weights_sha256``, ``preprocessing`` (resize, crop, mean,
 std), ``sampler`` (name + params), ``feature_dim``, ``dtype``, ``manifest_checksum``, ``manifest_root`` (the
 dataset folder the manifest's paths are relative to), ``splits``,
 ``predictions``, ``num_classes``, ``num_videos``, ``skipped``, ``extract_config``, ``engine``,
@@ -47,17 +56,27 @@ import h5py
 import numpy as np
 
 from actionlab.types import SPLITS, VideoRecord
-from actionlab.utils import atomic_path
+from actionlab.utils import FileError, atomic_file, kill_point
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "actionlab-features"
 VERSION = 1
-COMPAT_FIELDS = ("backbone", "weights", "weights_sha256", "preprocessing", "sampler", "feature_dim", "dtype",
-                 "manifest_checksum", "splits", "predictions")
+COMPAT_FIELDS = ("modality", "content", "flow", "backbone", "weights", "weights_sha256", "preprocessing", "sampler",
+                 "feature_dim", "dtype", "manifest_checksum", "splits", "predictions")
 """Provenance fields that must agree for two runs to share a store."""
+ALIGN_FIELDS = ("manifest_checksum", "sampler", "splits")
+"""Provenance fields that must agree for stores to be read side by side (early fusion of RGB and flow)."""
+_DEFAULTS = {"modality": "rgb", "content": "features", "flow": None}  # stores made before optical flow
 _STD_FLOOR = 1e-6
 _STR = h5py.string_dtype("utf-8")
+
+
+def safe_std(std: np.ndarray) -> np.ndarray:
+    """``std`` with entries below ``1e-6`` (a feature constant over the train set) replaced by 1, so dividing by it
+    leaves such a feature at 0 instead of making it infinite or NaN."""
+    std = np.asarray(std, dtype=np.float64)
+    return np.where(std < _STD_FLOOR, 1.0, std)
 
 
 class IncompatibleStoreError(ValueError):
@@ -127,6 +146,16 @@ def _write_header(h5: h5py.File, provenance: Mapping[str, Any], classes: Sequenc
     h5.require_group("videos")
 
 
+def as_compared(provenance: dict[str, Any]) -> dict[str, Any]:
+    """A provenance as compared: fields added since a store was written take the value they then had."""
+    return {**_DEFAULTS, **provenance}
+
+
+def _row_stats(feats: np.ndarray, dim: int) -> np.ndarray:
+    """Rows ``(N, dim)`` to take statistics over: features as they are, arrays ``(T, C, H, W)`` per channel."""
+    return feats if feats.ndim == 2 else np.moveaxis(feats, 1, -1).reshape(-1, dim)
+
+
 def _write_video(videos: h5py.Group, v: VideoFeatures, dtype: np.dtype) -> None:
     g = videos.create_group(v.key)
     for name, value in asdict(v.record).items():
@@ -150,18 +179,46 @@ def write_part(path: str | Path, provenance: Mapping[str, Any], classes: Sequenc
                videos: Sequence[VideoFeatures], failed: Sequence[tuple[str, str]] = ()) -> None:
     """Atomically write a part file (store layout without stats): finished videos plus bad ones (``failed``)."""
     dtype = np.dtype(provenance.get("dtype", "float32"))
-    with atomic_path(path, suffix=".h5") as tmp, h5py.File(tmp, "w") as h5:
+    need = sum(v.features.size * dtype.itemsize + v.frame_indices.size * 8  # the data alone: a lower bound
+               + (v.predictions.size * 4 if v.predictions is not None else 0) for v in videos)
+    with atomic_file(path, need=need) as fh, h5py.File(fh, "w") as h5:
         _write_header(h5, provenance, classes, failed)
         for v in videos:
             _write_video(h5["videos"], v, dtype)
 
 
+def _json_attr(h5: h5py.File, name: str, default: str, path: str | Path) -> Any:
+    raw = h5.attrs.get(name, default)
+    try:
+        return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else str(raw))
+    except (ValueError, UnicodeDecodeError):
+        raise FileError(path, f"attribute {name!r} is not JSON (damaged, or not written by actionlab; attributes "
+                        "are read as text, never unpickled)", "delete the file and rerun `actionlab extract`") from None
+
+
 def part_contents(path: str | Path) -> tuple[dict[str, Any], list[str], list[tuple[str, str]]]:
-    """``(provenance, keys, failed)`` of a part file (or a finished store)."""
-    with h5py.File(path, "r") as h5:
-        prov = json.loads(h5.attrs["provenance"])
-        failed = [tuple(x) for x in json.loads(h5.attrs.get("skipped", "[]"))]
-        return prov, list(h5["videos"].keys()), failed  # type: ignore[return-value]
+    """``(provenance, keys, failed)`` of a part file (or a finished store); a file that cannot be read is a
+    ``FileError`` naming it."""
+    try:
+        with h5py.File(path, "r") as h5:
+            prov = _json_attr(h5, "provenance", "null", path)
+            failed = [tuple(x) for x in _json_attr(h5, "skipped", "[]", path)]
+            if not isinstance(prov, dict) or "videos" not in h5:
+                raise FileError(path, "not an actionlab part file (no provenance or /videos)",
+                                "delete it and rerun `actionlab extract`")
+            return prov, list(h5["videos"].keys()), failed  # type: ignore[return-value]
+    except (OSError, KeyError) as exc:
+        raise FileError(path, f"unreadable HDF5 file, truncated or damaged ({_h5_reason(exc)})",
+                        "delete it and rerun `actionlab extract`") from None
+
+
+def _h5_reason(exc: BaseException) -> str:
+    """A short reason from an h5py error (its messages run on over several parenthesised lines)."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    for known in ("truncated file", "file signature not found", "bad object header", "wrong B-tree signature"):
+        if known in text:
+            return known
+    return text.split(" (", 1)[0][:80]
 
 
 def merge_parts(parts: Sequence[str | Path], out_path: str | Path, provenance: Mapping[str, Any],
@@ -174,9 +231,8 @@ def merge_parts(parts: Sequence[str | Path], out_path: str | Path, provenance: M
     """
     where: dict[str, Path] = {}
     for p in sorted(map(Path, parts)):
-        with h5py.File(p, "r") as h5:
-            for k in h5["videos"]:
-                where.setdefault(k, p)
+        for k in part_contents(p)[1]:
+            where.setdefault(k, p)
     order = sorted(where) if keys is None else list(keys)
     missing = [k for k in order if k not in where]
     if missing:
@@ -186,8 +242,9 @@ def merge_parts(parts: Sequence[str | Path], out_path: str | Path, provenance: M
     train, everything = RunningStats(dim), RunningStats(dim)
     index: list[dict[str, Any]] = []
     handles: dict[Path, h5py.File] = {}
+    need = _data_bytes(where, set(order))  # checked before copying anything: the store needs at least this
     try:
-        with atomic_path(out_path, suffix=".h5") as tmp, h5py.File(tmp, "w") as out:
+        with atomic_file(out_path, need=need) as fh, h5py.File(fh, "w") as out:
             _write_header(out, provenance, classes, skipped)
             videos = out["videos"]
             for k in order:
@@ -197,13 +254,16 @@ def merge_parts(parts: Sequence[str | Path], out_path: str | Path, provenance: M
                 src = src_file["videos"][k]
                 out.copy(src, videos, name=k)
                 feats = src["features"][()]
-                if feats.shape[1:] != (dim,):
-                    raise RuntimeError(f"{where[k]}: video {k} has features {feats.shape}, expected (T, {dim})")
+                if feats.ndim not in (2, 4) or feats.shape[1] != dim:
+                    raise RuntimeError(f"{where[k]}: video {k} has features {feats.shape}, expected (T, {dim}) "
+                                       f"or (T, {dim}, H, W)")
                 record = _record_from_attrs(src.attrs)
                 index.append({"key": k, **asdict(record)})
-                everything.update(feats)
+                rows = _row_stats(feats, dim)
+                everything.update(rows)
                 if record.split == "train":
-                    train.update(feats)
+                    train.update(rows)
+                kill_point("extract:merge")
             stats = train if train.count else everything
             g = out.create_group("stats")
             g.attrs["split"] = "train" if train.count else "all"
@@ -217,6 +277,17 @@ def merge_parts(parts: Sequence[str | Path], out_path: str | Path, provenance: M
     logger.info("wrote %s: %d videos, stats over %d %s frames", out_path, len(order), stats.count,
                 "train" if train.count else "(no train split) all")
     return len(order)
+
+
+def _data_bytes(where: Mapping[str, Path], keys: set[str]) -> int:
+    """Bytes of the arrays of ``keys`` in the part files (metadata only; nothing is read)."""
+    total = 0
+    for part in set(where.values()):
+        with h5py.File(part, "r") as h5:
+            for k, g in h5["videos"].items():
+                if k in keys and where[k] == part:
+                    total += sum(d.nbytes for d in g.values() if isinstance(d, h5py.Dataset))
+    return total
 
 
 # ----------------------------------------------------------------------------------- reading
@@ -266,32 +337,41 @@ class FeatureStore:
             raise FileNotFoundError(f"feature store {self.path} not found; create it with `actionlab extract`")
         self._h5: h5py.File | None = None
         self._pid = -1
+        rebuild = "delete it and rerun `actionlab extract`"
         try:
             with h5py.File(self.path, "r") as h5:
                 if h5.attrs.get("format") != FORMAT:
-                    raise ValueError(f"{self.path} is not an actionlab feature store (format="
-                                     f"{h5.attrs.get('format')!r}); rebuild it with `actionlab extract`")
+                    raise FileError(self.path, f"not an actionlab feature store (format={h5.attrs.get('format')!r})",
+                                    "rebuild it with `actionlab extract`")
                 if int(h5.attrs["version"]) > VERSION:
-                    raise ValueError(f"{self.path} has store version {int(h5.attrs['version'])}, newer than this "
-                                     f"actionlab reads ({VERSION}); upgrade actionlab")
+                    raise FileError(self.path, f"store version {int(h5.attrs['version'])} is newer than this "
+                                    f"actionlab reads ({VERSION})", "upgrade actionlab")
                 if "stats" not in h5 or "index" not in h5:
-                    raise ValueError(f"{self.path} is an unfinished store (no /stats or /index); rerun "
-                                     "`actionlab extract` to finish it")
-                self.provenance: dict[str, Any] = json.loads(h5.attrs["provenance"])
-                self.skipped: list[tuple[str, str]] = [tuple(x) for x in json.loads(h5.attrs.get("skipped", "[]"))]
+                    raise FileError(self.path, "an unfinished store (no /stats or /index)",
+                                    "rerun `actionlab extract` to finish it")
+                self.provenance: dict[str, Any] = _json_attr(h5, "provenance", "null", self.path)
+                self.skipped: list[tuple[str, str]] = [tuple(x) for x in _json_attr(h5, "skipped", "[]", self.path)]
                 self.classes: list[str] = [c.decode() if isinstance(c, bytes) else str(c) for c in h5["classes"][()]]
                 raw_index = h5["index"][()]
                 index = json.loads(raw_index.decode() if isinstance(raw_index, bytes) else raw_index)
+                if not isinstance(self.provenance, dict) or not isinstance(index, list):
+                    raise FileError(self.path, "its provenance or index is not what actionlab writes", rebuild)
                 self.mean: np.ndarray = h5["stats/mean"][()]
                 self.std: np.ndarray = h5["stats/std"][()]
                 self.stats_split: str = str(h5["stats"].attrs.get("split", "train"))
-        except OSError as e:
-            raise ValueError(f"cannot read feature store {self.path}: {e}; delete it and rerun `actionlab extract`") from e
+        except FileError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError) as e:
+            raise FileError(self.path, f"unreadable feature store, truncated or damaged ({_h5_reason(e)})",
+                            rebuild) from None
         self._records: dict[str, VideoRecord] = {}
-        for item in index:
-            key = item.pop("key")
-            self._records[key] = VideoRecord(**item)
-        self._safe_std = np.where(self.std < _STD_FLOOR, 1.0, self.std)
+        try:
+            for item in index:
+                key = item.pop("key")
+                self._records[key] = VideoRecord(**item)
+        except (TypeError, ValueError, KeyError, AttributeError) as e:
+            raise FileError(self.path, f"its video index is damaged ({e})", rebuild) from None
+        self._safe_std = safe_std(self.std)
 
     # --- lifecycle: one handle per process, opened on first data access
     def _file(self) -> h5py.File:
@@ -330,6 +410,20 @@ class FeatureStore:
     def feature_dim(self) -> int:
         return int(self.mean.shape[0])
 
+    @property
+    def norm_std(self) -> np.ndarray:
+        """``(D,)`` the standard deviation normalization divides by: :func:`safe_std` of the train statistics."""
+        return self._safe_std
+
+    @property
+    def content(self) -> str:
+        """``features`` (rows ``(T, D)``) or ``flow_fields`` (raw quantised flow ``(T, C, H, W)`` uint8)."""
+        return str(self.provenance.get("content", "features"))
+
+    def describe(self) -> str:
+        """``rgb features`` / ``flow features`` / ``flow fields``, for messages."""
+        return "flow fields" if self.content == "flow_fields" else f"{self.provenance.get('modality', 'rgb')} features"
+
     def keys(self, split: str | None = None) -> list[str]:
         """Video keys in store order, optionally only those of ``split``."""
         if split is not None and split not in SPLITS:
@@ -348,7 +442,7 @@ class FeatureStore:
         ``expected`` is a (partial) provenance dict, e.g. ``{"backbone": "mobilenet_v2", "weights": ...}``;
         nested dicts (``preprocessing``, ``sampler``) are compared field by field.
         """
-        diffs = compare_provenance(self.provenance, expected)
+        diffs = compare_provenance(as_compared(self.provenance), expected)
         if diffs:
             raise IncompatibleStoreError(
                 f"feature store {self.path} does not match this run: " + "; ".join(diffs)
@@ -361,12 +455,31 @@ class FeatureStore:
 
     def features(self, key: str, normalize: bool = True) -> np.ndarray:
         """``(T, D) float32`` features of one video, normalized with the train statistics by default."""
-        x = self._file()["videos"][self._check(key)]["features"][()]
+        x = self._read(key, "features")
         return self.normalize(x) if normalize else x.astype(np.float32)
+
+    def _read(self, key: str, name: str) -> np.ndarray:
+        """One array of one video; a damaged file is a ``FileError`` naming the store and the video."""
+        try:
+            return self._file()["videos"][self._check(key)][name][()]
+        except (OSError, KeyError) as e:
+            if isinstance(e, KeyError) and key not in self._records:
+                raise
+            raise FileError(self.path, f"video {key!r}: {name} unreadable, the store is truncated or damaged "
+                            f"({_h5_reason(e)})", "delete it and rerun `actionlab extract`") from None
+
+    def nbytes(self, key: str) -> int:
+        """Bytes of one video's stored rows (read from the file's metadata, not the data)."""
+        d = self._file()["videos"][self._check(key)]["features"]
+        return int(d.size * d.dtype.itemsize)
+
+    def array(self, key: str) -> np.ndarray:
+        """The stored rows of one video as they are (``(T, D)`` features or ``(T, C, H, W)`` uint8 flow)."""
+        return self._read(key, "features")
 
     def frame_indices(self, key: str) -> np.ndarray:
         """``(T,) int64``: which decoded frame each feature row came from."""
-        return self._file()["videos"][self._check(key)]["frame_indices"][()]
+        return self._read(key, "frame_indices")
 
     def predictions(self, key: str) -> np.ndarray | None:
         """``(T, K) float32`` backbone-head logits, or None when the store was built without them."""
@@ -376,14 +489,32 @@ class FeatureStore:
     def load_split(self, split: str, normalize: bool = True, dtype: Any = np.float16
                    ) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
         """All videos of ``split`` in memory: ``(sequences [(T_i, D)] of dtype, labels (N,) int64, keys)``."""
+        if self.content != "features":
+            raise ValueError(f"{self.path} holds raw optical flow (T, C, H, W) for video networks, not per-step "
+                             "features; for temporal models extract flow features (extract --modality flow "
+                             "--flow-output features)")
         keys = self.keys(split)
-        videos = self._file()["videos"]
         seqs = []
         for k in keys:
-            x = videos[k]["features"][()]
+            x = self._read(k, "features")
             seqs.append((self.normalize(x) if normalize else x).astype(dtype, copy=False))
         labels = np.array([self._records[k].label_index for k in keys], dtype=np.int64)
         return seqs, labels, keys
+
+    def check_aligned(self, other: FeatureStore) -> None:
+        """Raise :class:`IncompatibleStoreError` unless ``other`` holds the same videos at the same sampled
+        positions (same manifest, sampler and splits), naming the fields that differ: stores read side by side
+        (e.g. RGB and flow features concatenated per step)."""
+        diffs = [d.replace("store=", f"{self.path.name}=").replace("run=", f"{other.path.name}=")
+                 for d in compare_provenance(self.provenance, other.provenance, ALIGN_FIELDS)]
+        if not diffs and self.keys() != other.keys():
+            mine, theirs = set(self.keys()), set(other.keys())
+            diffs.append(f"videos: {len(mine - theirs)} only in {self.path.name}, {len(theirs - mine)} only in "
+                         f"{other.path.name} (e.g. {sorted(mine ^ theirs)[:2]}; videos skipped as bad?)")
+        if diffs:
+            raise IncompatibleStoreError(f"feature stores {self.path} and {other.path} do not hold the same "
+                                         f"videos at the same frames: {'; '.join(diffs)}. Extract both from one "
+                                         "manifest with the same --sampler/--num-frames/--stride and --splits")
 
     def _check(self, key: str) -> str:
         if key not in self._records:

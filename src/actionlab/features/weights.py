@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from actionlab.utils import atomic_path, sha256_file
+from actionlab.utils import FileError, atomic_file, sha256_file, torch_load
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +183,9 @@ def read_weights_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[s
     if not path.is_file():
         raise WeightsNotFoundError(f"weights file {path} does not exist; pass 'imagenet', 'none' or an existing "
                                    f".pth/.pt file")
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    fix = ("pass --weights imagenet, none, a torchvision .pth state_dict or an actionlab backbone.pt / "
+           "checkpoints/best.pt of a fine-tuning run")
+    obj = torch_load(path, "the weights file", fix)
     if isinstance(obj, Mapping) and obj.get("format") == CHECKPOINT_FORMAT:
         version = int(obj.get("version", 0))
         if version > CHECKPOINT_VERSION:
@@ -200,8 +202,8 @@ def read_weights_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[s
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f"{path} does not hold a state_dict of tensors (got {type(obj).__name__}); "
-                         f"save model.state_dict() or use actionlab's save_backbone_checkpoint")
+        raise FileError(path, f"the weights file holds no state_dict of tensors (got {type(obj).__name__})",
+                        "save model.state_dict(), or use actionlab's save_backbone_checkpoint")
     return dict(obj), None
 
 
@@ -232,8 +234,9 @@ def save_backbone_checkpoint(path: str | Path, *, backbone: str, state_dict: Map
         "extra": dict(extra or {}),
     }
     path = Path(path)
-    with atomic_path(path, suffix=path.suffix) as tmp:
-        torch.save(payload, tmp)
+    need = sum(v.element_size() * v.nelement() for v in payload["state_dict"].values()) + (64 << 10)
+    with atomic_file(path, need=need) as fh:
+        torch.save(payload, fh)
     return path
 
 

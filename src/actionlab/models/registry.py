@@ -10,6 +10,11 @@ Three kinds of models share it, one per input kind of a training run:
 A builder takes exactly the keyword arguments in its signature: :func:`create_model` refuses any other one,
 naming it and the models that do take it, so a setting is never dropped silently.
 
+Every video network takes ``in_channels`` (default 3): ``create_model("r2plus1d_18", K, in_channels=2)`` reads
+2-channel optical flow clips, its first convolution's RGB kernels averaged over colour and replicated over the
+new channels (TSN's cross-modality initialisation, which keeps pretrained weights useful), unless the builder
+takes ``in_channels`` itself.
+
 Every image model carries the preprocessing its weights expect as ``model.normalization``
 (``{"mean": (r, g, b), "std": (r, g, b)}``, torchvision's ``Weights.transforms()`` idea): the registration's
 default for a network trained from scratch, replaced by the builder (:func:`with_normalization`) when it starts
@@ -27,6 +32,7 @@ from typing import Any, TypeVar
 from torch import nn
 
 from actionlab.data.transforms import KINETICS_MEAN, KINETICS_STD
+from actionlab.features.flow import cross_modality_init
 
 KINDS = ("temporal", "video", "frames")
 M = TypeVar("M", bound=nn.Module)
@@ -69,6 +75,8 @@ def register_model(kind: str, name: str | None = None,
         doc = (fn.__doc__ or "").strip().splitlines()
         norm = None if kind == "temporal" or normalization is None else _norm(*normalization)
         params = tuple(n for n in parameters if n != "num_classes")
+        if kind == "video" and "in_channels" not in params:
+            params += ("in_channels",)  # any video network reads flow clips (create_model adapts its stem)
         _MODELS[key] = ModelEntry(key, kind, fn, doc[0] if doc else "", norm, params)
         return fn
 
@@ -133,7 +141,12 @@ def create_model(name: str, num_classes: int, **kwargs: Any) -> nn.Module:
     unknown = sorted(set(kwargs) - set(entry.params))
     if unknown:
         raise TypeError(f"model {name!r} does not take {', '.join(unknown)}; it takes {', '.join(entry.params)}")
+    channels = 3
+    if "in_channels" not in inspect.signature(entry.builder).parameters:
+        channels = int(kwargs.pop("in_channels", 3))
     model = entry.builder(num_classes=num_classes, **kwargs)
+    if channels != 3:
+        cross_modality_init(model, channels)
     if entry.normalization is not None and getattr(model, "normalization", None) is None:
         model.normalization = dict(entry.normalization)  # type: ignore[assignment]
     return model

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from actionlab.models.registry import create_model
-from actionlab.utils import atomic_path
+from actionlab.utils import FileError, atomic_file, torch_load
 
 logger = logging.getLogger(__name__)
 
@@ -76,9 +76,20 @@ def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
         "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
         "meta": to_primitive(dict(extra or {}), "extra"),
     }
-    with atomic_path(path) as tmp:
-        torch.save(ckpt, tmp)
+    with atomic_file(path, need=tensor_bytes(ckpt) + (64 << 10)) as fh:  # a full disk: DiskFullError, old file kept
+        torch.save(ckpt, fh)
     return path
+
+
+def tensor_bytes(obj: Any) -> int:
+    """Bytes of the tensors in a nested dict/list (what ``torch.save`` will write, give or take its index)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.element_size() * obj.nelement()
+    if isinstance(obj, Mapping):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(tensor_bytes(v) for v in obj)
+    return 0
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -86,14 +97,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist; train first (or check the run directory)")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"{path} is not a loadable actionlab checkpoint ({exc}); it may be truncated or "
-                         "written by another tool: re-train or re-save it with save_checkpoint") from exc
+    fix = (f"delete {path.parent} and rerun `actionlab train ... --resume` to train the run again"
+           if path.parent.name == "checkpoints" else "use a checkpoint written by actionlab's training")
+    ckpt = torch_load(path, "the checkpoint", fix, map_location=map_location)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an actionlab checkpoint (no format={FORMAT!r} entry); "
-                         "re-save it with actionlab.train.checkpoint.save_checkpoint")
+        raise FileError(path, f"not an actionlab checkpoint (no format={FORMAT!r} entry)",
+                        "re-save it with actionlab.train.checkpoint.save_checkpoint")
     return ckpt
 
 

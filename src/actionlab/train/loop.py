@@ -13,6 +13,15 @@ whole past. With ``k >= T`` it is exactly full BPTT.
 
 Randomness: the torch generator is re-seeded from ``(seed, epoch, rank)`` at every epoch start, and batch
 samplers derive theirs from ``(seed, epoch, ...)``, so an epoch replays identically after a resume.
+
+Each epoch is committed in three atomic writes, ``metrics.jsonl``, then ``best.pt`` (when the epoch is the best
+so far), then ``last.pt``. ``last.pt`` is the commit: a process killed anywhere before it resumes from the
+previous epoch and redoes this one identically (rewriting the first two), so a resumed run evaluates the same
+``best.pt`` and has the same ``metrics.jsonl`` as an uninterrupted one.
+
+Divergence: an epoch whose training loss or weights are not finite (NaN or infinite) ends training;
+``History.diverged_epoch`` says which, the loop state records it (a resume does not train on), and ``best.pt``
+stays the best finite epoch.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import contextlib
 import json
 import logging
 import math
+import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -37,7 +47,14 @@ from actionlab.config import TrainConfig, to_dict
 from actionlab.models.temporal import detach_state
 from actionlab.train.checkpoint import load_checkpoint, save_checkpoint, unwrap_model
 from actionlab.train.optim import lr_at
-from actionlab.utils import atomic_write_text, distributed_info, select_device, strict_json
+from actionlab.utils import (
+    atomic_path,
+    atomic_write_text,
+    distributed_info,
+    kill_point,
+    select_device,
+    strict_json,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +71,8 @@ class History:
     best_loss: float = math.inf
     """Best monitored loss: ``val_loss`` when ``validate`` reports it, else ``train_loss``."""
     stopped_early: bool = False
+    diverged_epoch: int | None = None
+    """The epoch whose training loss or weights became NaN or infinite (training stopped there), else None."""
 
 
 def step_weights(num_steps: int, weighting: str, device: torch.device | str | None = None) -> Tensor:
@@ -139,6 +158,7 @@ def train_one_epoch(model: nn.Module, batches: Iterable[Batch], optimizer: torch
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
                 scaler.step(optimizer)
                 scaler.update()
+                kill_point("train:step")
             state = detach_state(state)
             batch_loss = batch_loss + loss.detach().double() * share
             logp = logits.detach().float().log_softmax(-1)
@@ -218,11 +238,14 @@ def fit(model: nn.Module, train_batches: Callable[[int], Iterable[Batch]], optim
         if ckpt["scaler"] is not None:
             scaler.load_state_dict(ckpt["scaler"])
         loop = ckpt["meta"]["loop"]
-        hist = History(list(loop["history"]), loop["best_epoch"], loop["best_loss"], loop["stopped_early"])
+        hist = History(list(loop["history"]), loop["best_epoch"], loop["best_loss"], loop["stopped_early"],
+                       loop.get("diverged_epoch"))
         start, bad_epochs = ckpt["epoch"] + 1, loop["bad_epochs"]
         torch.set_rng_state(loop["rng_cpu"].cpu())
         if device.type == "cuda" and loop.get("rng_cuda") is not None:
             torch.cuda.set_rng_state(loop["rng_cuda"].cpu(), device)
+        if rank == 0:
+            _repair_commit(Path(run_dir), ckpt, hist)  # type: ignore[arg-type]
         logger.info("resumed %s at epoch %d", ckpt_dir / "last.pt", start)
     elif resume:
         logger.info("resume requested but %s has no last.pt: starting from scratch", ckpt_dir)
@@ -231,7 +254,7 @@ def fit(model: nn.Module, train_batches: Callable[[int], Iterable[Batch]], optim
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
                                                   else None)
     for epoch in range(start, cfg.epochs):
-        if hist.stopped_early:
+        if hist.stopped_early or hist.diverged_epoch is not None:
             break
         torch.manual_seed(_epoch_seed(cfg.seed, epoch, rank))
         t0 = time.perf_counter()
@@ -239,8 +262,13 @@ def fit(model: nn.Module, train_batches: Callable[[int], Iterable[Batch]], optim
         row.update(train_one_epoch(net, train_batches(epoch), optimizer, cfg, epoch=epoch,
                                    steps_per_epoch=steps_per_epoch, device=device, scaler=scaler,
                                    loss_fn=loss_fn, amp_dtype=amp_dtype))
+        # a NaN/inf loss, or weights that became NaN/inf in the epoch's last steps
+        diverged = not math.isfinite(row["train_loss"]) or not all(bool(torch.isfinite(p).all())
+                                                                   for p in model.parameters())
+        if diverged:
+            hist.diverged_epoch = epoch
         val: list[Any] = [{}]
-        if validate is not None and rank == 0:
+        if validate is not None and rank == 0 and not diverged:
             model.eval()
             with torch.no_grad():
                 val = [{k: float(v) for k, v in validate(model).items()}]
@@ -250,7 +278,7 @@ def fit(model: nn.Module, train_batches: Callable[[int], Iterable[Batch]], optim
         row.update(val[0])
         row["seconds"] = time.perf_counter() - t0
         monitored = row.get("val_loss", row["train_loss"])
-        if monitored < hist.best_loss:
+        if not diverged and monitored < hist.best_loss:  # (a NaN compares False: never the best)
             hist.best_loss, hist.best_epoch, bad_epochs = monitored, epoch, 0
         else:
             bad_epochs += 1
@@ -261,14 +289,44 @@ def fit(model: nn.Module, train_batches: Callable[[int], Iterable[Batch]], optim
                     "bad_epochs": bad_epochs, "stopped_early": hist.stopped_early,
                     "rng_cpu": torch.get_rng_state(),
                     "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+            loop["diverged_epoch"] = hist.diverged_epoch
             extra = {**dict(meta or {}), "config": to_dict(cfg), "loop": loop}
-            save_checkpoint(ckpt_dir / "last.pt", model, optimizer, scaler, epoch, extra)
+            # the commit order: last.pt last (see the module docstring)
+            _write_history(Path(run_dir), hist)  # type: ignore[arg-type]
             if hist.best_epoch == epoch:
                 save_checkpoint(ckpt_dir / "best.pt", model, optimizer, scaler, epoch, extra)
-            atomic_write_text(Path(run_dir) / "metrics.jsonl",  # type: ignore[arg-type]
-                              "".join(strict_json(r) + "\n" for r in hist.epochs))
+            save_checkpoint(ckpt_dir / "last.pt", model, optimizer, scaler, epoch, extra)
+            kill_point("train:epoch")
         if rank == 0:
             log(row)
         if hist.stopped_early:
             logger.info("early stop after epoch %d: no val_loss improvement for %d epochs", epoch, bad_epochs)
+        if diverged:
+            logger.warning("training diverged at epoch %d (train_loss %s, or NaN/infinite weights): stopped; "
+                           "checkpoints/best.pt is the best finite epoch (%s)", epoch, row["train_loss"],
+                           hist.best_epoch if hist.best_epoch >= 0 else "none")
     return hist
+
+
+def _write_history(run_dir: Path, hist: History) -> None:
+    atomic_write_text(run_dir / "metrics.jsonl", "".join(strict_json(r) + "\n" for r in hist.epochs))
+
+
+def _repair_commit(run_dir: Path, ckpt: Mapping[str, Any], hist: History) -> None:
+    """On resume: make ``metrics.jsonl`` and ``best.pt`` agree with ``last.pt``, the committed state.
+
+    ``metrics.jsonl`` may hold a row of an epoch that was not committed (it is redone) or, written by an older
+    actionlab, lack the last committed one. ``best.pt`` may hold an uncommitted epoch (redone and rewritten) or,
+    after a crash between ``last.pt`` and ``best.pt`` of older versions, an earlier epoch: when the committed
+    epoch is the best one, ``last.pt`` holds exactly its weights.
+    """
+    _write_history(run_dir, hist)
+    best = run_dir / "checkpoints" / "best.pt"
+    if hist.best_epoch != ckpt["epoch"]:
+        return
+    if best.is_file() and load_checkpoint(best)["epoch"] == ckpt["epoch"]:
+        return
+    logger.warning("%s does not hold the best epoch %d (a crash between checkpoint writes); rewriting it from "
+                   "last.pt", best, hist.best_epoch)
+    with atomic_path(best, suffix=".pt") as tmp:
+        shutil.copyfile(run_dir / "checkpoints" / "last.pt", tmp)

@@ -57,6 +57,11 @@ class Parsed:
     """The files the entries come from, for messages."""
     unlisted: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    misplaced: list[tuple[str, str]] = field(default_factory=list)
+    """``(listed, found)``: a listed video found only in another class's folder (indexed with its listed label,
+    and a defect: the file or the list is wrong)."""
+    skipped: list[str] = field(default_factory=list)
+    """Listed rows left out because they cannot be used (a Kinetics row without a label)."""
 
 
 # ----------------------------------------------------------------------------------- group-aware splits
@@ -184,12 +189,17 @@ class Resolver:
             self.by_stem.setdefault(p.stem.casefold(), []).append(f)
         self.used: set[str] = set()
         self.fixed = 0
+        """Listed paths matched with another case or extension."""
+        self.misplaced: list[tuple[str, str]] = []
+        """``(listed, found)`` where the file lies in another top-level (class) folder than listed."""
 
     def resolve(self, listed: str) -> str | None:
         found = self._find(listed)
         if found is not None:
             self.used.add(found)
-            if found != listed:
+            if "/" in listed and listed.split("/", 1)[0].casefold() != found.split("/", 1)[0].casefold():
+                self.misplaced.append((listed, found))
+            elif found != listed:
                 self.fixed += 1
         return found
 

@@ -116,7 +116,7 @@ def read(root: Path, split: int, classes: Sequence[str] | None, **_: Any) -> Par
     for e in entries:
         e.path = resolver.resolve(e.listed)
     if resolver.fixed:
-        notes.append(f"{resolver.fixed} listed video(s) found under another folder, case or extension")
+        notes.append(f"{resolver.fixed} listed video(s) found with another case or extension")
     if odd_names:
         notes.append(f"{odd_names} video name(s) without HMDB-51's _<body>_<camera>_<people>_<view>_<quality>_<n> "
                      "ending; each is a group of its own")
@@ -129,7 +129,8 @@ def read(root: Path, split: int, classes: Sequence[str] | None, **_: Any) -> Par
         notes.append(f"{len(straddling)} source video(s) have clips in both train and test in the split files "
                      f"(e.g. {straddling[0]})")
     return Parsed(video_dir, selected, entries, source=f"{folder}/*_test_split{split}.txt",
-                  unlisted=resolver.unlisted({c.casefold() for c in selected}), notes=notes)
+                  unlisted=resolver.unlisted({c.casefold() for c in selected}), notes=notes,
+                  misplaced=resolver.misplaced)
 
 
 # ----------------------------------------------------------------------------------- writer (synth)

@@ -61,11 +61,12 @@ def detect(root: Path) -> str | None:
     return None
 
 
-def _read_rows(csvs: list[Path], notes: list[str]) -> list[tuple[str, str, int, int, str]]:
-    """``(label, youtube_id, start, end, split)`` of every labeled row, first of duplicates kept."""
+def _read_rows(csvs: list[Path], notes: list[str], skipped: list[str]) -> list[tuple[str, str, int, int, str]]:
+    """``(label, youtube_id, start, end, split)`` of every labeled row, first of duplicates kept; rows without a
+    label in a labeled CSV go to ``skipped`` (``file:line``)."""
     rows: list[tuple[str, str, int, int, str]] = []
     keys: set[str] = set()
-    dupes = unlabeled = 0
+    dupes = 0
     for path in csvs:
         header = csv_header(path)
         if "label" not in header:
@@ -88,7 +89,7 @@ def _read_rows(csvs: list[Path], notes: list[str]) -> list[tuple[str, str, int, 
                 label = row[col["label"]].strip()
                 yid = row[col["youtube_id"]].strip()
                 if not label:
-                    unlabeled += 1
+                    skipped.append(f"{path.name}:{lineno}: {yid} (no label)")
                     continue
                 raw_split = row[col["split"]].strip().casefold() if "split" in col else ""
                 split = _SPLITS.get(raw_split) if raw_split else file_split
@@ -109,8 +110,6 @@ def _read_rows(csvs: list[Path], notes: list[str]) -> list[tuple[str, str, int, 
                 rows.append((label, yid, start, end, split))
     if dupes:
         notes.append(f"{dupes} duplicate CSV row(s) (same youtube_id and times); kept the first")
-    if unlabeled:
-        notes.append(f"{unlabeled} CSV row(s) without a label skipped")
     return rows
 
 
@@ -120,7 +119,8 @@ def read(root: Path, classes: Sequence[str] | None, **_: Any) -> Parsed:
         raise DatasetLayoutError(f"{root}: no CSV with label,youtube_id,time_start,time_end,split columns under "
                                  "ROOT or ROOT/annotations; put the Kinetics annotation CSVs there")
     notes: list[str] = []
-    rows = _read_rows(csvs, notes)
+    skipped: list[str] = []
+    rows = _read_rows(csvs, notes, skipped)
     if not rows:
         raise DatasetLayoutError(f"{', '.join(map(str, csvs))}: no labeled rows; use CSVs with a label column")
     all_classes = sorted({r[0] for r in rows})
@@ -133,6 +133,8 @@ def read(root: Path, classes: Sequence[str] | None, **_: Any) -> Parsed:
         by_stem.setdefault(PurePosixPath(f).stem, []).append(f)
     used: set[str] = set()
     entries: list[Entry] = []
+    misplaced: list[tuple[str, str]] = []
+    folder_class = {v: c for c in all_classes for v in (c.casefold(), c.replace(" ", "_").casefold())}
     ambiguous = 0
     for label, yid, start, end, split in rows:
         if label not in keep:
@@ -150,13 +152,18 @@ def read(root: Path, classes: Sequence[str] | None, **_: Any) -> Parsed:
             cands = sorted(cands, key=score)
             ambiguous += 1
         path = next((c for c in cands if c not in used), None)
+        listed = f"{key} ({label}, {split})"
         if path is not None:
             used.add(path)
-        entries.append(Entry(listed=f"{key} ({label}, {split})", label=label, split=split, group=yid, path=path))
+            other = {folder_class.get(part.casefold()) for part in PurePosixPath(path).parts[:-1]} - {None, label}
+            if other:  # in the folder of another class: the file or the CSV is wrong
+                misplaced.append((listed, path))
+        entries.append(Entry(listed=listed, label=label, split=split, group=yid, path=path))
     if ambiguous:
         notes.append(f"{ambiguous} clip(s) found in several folders; took the one under its split/label folder")
     unlisted = sorted(set(files) - used) if not classes else []
-    return Parsed(root, selected, entries, source=", ".join(p.name for p in csvs), unlisted=unlisted, notes=notes)
+    return Parsed(root, selected, entries, source=", ".join(p.name for p in csvs), unlisted=unlisted, notes=notes,
+                  misplaced=misplaced, skipped=skipped)
 
 
 # ----------------------------------------------------------------------------------- writer (synth)

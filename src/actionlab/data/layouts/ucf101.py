@@ -132,7 +132,8 @@ def read(root: Path, split: int, classes: Sequence[str] | None, **_: Any) -> Par
     if resolver.fixed:
         notes.append(f"{resolver.fixed} listed path(s) matched a file with other case or extension")
     return Parsed(video_dir, selected, entries, source=f"{lists}/classInd.txt",
-                  unlisted=resolver.unlisted({c.casefold() for c in selected}), notes=notes)
+                  unlisted=resolver.unlisted({c.casefold() for c in selected}), notes=notes,
+                  misplaced=resolver.misplaced)
 
 
 # ----------------------------------------------------------------------------------- writer (synth)

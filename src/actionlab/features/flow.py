@@ -1,0 +1,260 @@
+"""Dense optical flow as a modality: OpenCV flow between consecutive frames, stored the way TSN and denseflow
+store it, and the ImageNet 2D CNN that reads it.
+
+For each position the frame sampler chooses (the RGB sampler's, so RGB and flow stores align step by step),
+the ``L = flow.stack`` fields between frames ``t, t+1, ..., t+L`` (the window shifted back to fit the video;
+repeated last frames give zero flow in videos shorter than ``L + 1`` frames) are computed on grey frames
+decoded at short side ``flow.size`` and quantised::
+
+    q = round((clip(f, -bound, bound) + bound) * 255 / (2 * bound))      uint8; zero flow -> 128 (127.5)
+
+A sampled position becomes ``(2L, H, W)`` uint8, channels ``x_1, y_1, ..., x_L, y_L``. ``flow.output=raw``
+stores exactly that for video networks; ``features`` centre-crops it to the backbone's crop, scales it to
+``[-1, 1]`` (``(q / 255 - 0.5) / 0.5``, mmaction2's flow normalisation) and runs the backbone, whose first
+convolution's RGB weights are averaged over colour and replicated over the 2L channels (TSN's cross-modality
+initialisation, :func:`cross_modality_init`).
+
+Estimators (:func:`create_estimator`): DIS (fast; the default), Farneback, and TV-L1 where OpenCV's contrib
+build provides ``cv2.optflow``. Their parameters go into the store's provenance. OpenCV is imported lazily.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from actionlab.config import ExtractConfig, FlowConfig
+from actionlab.data.decode import VideoInfo, VideoReader
+from actionlab.features.backbones import first_conv
+
+logger = logging.getLogger(__name__)
+
+FLOW_MEAN, FLOW_STD = 0.5, 0.5
+"""The CNN reads ``(q / 255 - FLOW_MEAN) / FLOW_STD``: quantised flow scaled to ``[-1, 1]``."""
+_DIS_PRESETS = {"ultrafast": 0, "fast": 1, "medium": 2}  # cv2.DISOPTICAL_FLOW_PRESET_*
+_FARNEBACK = {"pyr_scale": 0.5, "levels": 3, "winsize": 15, "iterations": 3, "poly_n": 5, "poly_sigma": 1.2,
+              "flags": 0}
+
+Estimator = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""``estimate(grey0 (H, W) uint8, grey1 (H, W) uint8) -> flow (H, W, 2) float32`` in pixels (x, y)."""
+
+
+class FlowUnavailableError(RuntimeError):
+    """The asked-for flow algorithm is not in this OpenCV build."""
+
+
+def tvl1_available() -> bool:
+    import cv2
+
+    return hasattr(cv2, "optflow")
+
+
+def create_estimator(cfg: FlowConfig) -> tuple[Estimator, dict[str, Any]]:
+    """``(estimate, params)``: an OpenCV flow estimator and the parameters it runs with (for provenance)."""
+    import cv2
+
+    if cfg.algorithm == "dis":
+        dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[cfg.preset])
+        params = {"preset": cfg.preset, "finest_scale": dis.getFinestScale(), "patch_size": dis.getPatchSize(),
+                  "patch_stride": dis.getPatchStride(),
+                  "gradient_descent_iterations": dis.getGradientDescentIterations(),
+                  "variational_refinement_iterations": dis.getVariationalRefinementIterations(),
+                  "mean_normalization": bool(dis.getUseMeanNormalization()),
+                  "spatial_propagation": bool(dis.getUseSpatialPropagation())}
+        return (lambda a, b: dis.calc(a, b, None)), params
+    if cfg.algorithm == "farneback":
+        p = _FARNEBACK
+        return (lambda a, b: cv2.calcOpticalFlowFarneback(
+            a, b, None, p["pyr_scale"], p["levels"], p["winsize"], p["iterations"], p["poly_n"], p["poly_sigma"],
+            p["flags"])), dict(p)
+    if not tvl1_available():
+        raise FlowUnavailableError(
+            f"flow algorithm 'tvl1' needs OpenCV's contrib modules (cv2.optflow), which this OpenCV "
+            f"{cv2.__version__} lacks: install opencv-contrib-python-headless=={cv2.__version__} instead of "
+            "opencv-python-headless, or use --flow-algorithm dis (the default) or farneback")
+    tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
+    params = {"tau": tvl1.getTau(), "lambda": tvl1.getLambda(), "theta": tvl1.getTheta(),
+              "scales": tvl1.getScalesNumber(), "warps": tvl1.getWarpingsNumber(), "epsilon": tvl1.getEpsilon()}
+    return (lambda a, b: tvl1.calc(a, b, None)), params
+
+
+def quantise(flow: np.ndarray, bound: float) -> np.ndarray:
+    """``flow (H, W, 2)`` float32 pixels -> ``(H, W, 2)`` uint8: clipped to ``[-bound, bound]``, mapped to
+    ``[0, 255]`` and rounded (denseflow / TSN). Modifies ``flow`` in place."""
+    import cv2
+
+    np.maximum(flow, -bound, out=flow)  # the upper bound saturates in the cast: 255
+    # saturate(|f * 127.5 / bound + 127.5|), and f >= -bound makes the argument of |.| non-negative
+    return cv2.convertScaleAbs(flow, alpha=127.5 / bound, beta=127.5)
+
+
+def dequantise(q: np.ndarray, bound: float) -> np.ndarray:
+    """uint8 flow -> float32 pixels in ``[-bound, bound]`` (the inverse of :func:`quantise` up to rounding)."""
+    return q.astype(np.float32) * np.float32(2 * bound / 255) - np.float32(bound)
+
+
+def flow_windows(num_frames: int, positions: np.ndarray, stack: int) -> np.ndarray:
+    """``(T, L+1) int64``: the consecutive frames whose ``L = stack`` flow fields describe each position.
+
+    A window starts at its position, shifted back so that it ends inside the video (TSN); in a video shorter
+    than ``L + 1`` frames the last frame repeats (zero flow)."""
+    starts = np.clip(np.asarray(positions, np.int64), 0, max(num_frames - 1 - stack, 0))
+    return np.minimum(starts[:, None] + np.arange(stack + 1, dtype=np.int64)[None, :], num_frames - 1)
+
+
+@dataclass(frozen=True)
+class FlowFields:
+    """The quantised flow of one video's frame windows.
+
+    A fresh estimator per video: OpenCV's DIS keeps buffers between calls that change its result in the last
+    digits (measured: 0.0025 px on 32 x 40 frames), so a video's flow must not depend on which videos a process
+    saw before: a resumed or sharded extraction and ``predict`` then compute exactly what one run stores."""
+
+    cfg: FlowConfig
+
+    def __call__(self, frames: np.ndarray, windows: np.ndarray) -> np.ndarray:
+        """``frames (N, H, W, 3)`` uint8 RGB, ``windows (T, L+1)`` indices into them -> ``(T, 2L, H, W)``
+        uint8. Each pair is computed once, however many windows share it."""
+        import cv2
+
+        estimate, _ = create_estimator(self.cfg)
+        t, length = windows.shape[0], windows.shape[1] - 1
+        h, w = frames.shape[1:3]
+        out = np.empty((t, length, h, w, 2), np.uint8)
+        grey: dict[int, np.ndarray] = {}
+        done: dict[tuple[int, int], np.ndarray] = {}
+        for i, row in enumerate(windows.tolist()):
+            for j in range(length):
+                a, b = row[j], row[j + 1]
+                if (a, b) not in done:
+                    if a == b:  # a repeated last frame: no motion
+                        done[a, b] = np.full((h, w, 2), 128, np.uint8)
+                    else:
+                        for k in (a, b):
+                            if k not in grey:
+                                grey[k] = cv2.cvtColor(frames[k], cv2.COLOR_RGB2GRAY)
+                        done[a, b] = quantise(estimate(grey[a], grey[b]), self.cfg.bound)
+                out[i, j] = done[a, b]
+        return out.transpose(0, 1, 4, 2, 3).reshape(t, 2 * length, h, w)  # x_1, y_1, ..., x_L, y_L
+
+
+def flow_size(cfg: ExtractConfig, resize: int) -> int:
+    """Short side of the frames flow is computed on: ``flow.size``, or the backbone's ``resize``."""
+    return cfg.flow.size or resize
+
+
+@dataclass(frozen=True)
+class FlowStep:
+    """The decoding workers' step for flow: a video file -> ``(positions (T,), x, info)``.
+
+    ``x`` is ``(T, 2L, crop, crop)`` float32 scaled to ``[-1, 1]`` for the CNN when ``crop`` is set, else the
+    quantised fields ``(T, 2L, H, W)`` uint8 (``flow.output=raw``)."""
+
+    cfg: ExtractConfig
+    size: int
+    crop: int | None
+
+    def __call__(self, path: str | Path, expected_frames: int = 0) -> tuple[np.ndarray, torch.Tensor, VideoInfo]:
+        from actionlab.features.frames import check_frame_count, sample_frame_indices
+
+        if torch.utils.data.get_worker_info() is not None:
+            import cv2
+
+            cv2.setNumThreads(1)  # one process per core already: OpenCV's own threads would oversubscribe
+        with VideoReader(path, size=self.size) as reader:
+            info = reader.info
+            n = check_frame_count(path, info.num_frames, expected_frames)
+            positions = sample_frame_indices(n, self.cfg)
+            windows = flow_windows(n, positions, self.cfg.flow.stack)
+            frames, local = np.unique(windows, return_inverse=True)
+            decoded = reader.get_frames(frames)  # (U, H, W, 3), each needed frame once
+        q = FlowFields(self.cfg.flow)(decoded, local.reshape(windows.shape))  # (T, 2L, H, W) uint8
+        if self.crop is None:
+            return positions, torch.from_numpy(q), info
+        return positions, flow_input(q, self.crop), info
+
+
+def flow_input(q: np.ndarray, crop: int) -> torch.Tensor:
+    """Quantised flow ``(T, C, H, W)`` uint8 -> the CNN's input ``(T, C, crop, crop)`` float32 in ``[-1, 1]``:
+    the centre crop, ``(q / 255 - 0.5) / 0.5``."""
+    h, w = q.shape[-2:]
+    if min(h, w) < crop:
+        raise ValueError(f"flow of {h}x{w} is smaller than the backbone's {crop}px crop; raise flow.size")
+    top, left = int(round((h - crop) / 2.0)), int(round((w - crop) / 2.0))
+    x = torch.from_numpy(np.ascontiguousarray(q[:, :, top:top + crop, left:left + crop])).float()
+    return x.mul_(1.0 / (255.0 * FLOW_STD)).sub_(FLOW_MEAN / FLOW_STD)
+
+
+# ----------------------------------------------------------------------------------- the network
+
+
+def cross_modality_init(module: nn.Module, channels: int) -> nn.Module:
+    """Make ``module``'s first convolution read ``channels`` inputs: its RGB kernels averaged over colour and
+    replicated over the new channels (TSN's cross-modality initialisation; 2D and 3D convolutions). In place;
+    returns ``module``. A first convolution that already reads ``channels`` is left as it is."""
+    name, conv = first_conv(module)
+    if conv.in_channels == channels:
+        return module
+    if conv.in_channels != 3 or conv.groups != 1:
+        raise ValueError(f"{type(module).__name__}.{name}, its first convolution, does not read RGB (in_channels "
+                         f"{conv.in_channels}, groups {conv.groups}): cannot give it {channels} input channels")
+    with torch.no_grad():
+        weight = conv.weight.mean(dim=1, keepdim=True)  # (out, 1, k...)
+        weight = weight.repeat(1, channels, *([1] * (weight.ndim - 2))).contiguous()
+    conv.weight = nn.Parameter(weight, requires_grad=conv.weight.requires_grad)
+    conv.in_channels = channels
+    return module
+
+
+def flow_preprocessing(cfg: ExtractConfig, resize: int, crop: int | None) -> dict[str, Any]:
+    """What a flow store's rows are, recorded in its provenance and in the checkpoints of runs trained on it."""
+    out: dict[str, Any] = {"input": "optical flow", "resize": flow_size(cfg, resize), "channels": 2 * cfg.flow.stack,
+                           "bound": cfg.flow.bound, "quantisation": "uint8 q = round((clip(f, -bound, bound) + "
+                                                                    "bound) * 255 / (2 * bound))"}
+    if crop is not None:
+        out.update(crop=crop, mean=[FLOW_MEAN] * 2, std=[FLOW_STD] * 2,
+                   first_conv="RGB kernels averaged over colour, replicated over the flow channels (TSN)")
+    return out
+
+
+def flow_provenance(cfg: ExtractConfig, resize: int) -> dict[str, Any]:
+    """The flow settings two stores must share: algorithm and its parameters, bound, stack, size, output."""
+    _, params = create_estimator(cfg.flow)
+    return {**dataclasses.asdict(cfg.flow), "size": flow_size(cfg, resize), "params": params}
+
+
+def build_flow_backbone(cfg: ExtractConfig) -> tuple[Any, nn.Module]:
+    """``(spec, module)``: ``cfg.backbone`` reading ``2L`` flow channels, its spec's decode size set to
+    ``flow.size`` (the crop stays the backbone's)."""
+    from actionlab.features.frames import build_backbone
+
+    spec, module = build_backbone(dataclasses.replace(cfg, modality="rgb", flow=FlowConfig()))
+    cross_modality_init(module, 2 * cfg.flow.stack)
+    pre = dataclasses.replace(spec.preprocess, resize=flow_size(cfg, spec.preprocess.resize))
+    return dataclasses.replace(spec, preprocess=pre), module.eval()
+
+
+def video_flow_features(path: str | Path, cfg: ExtractConfig, spec: Any, engine: Callable[..., Any]
+                        ) -> tuple[np.ndarray, np.ndarray, VideoInfo]:
+    """``(positions (T,), features (T, D) float32, info)`` of one video file's flow, exactly as extraction
+    computes them (``spec``, ``engine``: from :func:`build_flow_backbone` and ``create_engine``)."""
+    positions, x, info = FlowStep(cfg, spec.preprocess.resize, spec.preprocess.crop)(path)
+    feats = [np.asarray(engine(x[s:s + cfg.batch_size])[0], np.float32) for s in range(0, len(x), cfg.batch_size)]
+    return positions, np.concatenate(feats), info
+
+
+def video_flow_fields(path: str | Path, cfg: ExtractConfig) -> tuple[np.ndarray, np.ndarray, VideoInfo]:
+    """``(positions (T,), quantised flow (T, 2L, H, W) uint8, info)`` of one video file, as a raw flow store
+    made with ``cfg`` holds it (what a video network trained on flow clips reads)."""
+    from actionlab.features.backbones import get_backbone_spec
+
+    positions, q, info = FlowStep(cfg, flow_size(cfg, get_backbone_spec(cfg.backbone).preprocess.resize), None)(path)
+    return positions, q.numpy(), info

@@ -1,0 +1,156 @@
+"""Optical flow as a modality: actionlab's flow against OpenCV's on a real encoded video of a known translation,
+quantisation (TSN / denseflow), the frames each step's flow comes from, TSN's cross-modality initialisation,
+flow clips, and the clear error where TV-L1 is missing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from actionlab.config import ExtractConfig, FlowConfig
+from actionlab.data.decode import VideoReader
+from actionlab.data.flow_clips import FlowClipDataset
+from actionlab.data.sampling import uniform_indices
+from actionlab.data.synth_encode import write_video
+from actionlab.features.flow import (
+    FlowUnavailableError,
+    create_estimator,
+    cross_modality_init,
+    dequantise,
+    flow_windows,
+    quantise,
+    tvl1_available,
+    video_flow_fields,
+)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+SHIFT = (3.0, -2.0)  # pixels per frame: the texture moves right and up
+H, W, FRAMES = 96, 128, 12
+
+
+@pytest.fixture(scope="module")
+def translating_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A smooth random texture sliding by ``SHIFT`` per frame, encoded as XviD (lossy, like UCF-101)."""
+    rng = np.random.default_rng(0)
+    big = cv2.GaussianBlur(rng.uniform(0, 255, (H + 80, W + 80, 3)).astype(np.float32), (0, 0), 2.0)
+    big = np.clip((big - big.mean()) * 4 + 128, 0, 255).astype(np.uint8)
+    dx, dy = int(SHIFT[0]), int(SHIFT[1])
+    frames = np.stack([big[40 - dy * t: 40 - dy * t + H, 40 - dx * t: 40 - dx * t + W] for t in range(FRAMES)])
+    path = tmp_path_factory.mktemp("flow") / "translate.avi"
+    write_video(path, frames, fps=25, codec="xvid")
+    return path
+
+
+def _flow_cfg(**flow: object) -> ExtractConfig:
+    return ExtractConfig(modality="flow", sampler="uniform", num_frames=4,
+                         flow=FlowConfig(size=H, stack=1, output="raw", **flow))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("algorithm", ["dis", "farneback"])
+def test_flow_of_a_known_translation_matches_opencv(translating_video: Path, algorithm: str) -> None:
+    cfg = _flow_cfg(algorithm=algorithm)
+    positions, q, _ = video_flow_fields(translating_video, cfg)
+    assert q.shape == (4, 2, H, W) and q.dtype == np.uint8
+    np.testing.assert_array_equal(positions, uniform_indices(FRAMES, 4))  # the RGB sampler's positions
+    flow = dequantise(q, cfg.flow.bound)[:, :, 16:-16, 16:-16]  # interior: borders have no match
+    mean = flow.mean(axis=(0, 2, 3))
+    assert np.sign(mean).tolist() == [1.0, -1.0]
+    np.testing.assert_allclose(mean, SHIFT, atol=0.35)
+    np.testing.assert_allclose(flow.mean(axis=(2, 3)), np.tile(SHIFT, (4, 1)), atol=0.5)  # every step
+
+    # Bare OpenCV on the same decoded frames, quantised by the formula: the same fields.
+    estimate, _ = create_estimator(cfg.flow)
+    with VideoReader(translating_video, size=H) as reader:
+        frames = reader.get_frames(flow_windows(FRAMES, positions, 1).reshape(-1))
+    grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+    for i in range(4):
+        f = estimate(grey[2 * i], grey[2 * i + 1])  # (H, W, 2)
+        bare = np.round((np.clip(f, -20, 20) + 20) * 255 / 40).transpose(2, 0, 1)
+        assert np.abs(q[i].astype(int) - bare).max() <= 1  # float rounding of 127.5-like values only
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(-50, 50, width=32), min_size=2, max_size=40).filter(lambda v: len(v) % 2 == 0),
+       st.sampled_from([5.0, 20.0]))
+def test_quantisation_clips_to_the_bound_and_rounds(values: list[float], bound: float) -> None:
+    f = np.array(values, np.float32).reshape(1, -1, 2)
+    q = quantise(f.copy(), bound)
+    assert q.dtype == np.uint8 and q.shape == f.shape
+    expected = np.clip(np.round((np.clip(f, -bound, bound) + bound) * 255 / (2 * bound)), 0, 255)
+    assert np.abs(q.astype(int) - expected).max() <= 1
+    np.testing.assert_allclose(dequantise(q, bound), np.clip(f, -bound, bound), atol=bound / 255 * 1.01 + 1e-4)
+
+
+@given(st.integers(1, 60), st.integers(1, 6), st.data())
+def test_flow_windows_are_consecutive_frames_inside_the_video(n: int, stack: int, data: st.DataObject) -> None:
+    positions = np.array(data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=10)))
+    w = flow_windows(n, positions, stack)
+    assert w.shape == (len(positions), stack + 1)
+    assert (w >= 0).all() and (w < n).all()
+    steps = np.diff(w, axis=1)
+    if n > stack:  # room for the whole window: consecutive frames, starting at the position or just before
+        assert (steps == 1).all() and (w[:, 0] <= positions).all()
+        assert (w[:, 0] == np.minimum(positions, n - 1 - stack)).all()
+    else:  # a short video: its frames in order, the last repeated (zero flow)
+        assert (steps >= 0).all() and (w[:, 0] == 0).all()
+
+
+def test_cross_modality_initialisation_averages_the_rgb_kernels() -> None:
+    import copy
+
+    from actionlab.features.backbones import create_backbone
+
+    rgb = create_backbone("mobilenet_v2", weights="none")
+    flow = cross_modality_init(copy.deepcopy(rgb), 10)
+    w_rgb, w_flow = rgb.features[0][0].weight, flow.features[0][0].weight
+    assert w_flow.shape == (32, 10, 3, 3)
+    for c in range(10):
+        torch.testing.assert_close(w_flow[:, c], w_rgb.mean(dim=1))
+    torch.testing.assert_close(flow.features[1].conv[0][0].weight, rgb.features[1].conv[0][0].weight)  # the rest
+    with torch.no_grad():
+        assert flow.eval().forward_features(torch.zeros(2, 10, 64, 64)).shape == (2, 1280)
+    with pytest.raises(ValueError, match="does not read RGB"):
+        cross_modality_init(flow, 4)
+
+
+def test_tvl1_is_used_where_opencv_has_it_and_named_where_it_does_not(capsys: pytest.CaptureFixture[str]) -> None:
+    if tvl1_available():
+        estimate, params = create_estimator(FlowConfig(algorithm="tvl1"))
+        assert "tau" in params
+    else:
+        with pytest.raises(FlowUnavailableError, match=r"cv2\.optflow.*opencv-contrib-python-headless"):
+            create_estimator(FlowConfig(algorithm="tvl1"))
+    with pytest.raises(ValueError, match="flow.algorithm"):
+        FlowConfig(algorithm="brox")
+    with pytest.raises(ValueError, match="modality=flow only"):
+        ExtractConfig(flow=FlowConfig(bound=10))
+    from actionlab.cli import main
+
+    assert main(["extract", "unused.csv", "--flow-bound", "10"]) == 2  # a flow option without --modality flow
+    assert "--flow-bound and the other --flow-* options apply to --modality flow only" in capsys.readouterr().err
+
+
+def test_flow_clips_flip_mirrors_the_motion() -> None:
+    """A horizontal flip of a flow clip negates its x channels (a rightward motion becomes leftward)."""
+    video = np.full((12, 2, 20, 24), 128, np.uint8)
+    video[:, 0] = 200  # x flow > 0 everywhere; y flow 0 (128 -> 0.0039)
+    ds = FlowClipDataset([video], [0], clip_len=4, size=16, resize=20, flip=True)
+    signs = set()
+    for epoch in range(12):
+        ds.set_epoch(epoch)
+        x, label, v = ds[0]
+        assert x.shape == (2, 4, 16, 16) and (label, v) == (0, 0)
+        np.testing.assert_allclose(x[1].numpy(), 128 / 127.5 - 1, atol=1e-6)
+        signs.add(float(np.sign(x[0].mean().item())))
+        np.testing.assert_allclose(x[0].abs().numpy(), 200 / 127.5 - 1, atol=1e-6)
+    assert signs == {1.0, -1.0}
+    test = FlowClipDataset([video, video], [0, 1], clip_len=4, size=16, resize=20, num_clips=3, train=False, crops=3)
+    assert len(test) == 18 and test.item_video.tolist() == [0] * 9 + [1] * 9
+    assert float(test[17][0][0].mean()) > 0  # never flipped at test
