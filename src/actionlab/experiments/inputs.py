@@ -224,7 +224,7 @@ class FeatureInputs(RunInputs):
 
     def provenance(self) -> dict[str, Any]:
         keep = ("modality", "backbone", "weights", "weights_sha256", "sampler", "feature_dim", "manifest_checksum",
-                "dtype", "flow")
+                "dtype", "splits", "num_videos", "flow")
         out: dict[str, Any] = {"kind": self.kind, "features": str(self.path),
                                "store_provenance": {k: self.store.provenance.get(k) for k in keep}}
         if len(self.stores) > 1:
