@@ -107,13 +107,13 @@ def _child(target: str, args: tuple[Any, ...], env: dict[str, str], log: str) ->
     else:  # "extract": (manifest, out, config dict, part_videos)
         import logging
 
-        from actionlab.config import ExtractConfig
+        from actionlab.config import ExtractConfig, from_dict
 
         logging.basicConfig(level=logging.INFO)
         from actionlab.features.extract import extract_features
 
         manifest, out, cfg, part_videos = args
-        extract_features(manifest, out, ExtractConfig(**cfg), part_videos=part_videos, device="cpu")
+        extract_features(manifest, out, from_dict(ExtractConfig, cfg), part_videos=part_videos, device="cpu")
         code = 0
     sys.stdout.flush()
     sys.stderr.flush()
