@@ -5,17 +5,16 @@ from __future__ import annotations
 import pytest
 
 from actionlab.config import (
-    PRESETS,
     ExtractConfig,
     TrainConfig,
     apply_overrides,
     flatten,
     from_dict,
     load_yaml,
-    preset,
     save_yaml,
     to_dict,
 )
+from actionlab.presets import PRESETS, preset
 
 
 def test_overrides_coerce_types_and_nest() -> None:

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import torch
 
-from actionlab.config import apply_overrides, preset
+from actionlab.config import apply_overrides
 from actionlab.data.index import index_dataset
 from actionlab.data.manifest import write_manifest
 from actionlab.evaluate.inference import average_probabilities
@@ -15,6 +15,7 @@ from actionlab.evaluate.predictions import load_predictions
 from actionlab.experiments.run import train_run
 from actionlab.features.backbones import create_backbone
 from actionlab.features.weights import read_backbone_checkpoint
+from actionlab.presets import preset
 
 
 def test_video_scores_average_frame_probabilities() -> None:

@@ -53,8 +53,9 @@ def frames_run(tiny_manifest: Path, tmp_path_factory: pytest.TempPathFactory) ->
 def tsm_run(tiny_manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A video network the way the video_cpu preset trains one: TSM from ImageNet weights, 4 frames spread over
     each video, whole frames squeezed square (32 x 32 here), 2 test clips, 1 epoch."""
-    from actionlab.config import apply_overrides, preset
+    from actionlab.config import apply_overrides
     from actionlab.experiments.run import train_run
+    from actionlab.presets import preset
 
     run = tmp_path_factory.mktemp("tsm") / "tsm"
     cfg = apply_overrides(preset("video_cpu"), {"clip.clip_len": 4, "clip.size": 32, "clip.resize": 36,

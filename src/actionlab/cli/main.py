@@ -143,7 +143,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def _train_config(args: argparse.Namespace, base_preset: str | None = None) -> Any:
-    from actionlab.config import TrainConfig, apply_overrides, load_yaml, preset
+    from actionlab.config import TrainConfig, apply_overrides, load_yaml
+    from actionlab.presets import preset
 
     cfg = load_yaml(TrainConfig, args.config) if getattr(args, "config", None) else TrainConfig()
     for name in (base_preset, getattr(args, "preset", None)):
@@ -338,8 +339,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             spec = get_backbone_spec(name)
             print(f"{name:20s} {spec.feature_dim:5d}-d")
     else:
-        from actionlab.config import PRESETS
         from actionlab.experiments.studies import STUDIES
+        from actionlab.presets import PRESETS
 
         for name, p in PRESETS.items():
             print(f"{name:18s} {p.doc}\n{'':18s} {p.overrides}")

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from actionlab.config import ExtractConfig, TrainConfig, apply_overrides, preset
+from actionlab.config import ExtractConfig, TrainConfig, apply_overrides
+from actionlab.presets import preset
 
 logger = logging.getLogger(__name__)
 
