@@ -132,12 +132,12 @@ def test_differentiable_video_score_matches_the_inference_path(mode: str, weight
 
 
 VIDEO_MODELS = [("r2plus1d_18", {"width": 0.25}), ("c3d_small", {"width": 0.25}), ("lrcn", {"backbone": "small_cnn"}),
-                ("late_fusion", {}), ("s3d", {})]
+                ("vgg9_average", {}), ("s3d", {})]
 
 
 @pytest.mark.parametrize("name,kwargs", VIDEO_MODELS, ids=[m for m, _ in VIDEO_MODELS])
 def test_every_video_architecture_gets_a_map_over_space_and_time(name: str, kwargs: dict) -> None:
-    """3D networks, and networks that fold frames into the batch (LRCN, late fusion), alike."""
+    """3D networks, and networks that fold frames into the batch (LRCN, VGG9 averaged over frames), alike."""
     torch.manual_seed(0)
     model = create_model(name, num_classes=3, **kwargs).eval()
     x = torch.randn(2, 3, 8, 64, 64)
@@ -145,6 +145,13 @@ def test_every_video_architecture_gets_a_map_over_space_and_time(name: str, kwar
     assert heat.shape == (2, 8, 64, 64) and np.isfinite(heat).all()
     assert heat.min() >= 0 and heat.max() == pytest.approx(1.0)
     assert layer and model.get_submodule(layer) is not None
+
+
+def test_a_network_whose_layers_run_twice_per_clip_is_named_not_mapped() -> None:
+    """Late fusion runs one tower on two frames: Grad-CAM has no single map per layer, and says so."""
+    model = create_model("late_fusion", num_classes=3, width=0.25).eval()
+    with pytest.raises(ValueError, match="more than once per clip"):
+        grad_cam(model, torch.randn(1, 3, 16, 64, 64), target=0)
 
 
 def test_cam_layer_takes_the_deepest_map_with_room_to_localize() -> None:

@@ -87,6 +87,10 @@ def cam_layer(model: nn.Module, x: torch.Tensor, min_size: int = 4) -> tuple[str
         if out.ndim == 4 and frames and out.shape[0] != x.shape[0] * frames:
             continue  # a 4-D map of a 5-D input must be its frames folded into the batch
         cands.append((name, min(out.shape[-2:]), frames if out.ndim == 4 else 0))
+    if not cands and any(calls[name] > 1 for name, _ in seen):
+        raise ValueError(f"{type(model).__name__} runs its convolutional layers more than once per clip (towers "
+                         "sharing weights, as late fusion's): Grad-CAM needs one map per layer; explain another "
+                         "network of the run's comparison")
     if not cands:
         raise ValueError(f"{type(model).__name__} has no convolutional feature map for Grad-CAM (no module "
                          "returns a (B, C, T, h, w) or (N, C, h, w) tensor)")
