@@ -4,7 +4,7 @@ export's manifest (``examples/onnx_predict.py``: no actionlab, no torch), from `
 ``Predictor(run)``. Exits 1 when any top-1 label differs.
 
     .venv/bin/python scripts/check_export.py demo/runs/lstm demo/manifest.csv
-    .venv/bin/python scripts/check_export.py demo/runs/r2plus1d demo/manifest.csv -o r2plus1d.actionlab
+    .venv/bin/python scripts/check_export.py demo/runs/tsm demo/manifest.csv -o tsm.actionlab
 """
 
 from __future__ import annotations
