@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +14,11 @@ from actionlab.evaluate.aggregate import log_softmax
 from actionlab.evaluate.metrics import summarize
 from actionlab.evaluate.predictions import save_predictions
 from actionlab.evaluate.report import RunData, load_run, markdown_summary, render_html, write_report
+from browser import CHROMIUM, NO_CHROMIUM, launch
 
 EVIL = "<script>alert(1)</script>"
 CLASSES = ["ApplyEyeMakeup", "ApplyLipstick", EVIL, 'Say "hi" & \'bye\'', "JumpRope"]
 K = len(CLASSES)
-CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 
 
 def _make_run(root: Path, name: str, skill: float, model: str, seed: int) -> Path:
@@ -149,16 +148,14 @@ def test_empty_report_still_renders():
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed (apt-get install chromium); browser test skipped")
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 def test_report_in_headless_chromium(report_inputs, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
     base, lstm, sweep = report_inputs
     out = write_report(tmp_path / "report.html", [base, lstm], [sweep], baseline=base)
     errors, failed, dialogs = [], [], []
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = launch(p)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)

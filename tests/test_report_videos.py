@@ -23,10 +23,8 @@ from actionlab.evaluate.gallery import most_fixed, most_wrong, video_root
 from actionlab.evaluate.metrics import summarize
 from actionlab.evaluate.predictions import Predictions, save_predictions
 from actionlab.evaluate.report import load_run, write_report
+from browser import CHROMIUM, NO_CHROMIUM, launch
 
-CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 CASE = re.compile(r'<figure class="vcase" tabindex="0" role="button"[^>]*><img src="data:image/jpeg;base64,([^"]+)"')
 
 
@@ -144,7 +142,7 @@ def test_a_400_class_report_stays_small(tmp_path: Path) -> None:
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed (apt-get install chromium); browser test skipped")
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 def test_strips_open_larger_on_click_and_the_big_matrix_counts_on_hover(runs: dict, tmp_path: Path) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
     report = write_report(tmp_path / "r.html", [load_run(runs["base"]), load_run(runs["run"])],
@@ -152,7 +150,7 @@ def test_strips_open_larger_on_click_and_the_big_matrix_counts_on_hover(runs: di
     big = write_report(tmp_path / "big.html", [load_run(make_large_run(tmp_path))])
     errors: list[str] = []
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = launch(p)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.on("pageerror", lambda e: errors.append(str(e)))

@@ -5,7 +5,6 @@ test. The model is a real video-network run trained on generated XviD videos (``
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,8 +24,8 @@ from actionlab.data.decode import VideoReader
 from actionlab.data.manifest import read_manifest
 from actionlab.data.synth_encode import VideoWriter
 from actionlab.experiments.predictor import Predictor
+from browser import CHROMIUM, NO_CHROMIUM, launch
 
-CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 LIMIT_MB = 1
 
 
@@ -240,16 +239,14 @@ def test_load_40_requests_4_at_a_time(server: dict[str, Any], clips: dict[str, P
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed (apt-get install chromium); browser test skipped")
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 def test_the_page_in_headless_chromium(server: dict[str, Any], clips: dict[str, Path], expected: dict[str, Any],
                                        tmp_path: Path) -> None:
     """Choose a video on the page: it shows the model's top label, the top-5 bars and the timeline strip."""
     sync_api = pytest.importorskip("playwright.sync_api")
     errors, requests = [], []
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = launch(p)
         try:
             page = browser.new_page(viewport={"width": 1000, "height": 820})
             page.on("pageerror", lambda e: errors.append(str(e)))

@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -333,11 +333,23 @@ def torch_load(path: str | Path, what: str, fix: str, map_location: Any = "cpu")
 # ----------------------------------------------------------------------------------- one writer per output
 
 
+def flatten_mapping(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as one level of dotted keys: ``{"a": {"b": 1}} -> {"a.b": 1}``."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            out.update(flatten_mapping(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 class LockedError(RuntimeError):
     """Another process is writing the same output; the message names it (pid, host, command, start time)."""
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (one of another user counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -384,7 +396,7 @@ def output_lock(target: str | Path, lock_path: str | Path | None = None) -> Iter
         os.close(fd)  # the previous holder removed the file between our open and our lock: try again
     previous = _read_holder(fd)
     if previous.get("pid") and previous.get("pid") != me["pid"]:
-        alive = previous.get("host") == me["host"] and _pid_alive(int(previous["pid"]))
+        alive = previous.get("host") == me["host"] and pid_alive(int(previous["pid"]))
         logger.warning("%s: taking over the lock of pid %s on host %s, which is %s", target, previous["pid"],
                        previous.get("host", "?"), "no longer running" if not alive else "not holding it")
     os.ftruncate(fd, 0)

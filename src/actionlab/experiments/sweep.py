@@ -209,6 +209,21 @@ def _selection_key(metrics: Collection[str], spec: _Spec, where: str) -> str:
     return key
 
 
+def _earlier_trials(trial: Any, wait_s: float = 30.0) -> list[Any]:
+    """The running and complete trials numbered before ``trial``, once each running one has recorded its
+    setting: a trial is created a moment before its setting is stored, and a later trial that looked in that
+    moment would miss the clash and run the same setting twice."""
+    from optuna.trial import TrialState
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        earlier = [t for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+                   if t.number < trial.number]
+        if all("setting" in t.params or t.state != TrialState.RUNNING for t in earlier) or time.monotonic() > deadline:
+            return earlier
+        time.sleep(0.1)
+
+
 def _run_trial(trial: Any, spec: _Spec, objective: Objective) -> float:
     import optuna
     from optuna.trial import TrialState
@@ -220,7 +235,7 @@ def _run_trial(trial: Any, spec: _Spec, objective: Objective) -> float:
         overrides, label = dict(spec.settings[index]), spec.labels[index]
         # Two grid workers can race onto one point: the later trial steps aside (PRUNED is never tabled).
         # Random/TPE may propose a finished setting again: it reuses those results instead of rerunning.
-        for other in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
+        for other in _earlier_trials(trial):
             if other.number < trial.number and _setting_of(other) == index:
                 if spec.sampler != "grid" and other.state == TrialState.COMPLETE:
                     finished = {k: v for k, v in other.user_attrs.items() if k.startswith("seed_")}

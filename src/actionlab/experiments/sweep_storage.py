@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from actionlab.evaluate.sweep_table import canonical_setting
+from actionlab.utils import flatten_mapping, pid_alive
 
 if TYPE_CHECKING:
     from actionlab.experiments.sweep import _Spec
@@ -146,15 +147,6 @@ def _identity(spec: _Spec) -> dict[str, Any]:
             "context": dict(spec.context)}
 
 
-def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, Mapping):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
 
 def _differences(previous: Mapping[str, Any], identity: Mapping[str, Any]) -> list[str]:
     """``field: before=... now=...`` for what differs between two sweep identities."""
@@ -175,7 +167,7 @@ def _differences(previous: Mapping[str, Any], identity: Mapping[str, Any]) -> li
                              f"(e.g. {new[:1]})")
             else:
                 diffs.append(f"{key}: before={before!r} now={now!r}")
-    a, b = _flat(previous["context"]), _flat(identity["context"])
+    a, b = flatten_mapping(previous["context"]), flatten_mapping(identity["context"])
     # a config field added by a newer actionlab (on one side only) is no difference; data that differs in kind is
     keys = (set(a) | set(b)) - {k for k in set(a) ^ set(b) if k.startswith("config.")}
     diffs += [f"{k}: before={a.get(k)!r} now={b.get(k)!r}" for k in sorted(keys) if a.get(k) != b.get(k)]
@@ -210,15 +202,6 @@ def _worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
 
 def _setting_of(trial: Any) -> int | None:
     """The index of the explicit setting a trial runs (``None`` for random/TPE over ranges)."""
@@ -246,7 +229,7 @@ def _recover_dead(handles: _Study) -> int:
     for t in handles.clerk.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = str(t.user_attrs.get("worker", ""))
         name, _, pid = owner.rpartition(":")
-        if name != host or not pid.isdigit() or _pid_alive(int(pid)):
+        if name != host or not pid.isdigit() or pid_alive(int(pid)):
             continue
         try:
             failed = handles.clerk.tell(t.number, state=TrialState.FAIL)

@@ -56,7 +56,7 @@ import h5py
 import numpy as np
 
 from actionlab.types import SPLITS, VideoRecord
-from actionlab.utils import FileError, atomic_file, kill_point
+from actionlab.utils import FileError, atomic_file, flatten_mapping, kill_point
 
 logger = logging.getLogger(__name__)
 
@@ -293,15 +293,6 @@ def _data_bytes(where: Mapping[str, Path], keys: set[str]) -> int:
 # ----------------------------------------------------------------------------------- reading
 
 
-def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, Mapping):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
 
 def _norm(v: Any) -> Any:
     # JSON round-trips tuples as lists and floats exactly; compare in that form.
@@ -316,7 +307,7 @@ def compare_provenance(have: Mapping[str, Any], expected: Mapping[str, Any],
     for name in names:
         a, b = _norm(have.get(name)), _norm(expected[name])
         if isinstance(a, dict) and isinstance(b, dict):
-            fa, fb = _flatten(a, f"{name}."), _flatten(b, f"{name}.")
+            fa, fb = flatten_mapping(a, f"{name}."), flatten_mapping(b, f"{name}.")
             diffs += [f"{k}: store={fa.get(k)!r} run={fb.get(k)!r}" for k in sorted(set(fa) | set(fb))
                       if fa.get(k) != fb.get(k)]
         elif a != b:
