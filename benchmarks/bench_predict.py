@@ -12,7 +12,7 @@ Only ratios measured in one run compare; the load average is printed at the star
 machine with load >= 1 are not worth quoting).
 
     .venv/bin/python benchmarks/bench_predict.py                    # trains two tiny runs on generated videos
-    .venv/bin/python benchmarks/bench_predict.py --runs demo/runs/lstm demo/runs/r2plus1d --manifest demo/manifest.csv
+    .venv/bin/python benchmarks/bench_predict.py --runs demo/runs/lstm demo/runs/tsm --manifest demo/manifest.csv
 """
 
 from __future__ import annotations
