@@ -5,6 +5,7 @@ a feature that is constant over the train set never divides by zero."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,22 @@ def test_a_diverging_run_stops_flags_itself_and_exits_1(data: tuple[Path, Path],
     capsys.readouterr()
     assert main(["evaluate", str(run)]) == 2
     assert "no model to evaluate" in capsys.readouterr().err
+
+
+def test_a_loss_that_explodes_but_stays_finite_is_divergence_too(data: tuple[Path, Path], tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """``optim.lr=1e6`` keeps the loss finite (~1e5) but far past a uniform guess's ln K: not a run that learns."""
+    from actionlab.features.store import FeatureStore
+    from actionlab.train.loop import EXPLODED_LOSS
+
+    run = tmp_path / "run"
+    assert main(["train", "--features", str(data[1]), "--run", str(run), *TRAIN_ARGS, "--set", "optim.lr=1e6"]) == 1
+    assert "training diverged at epoch" in capsys.readouterr().err
+    rows = [_strict(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    with FeatureStore(data[1]) as store:
+        classes = len(store.classes)
+    assert math.isfinite(rows[-1]["train_loss"]) and rows[-1]["train_loss"] > EXPLODED_LOSS * math.log(classes)
+    assert all(r["train_loss"] <= EXPLODED_LOSS * math.log(classes) for r in rows[:-1])  # it stopped at the first
 
 
 @pytest.mark.parametrize(("setting", "message"), [

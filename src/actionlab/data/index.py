@@ -261,8 +261,9 @@ def index_dataset(
         notes.append(f"{len(empty)} class(es) without any video: {', '.join(empty[:10])}")
     if records and lay.official_splits:  # messages about what this layout's own files say
         for s in (s for s in ("train", "test") if s in lay.official_splits and s not in counts):
-            notes.append(f"no {s} videos: {parsed.source} list none" + (" (`actionlab train` needs a train split)"
-                                                                         if s == "train" else ""))
+            verb = "list" if "," in parsed.source else "lists"
+            notes.append(f"no {s} videos: {parsed.source} {verb} none"
+                         + (" (`actionlab train` needs a train split)" if s == "train" else ""))
         if carved and "val" not in counts and "train" in counts:
             notes.append(f"no val videos: too few train groups to carve val_fraction={val_fraction} of them")
     elif records:

@@ -409,7 +409,11 @@ def check_store_manifest(store: Any, manifest: str | Path) -> None:
     if have != m.checksum() or list(store.classes) != list(m.classes):
         diffs = [f"manifest_checksum: store={str(have)[:12]} manifest={m.checksum()[:12]}"]
         if list(store.classes) != list(m.classes):
-            diffs.append(f"classes: store has {len(store.classes)}, manifest {len(m.classes)}")
+            a, b = list(store.classes), list(m.classes)
+            first = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+            shown = lambda names: repr(names[first]) if first < len(names) else "nothing"  # noqa: E731
+            diffs.append(f"classes: store has {len(a)}, manifest {len(b)}; class {first} is {shown(a)} in the store, "
+                         f"{shown(b)} in the manifest")
         raise IncompatibleStoreError(f"{store.path} was not extracted from {manifest} ({'; '.join(diffs)}); "
                                      f"extract it from this manifest (`actionlab extract {manifest} -o STORE.h5`) "
                                      "or pass the manifest it came from")

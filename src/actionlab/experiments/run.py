@@ -137,7 +137,7 @@ def _train_run(cfg: TrainConfig, run_dir: Path, entry: ModelEntry, features: Sto
 def divergence_message(run_dir: Path, cfg: TrainConfig, epoch: int) -> str:
     """What to say about a run whose training loss became NaN or infinite."""
     return (f"{run_dir}: training diverged at epoch {epoch} (the training loss or the weights became NaN or "
-            "infinite) and stopped; "
+            "infinite, or the loss exploded past 100 times a uniform guess's) and stopped; "
             f"metrics.json says \"diverged\": true (lower optim.lr, now {cfg.optim.lr:g}, or clip gradients with "
             "optim.grad_clip, e.g. 5)")
 

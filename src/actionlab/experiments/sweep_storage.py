@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import socket
 import time
 import warnings
@@ -94,6 +95,12 @@ def _make_storage(spec: _Spec) -> Any:
                                                   grace_period=2 * spec.heartbeat_interval,
                                                   heartbeat_stale_trial_callback=_retry_callback(spec.max_retries),
                                                   **kwargs)
+        except sqlalchemy.exc.OperationalError as exc:
+            shown = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", spec.storage)  # never print a password
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc).splitlines()[0]
+            raise ValueError(f"--storage {shown}: cannot open the sweep database ({reason}); check the URL, that the "
+                             "server runs and accepts this user, or drop --storage for SQLite in the sweep "
+                             "directory") from None
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as exc:
             # Workers starting together on a new database race to create Optuna's tables ("duplicate key ...
             # pg_type", "relation already exists"); the loser finds them made on its next try.
@@ -133,6 +140,7 @@ def _open_study(spec: _Spec, worker: int) -> _Study:
     import optuna
 
     storage = _make_storage(spec)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # "Using an existing study..." is not news to a user
     study = optuna.create_study(study_name=spec.study_name, storage=storage, sampler=_make_sampler(spec, worker),
                                 direction=spec.direction, load_if_exists=True)
     clerk = optuna.load_study(study_name=spec.study_name, storage=storage, sampler=optuna.samplers.RandomSampler())

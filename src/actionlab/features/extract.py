@@ -498,7 +498,7 @@ def _run_shard(manifest: Manifest, shard: list[VideoRecord], pdir: Path, cfg: Ex
                 finish(batcher.flush() if batcher else [])
                 flush()  # keep the finished work
                 raise ExtractError(f"cannot decode {path}: {item['error']}. Fix or remove the file (and rerun "
-                                   "`actionlab index`), or pass skip_bad=True (--skip-bad) to leave it out; it "
+                                   "`actionlab index`), or pass --skip-bad (skip_bad=True in Python) to leave it out; it "
                                    "will be listed in the report and in the store's 'skipped' attribute")
             logger.warning("skipping %s: %s", path, item["error"])
             failed.append((rec.path, item["error"]))

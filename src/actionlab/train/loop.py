@@ -174,6 +174,11 @@ def train_one_epoch(model: nn.Module, batches: Iterable[Batch], optimizer: torch
             "steps": i + 1 if count else 0}
 
 
+EXPLODED_LOSS = 100.0
+"""An epoch whose mean training loss is over this many times a uniform guess's (``ln K``) has diverged, finite
+or not: no run that learns is there (``--set optim.lr=1e6`` gives ~1e5)."""
+
+
 def fit(model: nn.Module, train_batches: Callable[[int], Iterable[Batch]], optimizer: torch.optim.Optimizer,
         cfg: TrainConfig, run_dir: str | Path | None = None,
         validate: Callable[[nn.Module], Mapping[str, float]] | None = None, *,
@@ -253,6 +258,8 @@ def fit(model: nn.Module, train_batches: Callable[[int], Iterable[Batch]], optim
     if world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
                                                   else None)
+    classes = len((meta or {}).get("classes") or ())
+    exploded = EXPLODED_LOSS * math.log(classes) if classes > 1 else math.inf
     for epoch in range(start, cfg.epochs):
         if hist.stopped_early or hist.diverged_epoch is not None:
             break
@@ -262,9 +269,9 @@ def fit(model: nn.Module, train_batches: Callable[[int], Iterable[Batch]], optim
         row.update(train_one_epoch(net, train_batches(epoch), optimizer, cfg, epoch=epoch,
                                    steps_per_epoch=steps_per_epoch, device=device, scaler=scaler,
                                    loss_fn=loss_fn, amp_dtype=amp_dtype))
-        # a NaN/inf loss, or weights that became NaN/inf in the epoch's last steps
-        diverged = not math.isfinite(row["train_loss"]) or not all(bool(torch.isfinite(p).all())
-                                                                   for p in model.parameters())
+        # a NaN/inf loss, a loss far past a uniform guess's, or weights that became NaN/inf in the last steps
+        diverged = (not math.isfinite(row["train_loss"]) or row["train_loss"] > exploded
+                    or not all(bool(torch.isfinite(p).all()) for p in model.parameters()))
         if diverged:
             hist.diverged_epoch = epoch
         val: list[Any] = [{}]
