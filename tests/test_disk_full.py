@@ -113,7 +113,7 @@ def test_train_on_a_full_disk_stops_with_one_line_and_resumes(small_disk: Callab
     assert main(args) == 2
     err = capsys.readouterr().err
     line = next(x for x in err.splitlines() if x.startswith("error: "))
-    assert "no space left on device (needs about" in line and "rerun the same command" in line
+    assert "no space left on device (needs about" in line and "rerun the same command with --resume" in line
     assert f"{run}/" in line and "enforce fail" not in err and "Traceback" not in err
     small_disk("4m")
     assert main([*args, "--resume"]) == 0
@@ -130,6 +130,7 @@ def test_report_on_a_full_disk(small_disk: Callable[[str], Path], tmp_path: Path
     assert main(["report", str(run), "-o", str(out)]) == 2
     line = next(x for x in capsys.readouterr().err.splitlines() if x.startswith("error: "))
     assert line.startswith(f"error: {out}: no space left on device (needs about ")
+    assert "rerun the same command:" in line and "--resume" not in line  # report has no --resume
     assert not out.exists()
 
 

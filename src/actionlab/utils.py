@@ -80,13 +80,15 @@ class DiskFullError(OSError):
     def __init__(self, path: str | Path, need: int | None = None) -> None:
         super().__init__(errno.ENOSPC, "no space left on device", str(path))
         self.path, self.need = Path(path), need
+        self.rerun = "rerun the same command"
+        """How the command resumes (the CLI says ``rerun the same command with --resume`` for ``train``)."""
 
     def __str__(self) -> str:
         free = disk_free(self.path.parent)
         need = f"needs about {_size(self.need)}" if self.need else "needs more space"
         have = f", {_size(free)} free" if free is not None else ""
         return (f"{self.path}: no space left on device ({need}{have}; free some space or write elsewhere, then "
-                "rerun the same command, `train` with --resume: finished work is kept and it resumes)")
+                f"{self.rerun}: finished work is kept and it resumes)")
 
 
 def _is_disk_full(exc: BaseException) -> bool:

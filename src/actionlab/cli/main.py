@@ -583,7 +583,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.verbose:
             raise
-        _fail(error_message(exc))
+        _fail(error_message(exc, args.command))
         return 2
     logger.debug("%s took %.1fs", args.command, time.perf_counter() - start)
     return code

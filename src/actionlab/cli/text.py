@@ -53,13 +53,15 @@ class SafeFormatter(logging.Formatter):
         return terminal_safe(super().format(record))
 
 
-def error_message(exc: BaseException) -> str:
+def error_message(exc: BaseException, command: str | None = None) -> str:
     """One line for an exception: the message of the errors actionlab raises (they name the file and the fix);
-    for anything else its type too, and a pointer to ``-v``."""
+    for anything else its type too, and a pointer to ``-v``. ``command`` (``train``...) tailors how to resume."""
     from actionlab.utils import DiskFullError
 
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT) and not isinstance(exc, DiskFullError):
         exc = DiskFullError(exc.filename or "?")
+    if isinstance(exc, DiskFullError) and command in ("train", "finetune"):
+        exc.rerun = "rerun the same command with --resume"
     if isinstance(exc, KeyError) and len(exc.args) == 1 and isinstance(exc.args[0], str):
         text = exc.args[0]
     elif isinstance(exc, OSError) and exc.filename and exc.strerror and str(exc).startswith("[Errno"):
