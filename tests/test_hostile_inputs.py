@@ -20,16 +20,10 @@ from actionlab.features.store import FeatureStore
 from actionlab.train.checkpoint import load_checkpoint
 from actionlab.utils import FileError
 from test_index import make_ucf101
-from tiny_data import TRAIN_ARGS, tiny_dataset
+from tiny_data import TRAIN_ARGS, one_error_line, tiny_dataset
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-
-def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("error: ")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +54,7 @@ def test_truncated_predictions_name_the_file_and_the_fix(trained: dict[str, Path
     run = _copy_run(trained, tmp_path)
     _truncate(run / "predictions_test.npz")
     assert main(["evaluate", str(run)]) == 2
-    line = _one_error_line(capsys)
+    line = one_error_line(capsys)
     assert f"{run}/predictions_test.npz: not a readable predictions file, truncated or damaged" in line
     assert "--resume" in line
     # the fix works: a finished run resumed is evaluated again
@@ -83,7 +77,7 @@ def test_a_damaged_or_tagged_config_yaml_is_one_line(trained: dict[str, Path], t
                  ["train", "--features", str(trained["store"]), "--run", str(run), *TRAIN_ARGS, "--epochs", "2",
                   "--resume"]):
         assert main(argv) == 2
-        assert f"error: {run}/{expected}" in _one_error_line(capsys)
+        assert f"error: {run}/{expected}" in one_error_line(capsys)
     assert not marker.exists()
 
 
@@ -93,7 +87,7 @@ def test_truncated_metrics_json_names_the_file(trained: dict[str, Path], tmp_pat
     _truncate(run / "metrics.json")
     for argv in (["report", str(run), "-o", str(tmp_path / "r.html")], ["evaluate", str(run)]):
         assert main(argv) == 2
-        line = _one_error_line(capsys)
+        line = one_error_line(capsys)
         assert f"{run}/metrics.json: not valid JSON, truncated or damaged" in line and "--resume" in line
 
 
@@ -103,13 +97,13 @@ def test_truncated_checkpoint_and_store_name_the_file(trained: dict[str, Path], 
     _truncate(run / "checkpoints" / "last.pt")
     args = ["train", "--features", str(trained["store"]), "--run", str(run), *TRAIN_ARGS, "--epochs", "2"]
     assert main([*args, "--resume"]) == 2
-    line = _one_error_line(capsys)
+    line = one_error_line(capsys)
     assert f"{run}/checkpoints/last.pt: the checkpoint is truncated or damaged" in line
     store = tmp_path / "store.h5"
     shutil.copy(trained["store"], store)
     _truncate(store, 0.6)
     assert main(["train", "--features", str(store), "--run", str(tmp_path / "other"), *TRAIN_ARGS]) == 2
-    line = _one_error_line(capsys)
+    line = one_error_line(capsys)
     assert f"{store}: unreadable feature store, truncated or damaged" in line and "actionlab extract" in line
 
 
@@ -118,7 +112,7 @@ def test_garbage_weights_for_extract(trained: dict[str, Path], tmp_path: Path,
     weights = tmp_path / "weights.pth"
     weights.write_bytes(np.random.default_rng(0).bytes(5000))
     assert main(["extract", str(trained["manifest"]), "-o", str(tmp_path / "f.h5"), "--weights", str(weights)]) == 2
-    line = _one_error_line(capsys)
+    line = one_error_line(capsys)
     assert f"{weights}: the weights file is not a PyTorch file" in line and "--weights imagenet" in line
     assert "file an issue" not in line
 
@@ -147,12 +141,12 @@ def test_crafted_pickles_in_pt_files_are_refused(trained: dict[str, Path], tmp_p
     with pytest.raises(FileError, match="holds pickled Python objects, which are never loaded"):
         load_checkpoint(evil)
     assert main(["extract", str(trained["manifest"]), "-o", str(tmp_path / "f.h5"), "--weights", str(evil)]) == 2
-    assert "holds pickled Python objects" in _one_error_line(capsys)
+    assert "holds pickled Python objects" in one_error_line(capsys)
     run = _copy_run(trained, tmp_path)
     shutil.copy(evil, run / "checkpoints" / "last.pt")
     assert main(["train", "--features", str(trained["store"]), "--run", str(run), *TRAIN_ARGS, "--epochs", "2",
                  "--resume"]) == 2
-    assert "last.pt: the checkpoint holds pickled Python objects" in _one_error_line(capsys)
+    assert "last.pt: the checkpoint holds pickled Python objects" in one_error_line(capsys)
     assert not marker.exists()  # ... and that nothing ran
 
 
@@ -231,7 +225,7 @@ def test_index_strict_exits_1_and_writes_no_manifest(tmp_path: Path, capsys: pyt
     root = _ucf_with_defects(tmp_path)
     out = tmp_path / "m.csv"
     assert main(["index", str(root), "-o", str(out), "--no-probe", "--workers", "0", "--strict"]) == 1
-    line = _one_error_line(capsys)
+    line = one_error_line(capsys)
     assert "1 of 50 listed videos left out (1 missing); 1 found in another class's folder (--strict" in line
     assert not out.exists()
     ok = make_ucf101(tmp_path / "ok" / "UCF-101", tmp_path / "ok" / "ucfTrainTestlist", clips=1, classes=["YoYo"])

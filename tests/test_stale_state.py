@@ -14,16 +14,10 @@ import pytest
 
 from actionlab.cli import main
 from actionlab.utils import LockedError, output_lock
-from tiny_data import CLASSES, TRAIN_ARGS, tiny_dataset
+from tiny_data import CLASSES, TRAIN_ARGS, one_error_line, tiny_dataset
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-
-def _error(capsys: pytest.CaptureFixture[str]) -> str:
-    err = capsys.readouterr().err
-    lines = [x for x in err.splitlines() if x.startswith("error: ")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +35,7 @@ def test_resume_on_another_store_is_refused_naming_the_fields(two_datasets: dict
     assert main(["train", "--features", str(two_datasets["s1"]), *args]) == 0
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
     assert main(["train", "--features", str(two_datasets["s2"]), *args, "--resume"]) == 2
-    line = _error(capsys)
+    line = one_error_line(capsys)
     assert f"{run} was trained on other data (" in line and "store_provenance.manifest_checksum: run=" in line
     assert "store_provenance.num_videos: run=16 now=12" in line and str(two_datasets["s1"]) in line
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before  # nothing overwritten
@@ -52,7 +46,7 @@ def test_a_store_from_another_manifest_is_refused(two_datasets: dict[str, Path],
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     args = ["train", "--features", str(two_datasets["s1"]), *TRAIN_ARGS, "--epochs", "1"]
     assert main([*args, "--manifest", str(two_datasets["m2"]), "--run", str(tmp_path / "a")]) == 2
-    line = _error(capsys)
+    line = one_error_line(capsys)
     assert f"{two_datasets['s1']} was not extracted from {two_datasets['m2']} (manifest_checksum: store=" in line
     assert main([*args, "--manifest", str(two_datasets["m1"]), "--run", str(tmp_path / "b")]) == 0
 
@@ -71,7 +65,7 @@ def test_sweep_rerun_with_other_data_or_settings_is_refused(two_datasets: dict[s
                              "config.model.name: before='lstm' now='gru'")):
         capsys.readouterr()
         assert main([*base, *extra]) == 2
-        line = _error(capsys)
+        line = one_error_line(capsys)
         assert f"{out}: study 'sweep' holds a different sweep (" in line and expected in line, line
     assert (out / "results.md").read_text() == table
 
@@ -85,7 +79,7 @@ def test_a_grid_value_of_the_wrong_type_fails_before_the_first_trial(two_dataset
                            ("model.width=0.5", "model.width=0.5 does not apply to 'lstm'")):
         assert main(["sweep", "--features", str(two_datasets["s1"]), "--model", "lstm", "--out", str(out),
                      "--grid", grid]) == 2
-        line = _error(capsys)
+        line = one_error_line(capsys)
         assert line.startswith("error: --grid setting ") and expected in line and "nothing was run" in line
         assert not out.exists()
 
@@ -100,10 +94,10 @@ def test_a_second_writer_is_refused_naming_the_holder(two_datasets: dict[str, Pa
     store = tmp_path / "features.h5"
     with output_lock(run, run / ".lock"), output_lock(store):
         assert main(["train", "--features", str(two_datasets["s1"]), "--run", str(run), *TRAIN_ARGS]) == 2
-        line = _error(capsys)
+        line = one_error_line(capsys)
         assert f"{run} is being written by another process: pid {os.getpid()} on host {socket.gethostname()}" in line
         assert main(["extract", str(two_datasets["m1"]), "-o", str(store)]) == 2
-        assert f"{store} is being written by another process: pid {os.getpid()}" in _error(capsys)
+        assert f"{store} is being written by another process: pid {os.getpid()}" in one_error_line(capsys)
         with pytest.raises(LockedError):
             with output_lock(run, run / ".lock"):
                 pass

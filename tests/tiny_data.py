@@ -149,3 +149,11 @@ def _tail(log: Path, n: int = 3000) -> str:
     with contextlib.suppress(OSError):
         return log.read_text(errors="replace")[-n:]
     return "(no log)"
+
+
+def one_error_line(capsys: Any) -> str:
+    """The one ``error:`` line a failed command printed (and no traceback)."""
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
