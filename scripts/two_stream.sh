@@ -19,7 +19,7 @@ mkdir -p "$out"
     --resume | tail -3
 for seed in ${seeds//,/ }; do
     "$bin/actionlab" fuse "$out/runs/lstm/seed-$seed" "$out/runs/flow_lstm/seed-$seed" \
-        --run "$out/runs/two_stream/seed-$seed" | head -2
+        --run "$out/runs/two_stream/seed-$seed"
 done
 "$bin/python" - "$out/runs" "$seeds" "$family" <<'EOF'
 import json, statistics, sys
