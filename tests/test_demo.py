@@ -1,5 +1,6 @@
-"""``actionlab demo --quick``: the whole pipeline (synth -> index -> extract -> single frame, LSTM and a video
-network -> evaluate -> report) on a small generated dataset, and a rerun that reuses everything on disk."""
+"""``actionlab demo --quick``: the whole pipeline (synth -> index -> extract RGB and flow -> single frame, LSTM,
+flow LSTM, their two-stream fusion and a video network -> evaluate -> report) on a small generated dataset, and a
+rerun that reuses everything on disk."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ def test_quick_demo_runs_every_stage_and_resumes(tmp_path: Path, capsys: pytest.
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--quick", "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
-    names = list(demo_configs(quick=True))
-    assert names == ["single_frame", "lstm", "tsm"]
+    assert list(demo_configs(quick=True)) == ["single_frame", "lstm", "flow_lstm", "tsm"]
+    names = ["single_frame", "lstm", "flow_lstm", "two_stream", "tsm"]  # two_stream: lstm and flow_lstm fused
     for name in names:
         metrics = json.loads((out / "runs" / name / "metrics.json").read_text())
         assert metrics["classes"] == SYNTH_CLASSES and sum(metrics["support"]) == metrics["num_videos"] > 0
@@ -31,7 +32,9 @@ def test_quick_demo_runs_every_stage_and_resumes(tmp_path: Path, capsys: pytest.
     assert all(c in html for c in SYNTH_CLASSES) and (out / "report.md").is_file()
 
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.pt")}
-    assert len(stamps) >= 6  # last.pt and best.pt of three runs
+    assert len(stamps) >= 8  # last.pt and best.pt of four trained runs
+    fusion = json.loads((out / "runs" / "two_stream" / "fusion.json").read_text())
+    assert fusion["chosen_on"] == "val" and abs(sum(fusion["weights"]) - 1) < 1e-6
     assert main(["demo", "--out", str(out), "--quick", "--device", "cpu"]) == 0
     assert "reusing the synthetic dataset" in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.pt")} == stamps  # nothing retrained

@@ -1,12 +1,13 @@
 """The demo: the whole pipeline on a generated dataset, in a few minutes on a CPU.
 
-synth -> index -> extract (MobileNetV2, ImageNet) -> single-frame baseline -> LSTM -> a video network (TSM) on
-raw clips
--> evaluate -> report. Every stage is resumable: rerunning the demo reuses what is already on disk.
+synth -> index -> extract (MobileNetV2, ImageNet; RGB and optical flow) -> single-frame baseline -> LSTM on RGB ->
+LSTM on flow -> the two fused late (two-stream) -> a video network (TSM) on raw clips -> evaluate -> report. Every
+stage is resumable: rerunning the demo reuses what is already on disk.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -19,16 +20,17 @@ logger = logging.getLogger(__name__)
 
 
 def demo_configs(quick: bool = False, device: str = "auto") -> dict[str, TrainConfig]:
-    """The three runs the demo compares, each with the library's defaults: the single-frame baseline and the
-    default LSTM on the same cached features, and the ``video_cpu`` preset's video network trained end to end on
-    raw clips (the one that sees position)."""
+    """The runs the demo trains, each with the library's defaults: the single-frame baseline and the default LSTM
+    on the same cached RGB features, the default LSTM on optical-flow features (fused late with the RGB one into
+    ``two_stream``, not a training run), and the ``video_cpu`` preset's video network trained end to end on raw
+    clips."""
     common: dict[str, object] = {"device": device, "seed": 0}
     if quick:
         common["epochs"] = 12
     single = apply_overrides(preset("single_frame"), common)
     lstm = apply_overrides(TrainConfig(), {**common, "model.name": "lstm"})
     video = apply_overrides(preset("video_cpu"), {**common, **({"epochs": 4} if quick else {})})
-    return {"single_frame": single, "lstm": lstm, "tsm": video}
+    return {"single_frame": single, "lstm": lstm, "flow_lstm": lstm, "tsm": video}
 
 
 def run_demo(out: Path, quick: bool = False, device: str = "auto",
@@ -38,6 +40,7 @@ def run_demo(out: Path, quick: bool = False, device: str = "auto",
     from actionlab.data.manifest import read_manifest, write_manifest
     from actionlab.data.synth import make_synthetic_dataset
     from actionlab.experiments.evaluation import evaluate_run, make_report
+    from actionlab.experiments.fuse import fuse_runs
     from actionlab.experiments.run import train_run
     from actionlab.experiments.tensorboard import tensorboard_available
     from actionlab.features.extract import extract_features
@@ -46,7 +49,7 @@ def run_demo(out: Path, quick: bool = False, device: str = "auto",
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     configs = demo_configs(quick, device)
-    steps = len(configs) + 4  # synth, index, extract, one per run, evaluate + report
+    steps = len(configs) + 6  # synth, index, two extractions, one per run, fuse, evaluate + report
     data_root = out / "data"
     size = {"groups": 4, "clips_per_group": 2} if quick else {}
     if not (data_root / ".complete").exists():
@@ -64,24 +67,29 @@ def run_demo(out: Path, quick: bool = False, device: str = "auto",
             f"{manifest_path}")
     manifest = read_manifest(manifest_path)
 
-    store = out / "features.h5"
-    log(f"[3/{steps}] extracting MobileNetV2 (ImageNet) features -> {store}")
     ext = ExtractConfig(num_frames=16, workers=1) if quick else ExtractConfig()
-    rep = extract_features(manifest, store, ext, device=device)
-    log(f"      {rep.summary() if hasattr(rep, 'summary') else rep}")
+    stores = {"rgb": out / "features.h5", "flow": out / "flow.h5"}
+    for i, (modality, store) in enumerate(stores.items()):
+        what = "MobileNetV2 (ImageNet) features" if modality == "rgb" else "optical flow (DIS) features"
+        log(f"[{3 + i}/{steps}] extracting {what} -> {store}")
+        rep = extract_features(manifest, store, dataclasses.replace(ext, modality=modality), device=device)
+        log(f"      {rep.summary() if hasattr(rep, 'summary') else rep}")
 
     results: dict[str, Any] = {}
     for i, (name, cfg) in enumerate(configs.items()):
         video = model_kind(cfg.model.name) == "video"
-        data = "raw clips" if video else "the cached features"
-        log(f"[{4 + i}/{steps}] training {name} ({cfg.model.name}, {cfg.epochs} epochs) on {data}")
-        train_run(cfg, out / "runs" / name, features=None if video else store,
-                  manifest=manifest_path if video else None, resume=True, log=lambda line: log("      " + line),
+        data = "raw clips" if video else f"the cached {'flow' if name == 'flow_lstm' else 'RGB'} features"
+        log(f"[{5 + i}/{steps}] training {name} ({cfg.model.name}, {cfg.epochs} epochs) on {data}")
+        features = None if video else stores["flow" if name == "flow_lstm" else "rgb"]
+        train_run(cfg, out / "runs" / name, features=features, manifest=manifest_path if video else None,
+                  resume=True, log=lambda line: log("      " + line),
                   tensorboard=tensorboard_available())  # event files when TensorBoard is installed
+    log(f"[{steps - 1}/{steps}] two-stream: lstm and flow_lstm fused late (weight chosen on val)")
+    fuse_runs(out / "runs" / "lstm", out / "runs" / "flow_lstm", out / "runs" / "two_stream")
     base = out / "runs" / "single_frame"
-    runs = [out / "runs" / name for name in configs]
-    for name, run in zip(configs, runs):
-        results[name] = evaluate_run(run, baseline=None if run == base else base)
+    runs = [out / "runs" / name for name in ("single_frame", "lstm", "flow_lstm", "two_stream", "tsm")]
+    for run in runs:
+        results[run.name] = evaluate_run(run, baseline=None if run == base else base)
     html, md = make_report(runs, out / "report.html", baseline=base)
     log(f"[{steps}/{steps}] the runs on the test split")
     return {"runs": results, "report": str(html), "markdown": str(md)}
