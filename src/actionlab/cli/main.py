@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import os
 import sys
@@ -34,7 +33,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from actionlab.cli.text import emit, print_json
+from actionlab.cli.use import cmd_explain, cmd_export, cmd_predict, cmd_serve
+
 logger = logging.getLogger("actionlab")
+
 FAMILIES = ("demo", "textures", "gestures", "outdoor")  # actionlab.data.synth.FAMILIES, without importing it at start-up
 
 
@@ -62,15 +65,6 @@ def _callback(bar: Any) -> Callable[..., None]:
 
 def _csv_list(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
-
-
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, default=str))
-
-
-def _emit(data: Any, as_json: bool, text: Callable[[Any], str]) -> None:
-    """Print a verb's result as JSON (``--json``) or as its terminal text."""
-    print(json.dumps(data, indent=2, default=str) if as_json else text(data))
 
 
 # ----------------------------------------------------------------------------------- verbs
@@ -165,7 +159,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
     cfg = _train_config(args, base_preset="finetune")
     result = train_run(cfg, args.out, manifest=args.manifest, resume=args.resume, log=print)
-    _print_json(result)
+    print_json(result)
     print(f"fine-tuned backbone: {Path(args.out) / 'backbone.pt'} (use it with `actionlab extract --weights`)")
     return 0
 
@@ -193,7 +187,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 1 if summary.get("diverged") else 0
     result = train_run(cfg, args.run, features=_features(args), manifest=args.manifest, resume=args.resume,
                        log=print, tensorboard=args.tensorboard)
-    _print_json(result)
+    print_json(result)
     if result.get("diverged"):
         _fail(divergence_message(Path(args.run), cfg, result.get("diverged_epoch", "?")))
         return 1
@@ -208,67 +202,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         # a feature store with per-frame predictions: the single-frame baseline, averaged per video
         args.run = single_frame_run(args.run, split=args.split)
         logger.info("single-frame baseline saved as a run: %s", args.run)
-    _emit(evaluate_run(args.run, split=args.split, baseline=args.baseline), args.json, format_evaluation)
-    return 0
-
-
-def cmd_predict(args: argparse.Namespace) -> int:
-    from actionlab.cli.text import format_predictions
-    from actionlab.data.decode import VideoDecodeError
-    from actionlab.experiments.predictor import Predictor
-
-    if args.output and len(args.videos) != 1:
-        raise ValueError(f"--output writes one annotated video: give one input video, not {len(args.videos)}")
-    predictor = Predictor(args.run, top_k=args.top, device=args.device, window_s=args.window, hop_s=args.hop,
-                          smoothing=args.smoothing)
-    results, failed = [], 0
-    for video in args.videos:  # a bad file is reported and skipped; the others are still answered
-        try:
-            results.append(predictor.annotate(video, args.output) if args.output else predictor.predict(video))
-        except (VideoDecodeError, OSError, ValueError, IndexError) as e:
-            failed += 1
-            why = e.reason if isinstance(e, VideoDecodeError) else str(e).replace(f"{video}: ", "")
-            print(f"actionlab predict: error: {video}: {why}", file=sys.stderr)
-    _emit(results, args.json, lambda r: format_predictions(r, segments=args.segments))
-    if failed:
-        print(f"actionlab predict: {failed} of {len(args.videos)} videos failed", file=sys.stderr)
-    return 2 if failed else 0
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from actionlab.experiments.export import export_run
-
-    report = export_run(args.run, args.output, fmt=args.format, overwrite=args.overwrite, tolerance=args.tolerance)
-    for name, diff in report["max_abs_diff"].items():
-        print(f"{name:9s} {report['graphs'][name]:14s} max |PyTorch - {args.format}| = {diff:.2e}")
-    print(f"export: {report['path']} ({report['kind']} run; use it with actionlab predict/serve, "
-          f"actionlab.Predictor, or the graphs and manifest.json alone)")
-    return 0
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    from actionlab.serve.app import ServeConfig, default_workers, serve
-
-    cfg = ServeConfig(max_upload_mb=args.max_upload_mb, workers=args.workers or default_workers(),
-                      queue=args.queue, timeout_s=args.timeout_s)
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: serving on {args.host}: anyone who can reach this machine can upload videos",
-              file=sys.stderr)
-    serve(args.run, host=args.host, port=args.port, cfg=cfg, device=args.device)
-    return 0
-
-
-def cmd_explain(args: argparse.Namespace) -> int:
-    from actionlab.experiments.explain import RunExplainer, write_explanation
-
-    explainer = RunExplainer(args.run, device=args.device, layer=args.layer)
-    target = int(args.target) if args.target is not None and args.target.isdigit() else args.target
-    for video in args.videos:
-        e = explainer(video, target=target)
-        paths = write_explanation(e, args.output)
-        print(f"{video}: predicted {e.classes[e.predicted]} ({e.probs()[e.predicted]:.0%}), explaining "
-              f"{e.classes[e.target]}; {e.map_method}")
-        print("  " + "  ".join(str(p) for p in paths.values()))
+    emit(evaluate_run(args.run, split=args.split, baseline=args.baseline), args.json, format_evaluation)
     return 0
 
 

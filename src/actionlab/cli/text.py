@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import errno
 import io
+import json
 import logging
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -209,3 +211,12 @@ def format_index_report(manifest: Manifest, report: IndexReport, max_items: int 
         lines.append(f"note: ... and {len(report.notes) - max_items} more")
     lines.append(f"left out: {report.defect_summary()}")
     return "\n".join(lines)
+
+
+def print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def emit(data: Any, as_json: bool, text: Callable[[Any], str]) -> None:
+    """Print a verb's result as JSON (``--json``) or as its terminal text."""
+    print(json.dumps(data, indent=2, default=str) if as_json else text(data))
