@@ -235,7 +235,7 @@ def test_sampler_choice_and_its_provenance() -> None:
 
 
 def test_batcher_packs_frames_across_videos_and_routes_results_back() -> None:
-    from actionlab.features.extract import _Batcher, _Job
+    from actionlab.features.batching import Batcher, Job
 
     sizes: list[int] = []
 
@@ -244,11 +244,11 @@ def test_batcher_packs_frames_across_videos_and_routes_results_back() -> None:
         v = batch.flatten(1)[:, :1].numpy()  # (n, 1): each frame's id
         return np.repeat(v, 2, axis=1), v * 10
 
-    batcher = _Batcher(run, batch_size=4)
+    batcher = Batcher(run, batch_size=4)
     jobs, finished = [], []
     for vid, t in enumerate([3, 6, 1, 2]):  # 12 frames -> batches of 4, 4, 4
         ids = torch.arange(t, dtype=torch.float32) + 100 * vid
-        job = _Job(VideoRecord(f"c/v{vid}.avi", "c", 0, "train", "g"), np.arange(t), np.zeros((t, 2), np.float32), None)
+        job = Job(VideoRecord(f"c/v{vid}.avi", "c", 0, "train", "g"), np.arange(t), np.zeros((t, 2), np.float32), None)
         jobs.append(job)
         finished += batcher.add(job, ids.view(t, 1, 1, 1).expand(t, 3, 2, 2).contiguous())
     finished += batcher.flush()

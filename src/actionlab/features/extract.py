@@ -46,6 +46,7 @@ from torch.utils.data import DataLoader
 
 from actionlab.config import ExtractConfig
 from actionlab.data.manifest import Manifest, read_manifest
+from actionlab.features.batching import Batcher, Job
 from actionlab.features.engine import create_engine, describe_engine
 from actionlab.features.frames import (
     FramePipeline,
@@ -129,79 +130,6 @@ def _lower_priority(worker_id: int) -> None:
 
 
 # ----------------------------------------------------------------------------------- batching
-
-
-@dataclass
-class _Job:
-    """A video whose frames are being pushed through the engine."""
-
-    record: VideoRecord
-    indices: np.ndarray
-    features: np.ndarray
-    """(T, D) filled as batches come back (arrays stored as they are, e.g. raw flow: complete from the start)."""
-    predictions: np.ndarray | None
-    filled: int = 0
-
-
-class _Batcher:
-    """Packs preprocessed frames of consecutive videos into batches of exactly ``batch_size`` (last: fewer)."""
-
-    def __init__(self, run: Callable[[torch.Tensor], tuple[np.ndarray, np.ndarray | None]], batch_size: int,
-                 pin: bool = False) -> None:
-        self.run, self.batch_size, self.pin = run, batch_size, pin
-        self._pinned: torch.Tensor | None = None  # CUDA: batches are assembled in page-locked memory
-        self.chunks: list[tuple[_Job, torch.Tensor]] = []
-        self.queued = 0
-
-    def add(self, job: _Job, x: torch.Tensor) -> list[_Job]:
-        """Queue ``x (T, 3, S, S)`` of ``job``; returns the videos finished by the batches this triggered."""
-        self.chunks.append((job, x))
-        self.queued += x.shape[0]
-        finished: list[_Job] = []
-        while self.queued >= self.batch_size:
-            finished += self._step(self.batch_size)
-        return finished
-
-    def flush(self) -> list[_Job]:
-        finished: list[_Job] = []
-        while self.queued:
-            finished += self._step(min(self.queued, self.batch_size))
-        return finished
-
-    def _step(self, n: int) -> list[_Job]:
-        take: list[tuple[_Job, torch.Tensor]] = []
-        need = n
-        while need:
-            job, x = self.chunks[0]
-            if x.shape[0] <= need:
-                take.append(self.chunks.pop(0))
-                need -= x.shape[0]
-            else:
-                take.append((job, x[:need]))
-                self.chunks[0] = (job, x[need:])
-                need = 0
-        self.queued -= n
-        if self.pin:  # one copy into a reused pinned buffer; the engine then copies it with non_blocking=True
-            shape = (self.batch_size, *take[0][1].shape[1:])
-            if self._pinned is None or self._pinned.shape != shape:
-                self._pinned = torch.empty(shape, dtype=take[0][1].dtype, pin_memory=True)
-            batch = torch.cat([x for _, x in take], out=self._pinned[:n])
-        else:
-            batch = take[0][1] if len(take) == 1 else torch.cat([x for _, x in take])  # (n, 3, S, S)
-        feats, logits = self.run(batch)
-        finished, start = [], 0
-        for job, x in take:
-            m = x.shape[0]
-            job.features[job.filled:job.filled + m] = feats[start:start + m]
-            if logits is not None:
-                if job.predictions is None:
-                    job.predictions = np.empty((job.features.shape[0], logits.shape[1]), np.float32)
-                job.predictions[job.filled:job.filled + m] = logits[start:start + m]
-            job.filled += m
-            start += m
-            if job.filled == job.features.shape[0]:
-                finished.append(job)
-        return finished
 
 
 # ----------------------------------------------------------------------------------- distributed
@@ -449,7 +377,7 @@ def _run_shard(manifest: Manifest, shard: list[VideoRecord], pdir: Path, cfg: Ex
                         prefetch_factor=2 if cfg.workers else None,
                         worker_init_fn=_lower_priority if behind else None)
     it: Iterator[dict[str, Any]] = iter(loader)  # start decoding before the engine is built (overlap)
-    batcher: _Batcher | None = None
+    batcher: Batcher | None = None
     if pipeline.module is not None:
         spec = pipeline.spec
         engine = create_engine(pipeline.module, spec, dev, cfg.engine, with_head=cfg.predictions)
@@ -460,7 +388,7 @@ def _run_shard(manifest: Manifest, shard: list[VideoRecord], pdir: Path, cfg: Ex
             kill_point("extract:infer")
             return np.asarray(feats, np.float32), (None if logits is None else np.asarray(logits, np.float32))
 
-        batcher = _Batcher(run, cfg.batch_size, pin=dev.type == "cuda")
+        batcher = Batcher(run, cfg.batch_size, pin=dev.type == "cuda")
     buffer: list[VideoFeatures] = []
     failed: list[tuple[str, str]] = []
     unsaved_failed: list[tuple[str, str]] = []  # written with the next part, so a rerun knows them
@@ -478,7 +406,7 @@ def _run_shard(manifest: Manifest, shard: list[VideoRecord], pdir: Path, cfg: Ex
         state["bytes"] = 0
         buffer.clear()
 
-    def finish(jobs: list[_Job]) -> None:
+    def finish(jobs: list[Job]) -> None:
         for job in jobs:
             buffer.append(VideoFeatures(job.record, job.features, job.indices, job.predictions))
             state["videos"] += 1
@@ -507,9 +435,9 @@ def _run_shard(manifest: Manifest, shard: list[VideoRecord], pdir: Path, cfg: Ex
         x = item["x"]  # (T, C, S, S) float32 for the network, or (T, C, H, W) uint8 arrays to store
         t = x.shape[0]
         if batcher is None:
-            finish([_Job(rec, item["indices"], x.numpy(), None, filled=t)])
+            finish([Job(rec, item["indices"], x.numpy(), None, filled=t)])
             continue
-        job = _Job(rec, item["indices"], np.empty((t, pipeline.feature_dim), np.float32), None)
+        job = Job(rec, item["indices"], np.empty((t, pipeline.feature_dim), np.float32), None)
         finish(batcher.add(job, x))
     finish(batcher.flush() if batcher else [])
     flush(force=True)
