@@ -140,7 +140,8 @@ def test_extract_on_a_full_disk_keeps_its_parts_and_resumes(small_disk: Callable
     from actionlab.data.index import index_dataset
     from actionlab.data.manifest import Manifest
     from actionlab.features.extract import extract_features, parts_dir
-    from actionlab.features.store import FeatureStore, part_contents
+    from actionlab.features.parts import part_contents
+    from actionlab.features.store import FeatureStore
 
     full, _ = index_dataset(synth_ucf101, workers=0)
     m = Manifest(full.root, full.classes, full.records[:6], full.layout)

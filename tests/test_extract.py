@@ -27,7 +27,8 @@ from actionlab.data.manifest import Manifest, write_manifest
 from actionlab.data.sampling import uniform_indices
 from actionlab.features.backbones import create_backbone, get_backbone_spec
 from actionlab.features.extract import ExtractError, extract_features, parts_dir
-from actionlab.features.store import FeatureStore, part_contents, video_key
+from actionlab.features.parts import part_contents
+from actionlab.features.store import FeatureStore, video_key
 from actionlab.types import VideoRecord
 
 CFG = ExtractConfig(backbone="mobilenet_v2", weights="imagenet", sampler="uniform", num_frames=3, batch_size=5,

@@ -4,6 +4,7 @@ flow clips, and the clear error where TV-L1 is missing."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import cv2
@@ -23,6 +24,8 @@ from actionlab.features.flow import (
     create_estimator,
     cross_modality_init,
     dequantise,
+    flow_image,
+    flow_input,
     flow_windows,
     quantise,
     tvl1_available,
@@ -103,8 +106,6 @@ def test_flow_windows_are_consecutive_frames_inside_the_video(n: int, stack: int
 
 
 def test_cross_modality_initialisation_averages_the_rgb_kernels() -> None:
-    import copy
-
     from actionlab.features.backbones import create_backbone
 
     rgb = create_backbone("mobilenet_v2", weights="none")
@@ -118,6 +119,54 @@ def test_cross_modality_initialisation_averages_the_rgb_kernels() -> None:
         assert flow.eval().forward_features(torch.zeros(2, 10, 64, 64)).shape == (2, 1280)
     with pytest.raises(ValueError, match="does not read RGB"):
         cross_modality_init(flow, 4)
+
+
+def _quantised(fields: list[tuple[float, float]], bound: float = 20.0, h: int = 40, w: int = 48) -> np.ndarray:
+    """``(1, 2L, h, w)`` uint8: a still background with a centre square moving by each field's (x, y)."""
+    f = np.zeros((len(fields), h, w, 2), np.float32)
+    for i, (x, y) in enumerate(fields):
+        f[i] += (0.4, -0.3)  # the camera's drift, the same everywhere
+        f[i, 12:28, 16:32] += (x, y)
+    q = np.stack([quantise(fi.copy(), bound) for fi in f])  # (L, h, w, 2)
+    return q.transpose(0, 3, 1, 2).reshape(1, 2 * len(fields), h, w)
+
+
+def test_flow_image_draws_the_displacement_without_the_camera() -> None:
+    from actionlab.features.preprocess import Preprocess
+
+    pre = Preprocess(40, 32)  # ImageNet mean and std
+    img = flow_image(_quantised([(2.0, 1.0), (3.0, 1.0)]), 20.0, pre)  # summed: (5, 2) px
+    assert img.shape == (1, 3, 32, 32)
+    rgb = img * torch.tensor(pre.std).view(1, 3, 1, 1) + torch.tensor(pre.mean).view(1, 3, 1, 1)
+    inside, outside = rgb[0, :, 12:20, 12:20].mean((1, 2)), rgb[0, :, 0:4, 0:4].mean((1, 2))
+    torch.testing.assert_close(outside, torch.tensor([0.5, 0.5, 0.0]), atol=0.01, rtol=0)  # the drift is gone
+    expect = torch.tensor([0.5 + 5 / 40, 0.5 + 2 / 40, float(np.hypot(5, 2)) / 20])
+    torch.testing.assert_close(inside, expect, atol=0.01, rtol=0)
+
+
+def test_a_frozen_stacked_convolution_cannot_see_motion_along_x_equals_minus_y() -> None:
+    """Why ``flow.encoding=image`` is the default for features: TSN's replicated kernels sum the 2L channels,
+    so a frozen network cannot tell a square moving along x = -y from a still one; the flow image can."""
+    from actionlab.features.backbones import create_backbone
+    from actionlab.features.preprocess import Preprocess
+
+    pre = Preprocess(40, 32)
+    torch.manual_seed(0)
+    rgb = create_backbone("mobilenet_v2", weights="none").eval()
+    stacked = cross_modality_init(copy.deepcopy(rgb), 4)
+    still, diagonal, right = (_quantised([m, m]) for m in [(0.0, 0.0), (4.0, -4.0), (4.0, 4.0)])
+    with torch.no_grad():
+        def feats(model: torch.nn.Module, q: np.ndarray, encoding: str) -> torch.Tensor:
+            return model.forward_features(flow_input(q, FlowConfig(encoding=encoding), pre))
+
+        s_still, s_diag, s_right = (feats(stacked, q, "stack") for q in (still, diagonal, right))
+        i_still, i_diag = (feats(rgb, q, "image") for q in (still, diagonal))
+    def change(a: torch.Tensor, b: torch.Tensor) -> float:
+        return float((a - b).norm() / b.norm())
+
+    assert change(s_diag, s_still) < 1e-3  # invisible, up to uint8 rounding
+    assert change(s_right, s_still) > 0.05  # the same network sees the other diagonal
+    assert change(i_diag, i_still) > 0.05
 
 
 def test_tvl1_is_used_where_opencv_has_it_and_named_where_it_does_not(capsys: pytest.CaptureFixture[str]) -> None:
@@ -154,3 +203,19 @@ def test_flow_clips_flip_mirrors_the_motion() -> None:
     test = FlowClipDataset([video, video], [0, 1], clip_len=4, size=16, resize=20, num_clips=3, train=False, crops=3)
     assert len(test) == 18 and test.item_video.tolist() == [0] * 9 + [1] * 9
     assert float(test[17][0][0].mean()) > 0  # never flipped at test
+
+
+def test_flow_settings_recorded_before_encodings_existed_read_as_the_stacked_fields() -> None:
+    from actionlab.config import recorded_extract, to_dict
+    from actionlab.features.store import as_compared
+
+    old = to_dict(ExtractConfig(modality="flow"))
+    del old["flow"]["encoding"]
+    assert recorded_extract(old).flow.encoding == "stack"  # what a run trained before then was fed
+    raw = to_dict(ExtractConfig(modality="flow", flow=FlowConfig(output="raw")))
+    del raw["flow"]["encoding"]
+    assert recorded_extract(raw).flow == FlowConfig(output="raw")
+    assert as_compared({"flow": old["flow"]})["flow"]["encoding"] == "stack"
+    assert recorded_extract(to_dict(ExtractConfig(modality="flow"))).flow.encoding == "image"
+    with pytest.raises(ValueError, match="leave flow.encoding unset"):
+        FlowConfig(output="raw", encoding="stack")

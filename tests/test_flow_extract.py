@@ -17,7 +17,8 @@ from actionlab.features.engine import create_engine
 from actionlab.features.extract import ExtractError, extract_features, parts_dir
 from actionlab.features.flow import video_flow_features
 from actionlab.features.frames import build_backbone
-from actionlab.features.store import FeatureStore, IncompatibleStoreError, part_contents
+from actionlab.features.parts import part_contents
+from actionlab.features.store import FeatureStore, IncompatibleStoreError
 from actionlab.types import VideoRecord
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -12,17 +12,14 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from actionlab.features.parts import RunningStats, merge_parts, part_contents, write_part
 from actionlab.features.store import (
     FORMAT,
     VERSION,
     FeatureStore,
     IncompatibleStoreError,
-    RunningStats,
     VideoFeatures,
-    merge_parts,
-    part_contents,
     video_key,
-    write_part,
 )
 from actionlab.types import VideoRecord
 

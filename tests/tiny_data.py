@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from actionlab.data.manifest import Manifest, write_manifest
-from actionlab.features.store import VideoFeatures, merge_parts, write_part
+from actionlab.features.parts import merge_parts, write_part
+from actionlab.features.store import VideoFeatures
 from actionlab.types import VideoRecord
 from actionlab.utils import KILL_ENV
 

@@ -45,15 +45,25 @@ class FlowConfig:
     size: int = 0
     """Short side frames are decoded to and flow is computed at; 0 = the backbone's resize (256 for
     mobilenet_v2). Flow magnitudes are in pixels of this size."""
+    encoding: str = "image"
+    """How ``output=features`` shows the L fields to the ImageNet CNN. ``image``: their sum (the displacement
+    over L frames), less its median over the frame (camera motion), drawn as a 3-channel image (x, y and
+    magnitude, +-bound mapped to [0, 1]) that the CNN's own RGB convolution reads. ``stack``: the 2L fields as
+    channels of a first convolution whose RGB kernels are averaged and replicated (TSN's cross-modality
+    initialisation), made for fine-tuning: a frozen CNN sees only the sum of all 2L channels there, so a motion
+    along x = -y is invisible to it."""
     output: str = "features"
-    """``features``: per-step features of the ImageNet 2D CNN over the stacked flow (its first convolution's
-    RGB weights averaged and replicated over the 2L channels: TSN's cross-modality initialisation), for
-    temporal models; ``raw``: the quantised flow itself ``(T, 2L, H, W)`` uint8, for video networks."""
+    """``features``: per-step features of the ImageNet 2D CNN over the flow (see ``encoding``), for temporal
+    models; ``raw``: the quantised flow itself ``(T, 2L, H, W)`` uint8, for video networks."""
 
     def __post_init__(self) -> None:
         _check_choice("flow.algorithm", self.algorithm, FLOW_ALGORITHMS)
         _check_choice("flow.preset", self.preset, ("ultrafast", "fast", "medium"))
         _check_choice("flow.output", self.output, ("features", "raw"))
+        _check_choice("flow.encoding", self.encoding, ("image", "stack"))
+        if self.output == "raw" and self.encoding != "image":
+            raise ValueError("flow.encoding is how output=features shows flow to the CNN; output=raw stores the "
+                             "fields themselves: leave flow.encoding unset")
         if self.bound <= 0 or self.stack < 1 or self.size < 0:
             raise ValueError(f"flow.bound must be > 0, flow.stack >= 1 and flow.size >= 0, got {self.bound}, "
                              f"{self.stack}, {self.size}")
@@ -419,6 +429,21 @@ def from_dict(cls: type[T], data: Mapping[str, Any], _prefix: str = "") -> T:
                          f"known: {', '.join(sorted(_prefix + n for n in names))}")
     kwargs = {k: _coerce(v, hints[k], _prefix + k) for k, v in data.items()}
     return cls(**kwargs)
+
+
+def recorded_flow(flow: Any) -> Any:
+    """Flow settings as a store or run recorded them, read today: those written before ``flow.encoding``
+    existed fed the CNN stacked fields (``stack``, the only encoding then)."""
+    if isinstance(flow, Mapping) and "encoding" not in flow and flow.get("output", "features") == "features":
+        return {**flow, "encoding": "stack"}
+    return flow
+
+
+def recorded_extract(data: Mapping[str, Any] | None) -> ExtractConfig:
+    """The :class:`ExtractConfig` a store or run recorded (``{}`` or None: the defaults)."""
+    if not data:
+        return ExtractConfig()
+    return from_dict(ExtractConfig, {**data, **({"flow": recorded_flow(data["flow"])} if "flow" in data else {})})
 
 
 def apply_overrides(cfg: T, overrides: Mapping[str, Any] | list[str]) -> T:

@@ -107,7 +107,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 FLOW_FLAGS = {"flow_algorithm": "algorithm", "flow_preset": "preset", "flow_bound": "bound", "flow_stack": "stack",
-              "flow_size": "size", "flow_output": "output"}
+              "flow_size": "size", "flow_output": "output", "flow_encoding": "encoding"}
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
@@ -364,6 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flow-output", choices=["features", "raw"],
                    help="features of the backbone over stacked flow (temporal models; default), or the raw "
                         "quantised flow (video networks: --sampler all --flow-stack 1 --flow-size 64)")
+    p.add_argument("--flow-encoding", choices=["image", "stack"],
+                   help="how the backbone reads flow: image (the L fields summed, camera motion removed, drawn as "
+                        "x, y, magnitude; default) or stack (2L channels, TSN's cross-modality first convolution)")
     p.add_argument("--splits", help="comma-separated splits to extract (default: all)")
     p.add_argument("--skip-bad", action="store_true", help="list undecodable videos and go on")
     p.add_argument("--overwrite", action="store_true", help="replace a store made with other settings")

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from actionlab.config import ExtractConfig, from_dict, resolved_inference
+from actionlab.config import recorded_extract, resolved_inference
 from actionlab.data import sampling
 from actionlab.data.decode import VideoReader
 from actionlab.evaluate.inference import window_indices
@@ -160,7 +160,7 @@ class RunExplainer:
         if self.kind == "temporal":
             from actionlab.features.frames import build_backbone
 
-            self.extract = from_dict(ExtractConfig, self.meta["extract"]) if self.meta.get("extract") else ExtractConfig()
+            self.extract = recorded_extract(self.meta.get("extract"))
             self.spec, self.backbone = build_backbone(self.extract)
             self.backbone.to(self.device)
             self.inference = resolved_inference(saved_config(self.run_dir))

@@ -84,11 +84,10 @@ def _graphs(card: dict[str, Any], model: nn.Module, meta: dict[str, Any]
 
     kind, pre = card["kind"], card["preprocessing"]
     if kind == "temporal":
-        from actionlab.config import ExtractConfig, from_dict
+        from actionlab.config import recorded_extract
         from actionlab.features.frames import build_backbone
 
-        _, backbone = build_backbone(from_dict(ExtractConfig, meta["extract"]) if meta.get("extract")
-                                     else ExtractConfig())
+        _, backbone = build_backbone(recorded_extract(meta.get("extract")))
         f, inf = card["features"], card["inference"]
         head = FeatureHead(model, f["mean"], f["std"], f["dtype"])
         mean, std = np.asarray(f["mean"], np.float32), np.asarray(f["std"], np.float32)

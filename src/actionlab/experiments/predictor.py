@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from actionlab.config import ExtractConfig, from_dict, resolved_inference, to_dict
+from actionlab.config import recorded_extract, resolved_inference, to_dict
 from actionlab.evaluate.timeline import segments
 from actionlab.experiments.graphs import FeatureEngine, FeatureHead, onnx_net, script_net, torch_net
 from actionlab.experiments.run import saved_config
@@ -81,7 +81,7 @@ def run_card(run_dir: str | Path) -> tuple[dict[str, Any], torch.nn.Module, dict
                             "classes": list(meta["classes"]), "epoch": int(meta.get("epoch", -1)),
                             "timeline": {"clip_seconds": meta.get("clip_seconds")}}
     if kind == "temporal":
-        extract = from_dict(ExtractConfig, meta["extract"]) if meta.get("extract") else ExtractConfig()
+        extract = recorded_extract(meta.get("extract"))
         card["backbone"] = extract.backbone
         card["preprocessing"] = dict(meta.get("preprocessing")
                                      or dataclasses.asdict(get_backbone_spec(extract.backbone).preprocess))
@@ -116,7 +116,7 @@ def load_run(run_dir: str | Path, device: str = "auto", timeline: Timeline = Tim
         if parts is not None:  # optical flow, or RGB and flow stores side by side: computed from the file
             card["modality"] = " + ".join(cfg.modality for cfg, _, _ in parts)
             return FileFeatureScorer(card["classes"], card, parts, head)  # type: ignore[return-value]
-        extract = from_dict(ExtractConfig, meta["extract"]) if meta.get("extract") else ExtractConfig()
+        extract = recorded_extract(meta.get("extract"))
         spec, module = build_backbone(extract)
         backbone = create_engine(module, spec, device=dev, engine=backbone_engine or extract.engine)
         return TemporalScorer(card["classes"], card, timeline, backbone, head)

@@ -55,16 +55,14 @@ from actionlab.features.frames import (
     build_provenance,
     compat,
 )
+from actionlab.features.parts import merge_parts, part_contents, write_part
 from actionlab.features.store import (
     FeatureStore,
     IncompatibleStoreError,
     VideoFeatures,
     as_compared,
     compare_provenance,
-    merge_parts,
-    part_contents,
     video_key,
-    write_part,
 )
 from actionlab.types import VideoRecord
 from actionlab.utils import FileError, distributed_info, kill_point, output_lock, select_device

@@ -9,10 +9,17 @@ decoded at short side ``flow.size`` and quantised::
     q = round((clip(f, -bound, bound) + bound) * 255 / (2 * bound))      uint8; zero flow -> 128 (127.5)
 
 A sampled position becomes ``(2L, H, W)`` uint8, channels ``x_1, y_1, ..., x_L, y_L``. ``flow.output=raw``
-stores exactly that for video networks; ``features`` centre-crops it to the backbone's crop, scales it to
-``[-1, 1]`` (``(q / 255 - 0.5) / 0.5``, mmaction2's flow normalisation) and runs the backbone, whose first
-convolution's RGB weights are averaged over colour and replicated over the 2L channels (TSN's cross-modality
-initialisation, :func:`cross_modality_init`).
+stores exactly that for video networks. ``features`` runs the backbone over it in one of two encodings
+(``flow.encoding``):
+
+- ``image`` (the default, :func:`flow_image`): the L fields summed (the displacement over L frames), less its
+  median over the frame (camera motion, as in Simonyan & Zisserman's mean flow subtraction), centre-cropped
+  and drawn as an RGB image the backbone reads with its own weights: x and y map ``[-bound, bound]`` to
+  ``[0, 1]`` and the third channel is the magnitude over ``bound`` (Gkioxari & Malik's flow images);
+- ``stack`` (:func:`flow_stack_input`): the 2L fields centre-cropped and scaled to ``[-1, 1]`` (``(q / 255 -
+  0.5) / 0.5``, mmaction2's flow normalisation) into a first convolution whose RGB weights are averaged over
+  colour and replicated over the 2L channels (TSN's cross-modality initialisation, :func:`cross_modality_init`).
+  That is a starting point for fine-tuning: frozen, the convolution sees only the sum of the 2L channels.
 
 Estimators (:func:`create_estimator`): DIS (fast; the default), Farneback, and TV-L1 where OpenCV's contrib
 build provides ``cv2.optflow``. Their parameters go into the store's provenance. OpenCV is imported lazily.
@@ -34,6 +41,7 @@ from torch import nn
 from actionlab.config import ExtractConfig, FlowConfig
 from actionlab.data.decode import VideoInfo, VideoReader
 from actionlab.features.backbones import first_conv
+from actionlab.features.preprocess import Preprocess
 
 logger = logging.getLogger(__name__)
 
@@ -155,12 +163,12 @@ def flow_size(cfg: ExtractConfig, resize: int) -> int:
 class FlowStep:
     """The decoding workers' step for flow: a video file -> ``(positions (T,), x, info)``.
 
-    ``x`` is ``(T, 2L, crop, crop)`` float32 scaled to ``[-1, 1]`` for the CNN when ``crop`` is set, else the
-    quantised fields ``(T, 2L, H, W)`` uint8 (``flow.output=raw``)."""
+    ``x`` is the CNN's input (:func:`flow_input`) when ``preprocess`` (the backbone's) is set, else the quantised
+    fields ``(T, 2L, H, W)`` uint8 (``flow.output=raw``)."""
 
     cfg: ExtractConfig
     size: int
-    crop: int | None
+    preprocess: Preprocess | None
 
     def __call__(self, path: str | Path, expected_frames: int = 0) -> tuple[np.ndarray, torch.Tensor, VideoInfo]:
         from actionlab.features.frames import check_frame_count, sample_frame_indices
@@ -177,20 +185,54 @@ class FlowStep:
             frames, local = np.unique(windows, return_inverse=True)
             decoded = reader.get_frames(frames)  # (U, H, W, 3), each needed frame once
         q = FlowFields(self.cfg.flow)(decoded, local.reshape(windows.shape))  # (T, 2L, H, W) uint8
-        if self.crop is None:
+        if self.preprocess is None:
             return positions, torch.from_numpy(q), info
-        return positions, flow_input(q, self.crop), info
+        return positions, flow_input(q, self.cfg.flow, self.preprocess), info
 
 
-def flow_input(q: np.ndarray, crop: int) -> torch.Tensor:
-    """Quantised flow ``(T, C, H, W)`` uint8 -> the CNN's input ``(T, C, crop, crop)`` float32 in ``[-1, 1]``:
-    the centre crop, ``(q / 255 - 0.5) / 0.5``."""
+def flow_input(q: np.ndarray, cfg: FlowConfig, pre: Preprocess) -> torch.Tensor:
+    """Quantised flow ``(T, 2L, H, W)`` uint8 -> the CNN's input in ``cfg.encoding``: ``(T, 3, crop, crop)``
+    (:func:`flow_image`) or ``(T, 2L, crop, crop)`` (:func:`flow_stack_input`), float32."""
     h, w = q.shape[-2:]
-    if min(h, w) < crop:
-        raise ValueError(f"flow of {h}x{w} is smaller than the backbone's {crop}px crop; raise flow.size")
+    if min(h, w) < pre.crop:
+        raise ValueError(f"flow of {h}x{w} is smaller than the backbone's {pre.crop}px crop; raise flow.size")
+    if cfg.encoding == "stack":
+        return flow_stack_input(q, pre.crop)
+    return flow_image(q, cfg.bound, pre)
+
+
+def _centre(x: torch.Tensor | np.ndarray, crop: int) -> Any:
+    h, w = x.shape[-2:]
     top, left = int(round((h - crop) / 2.0)), int(round((w - crop) / 2.0))
-    x = torch.from_numpy(np.ascontiguousarray(q[:, :, top:top + crop, left:left + crop])).float()
+    return x[..., top:top + crop, left:left + crop]
+
+
+def flow_stack_input(q: np.ndarray, crop: int) -> torch.Tensor:
+    """``flow.encoding=stack``: ``(T, 2L, crop, crop)`` float32 in ``[-1, 1]``, the centre crop of
+    ``(q / 255 - 0.5) / 0.5``."""
+    x = torch.from_numpy(np.ascontiguousarray(_centre(q, crop))).float()
     return x.mul_(1.0 / (255.0 * FLOW_STD)).sub_(FLOW_MEAN / FLOW_STD)
+
+
+def flow_image(q: np.ndarray, bound: float, pre: Preprocess) -> torch.Tensor:
+    """``flow.encoding=image``: quantised flow ``(T, 2L, H, W)`` uint8 -> ``(T, 3, crop, crop)`` float32, an RGB
+    image normalised like the backbone's frames (``pre.mean``, ``pre.std``).
+
+    The L fields are summed into the displacement ``d`` over L frames, and each component's median over the
+    whole frame (the camera's motion) is subtracted before the centre crop. The channels are ``0.5 + d_x / 2
+    bound``, ``0.5 + d_y / 2 bound`` and ``|d| / bound``, clipped to ``[0, 1]``."""
+    t, c, h, w = q.shape
+    d = torch.from_numpy(np.ascontiguousarray(q)).view(t, c // 2, 2, h, w).sum(1, dtype=torch.float32)
+    d.mul_(2 * bound / 255).sub_(c // 2 * bound)  # sum of dequantise() over the L fields, in pixels
+    d.sub_(d.view(t, 2, h * w).median(dim=2).values.view(t, 2, 1, 1))
+    d = _centre(d, pre.crop)
+    img = torch.empty((t, 3, pre.crop, pre.crop), dtype=torch.float32)
+    torch.addcmul(torch.tensor(0.5), d, torch.tensor(0.5 / bound), out=img[:, :2])
+    torch.hypot(d[:, 0], d[:, 1], out=img[:, 2]).mul_(1.0 / bound)
+    img.clamp_(0.0, 1.0)
+    mean = torch.tensor(pre.mean, dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(pre.std, dtype=torch.float32).view(1, 3, 1, 1)
+    return img.sub_(mean).div_(std)
 
 
 # ----------------------------------------------------------------------------------- the network
@@ -214,14 +256,18 @@ def cross_modality_init(module: nn.Module, channels: int) -> nn.Module:
     return module
 
 
-def flow_preprocessing(cfg: ExtractConfig, resize: int, crop: int | None) -> dict[str, Any]:
+def flow_preprocessing(cfg: ExtractConfig, resize: int, pre: Preprocess | None) -> dict[str, Any]:
     """What a flow store's rows are, recorded in its provenance and in the checkpoints of runs trained on it."""
     out: dict[str, Any] = {"input": "optical flow", "resize": flow_size(cfg, resize), "channels": 2 * cfg.flow.stack,
                            "bound": cfg.flow.bound, "quantisation": "uint8 q = round((clip(f, -bound, bound) + "
                                                                     "bound) * 255 / (2 * bound))"}
-    if crop is not None:
-        out.update(crop=crop, mean=[FLOW_MEAN] * 2, std=[FLOW_STD] * 2,
+    if pre is not None and cfg.flow.encoding == "stack":
+        out.update(encoding="stack", crop=pre.crop, mean=[FLOW_MEAN] * 2, std=[FLOW_STD] * 2,
                    first_conv="RGB kernels averaged over colour, replicated over the flow channels (TSN)")
+    elif pre is not None:
+        out.update(encoding="image", crop=pre.crop, mean=list(pre.mean), std=list(pre.std),
+                   image="RGB = (0.5 + d_x / 2 bound, 0.5 + d_y / 2 bound, |d| / bound) clipped to [0, 1], d the "
+                         "L fields' sum less its median over the frame; the backbone's own RGB weights")
     return out
 
 
@@ -232,12 +278,13 @@ def flow_provenance(cfg: ExtractConfig, resize: int) -> dict[str, Any]:
 
 
 def build_flow_backbone(cfg: ExtractConfig) -> tuple[Any, nn.Module]:
-    """``(spec, module)``: ``cfg.backbone`` reading ``2L`` flow channels, its spec's decode size set to
-    ``flow.size`` (the crop stays the backbone's)."""
+    """``(spec, module)``: ``cfg.backbone`` reading the flow (``2L`` channels for ``encoding=stack``), its spec's
+    decode size set to ``flow.size`` (the crop stays the backbone's)."""
     from actionlab.features.frames import build_backbone
 
     spec, module = build_backbone(dataclasses.replace(cfg, modality="rgb", flow=FlowConfig()))
-    cross_modality_init(module, 2 * cfg.flow.stack)
+    if cfg.flow.encoding == "stack":
+        cross_modality_init(module, 2 * cfg.flow.stack)
     pre = dataclasses.replace(spec.preprocess, resize=flow_size(cfg, spec.preprocess.resize))
     return dataclasses.replace(spec, preprocess=pre), module.eval()
 
@@ -246,7 +293,7 @@ def video_flow_features(path: str | Path, cfg: ExtractConfig, spec: Any, engine:
                         ) -> tuple[np.ndarray, np.ndarray, VideoInfo]:
     """``(positions (T,), features (T, D) float32, info)`` of one video file's flow, exactly as extraction
     computes them (``spec``, ``engine``: from :func:`build_flow_backbone` and ``create_engine``)."""
-    positions, x, info = FlowStep(cfg, spec.preprocess.resize, spec.preprocess.crop)(path)
+    positions, x, info = FlowStep(cfg, spec.preprocess.resize, spec.preprocess)(path)
     feats = [np.asarray(engine(x[s:s + cfg.batch_size])[0], np.float32) for s in range(0, len(x), cfg.batch_size)]
     return positions, np.concatenate(feats), info
 

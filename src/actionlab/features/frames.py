@@ -231,14 +231,13 @@ def build_pipeline(cfg: ExtractConfig) -> FramePipeline:
     if cfg.modality == "flow":
         from actionlab.features.flow import FlowStep, flow_preprocessing, flow_size
 
-        resize, crop = backbones.get_backbone_spec(cfg.backbone).preprocess.resize, None
+        resize = backbones.get_backbone_spec(cfg.backbone).preprocess.resize
         if cfg.flow.output == "raw":
             return FramePipeline(FlowStep(cfg, flow_size(cfg, resize), None), None, None, 2 * cfg.flow.stack,
                                  flow_preprocessing(cfg, resize, None))
         spec, module = build_backbone(cfg)
-        crop = spec.preprocess.crop
-        return FramePipeline(FlowStep(cfg, spec.preprocess.resize, crop), spec, module, int(spec.feature_dim),
-                             flow_preprocessing(cfg, resize, crop))
+        return FramePipeline(FlowStep(cfg, spec.preprocess.resize, spec.preprocess), spec, module,
+                             int(spec.feature_dim), flow_preprocessing(cfg, resize, spec.preprocess))
     spec, module = build_backbone(cfg)
     return FramePipeline(RgbStep(cfg, spec.preprocess), spec, module, int(spec.feature_dim), _plain(spec.preprocess))
 

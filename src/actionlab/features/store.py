@@ -24,8 +24,9 @@ over the train set) treated as 1: :attr:`FeatureStore.norm_std` / :func:`safe_st
 statistics divides by (training, evaluation, and the checkpoint's ``feature_std`` that ``predict`` applies).
 
 Attributes are read as strings and JSON, never unpickled; a file whose attributes or layout are not what this
-schema says is a ``FileError`` naming the file. Writers go through :func:`actionlab.utils.atomic_file`, so a
-full disk is a ``DiskFullError`` (HDF5 itself would crash the process) and never leaves half a file.
+schema says is a ``FileError`` naming the file. Stores are written by :mod:`actionlab.features.parts` through
+:func:`actionlab.utils.atomic_file`, so a full disk is a ``DiskFullError`` (HDF5 itself would crash the process)
+and never leaves half a file.
 
 ``provenance`` records what made the features, so a cache built with other weights or preprocessing is never
 mixed in silently: ``modality`` (``rgb`` or ``flow``; ``rgb`` when absent), ``content`` (``features``, or
@@ -38,8 +39,8 @@ dataset folder the manifest's paths are relative to), ``splits``,
 a run passes (extraction passes :data:`COMPAT_FIELDS`; the rest is informative).
 
 The reader opens the file read-only and lazily once per process (metadata is read eagerly then the handle is
-closed), so a ``FeatureStore`` can be handed to DataLoader workers. Part files written during extraction use
-the same layout without ``/stats`` and ``/index``.
+closed), so a ``FeatureStore`` can be handed to DataLoader workers. Part files written during extraction
+(:mod:`actionlab.features.parts`) use the same layout without ``/stats`` and ``/index``.
 """
 
 from __future__ import annotations
@@ -47,16 +48,17 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
+from actionlab.config import recorded_flow
 from actionlab.types import SPLITS, VideoRecord
-from actionlab.utils import FileError, atomic_file, flatten_mapping, kill_point
+from actionlab.utils import FileError, flatten_mapping
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +71,7 @@ ALIGN_FIELDS = ("manifest_checksum", "sampler", "splits")
 """Provenance fields that must agree for stores to be read side by side (early fusion of RGB and flow)."""
 _DEFAULTS = {"modality": "rgb", "content": "features", "flow": None}  # stores made before optical flow
 _STD_FLOOR = 1e-6
-_STR = h5py.string_dtype("utf-8")
+STR_DTYPE = h5py.string_dtype("utf-8")
 
 
 def safe_std(std: np.ndarray) -> np.ndarray:
@@ -105,89 +107,16 @@ class VideoFeatures:
         return video_key(self.record.path)
 
 
-class RunningStats:
-    """Streaming per-dimension mean/variance in float64 (Chan et al.'s parallel combination of Welford sums)."""
-
-    def __init__(self, dim: int) -> None:
-        self.count = 0
-        self.mean = np.zeros(dim, np.float64)
-        self.m2 = np.zeros(dim, np.float64)
-
-    def update(self, x: np.ndarray) -> None:
-        """Add rows ``x (N, D)``."""
-        x = np.asarray(x, np.float64).reshape(-1, self.mean.shape[0])
-        n = x.shape[0]
-        if n == 0:
-            return
-        mean_b = x.mean(axis=0)
-        m2_b = ((x - mean_b) ** 2).sum(axis=0)
-        total = self.count + n
-        delta = mean_b - self.mean
-        self.mean = self.mean + delta * (n / total)
-        self.m2 = self.m2 + m2_b + delta**2 * (self.count * n / total)
-        self.count = total
-
-    @property
-    def std(self) -> np.ndarray:
-        """(D,) population standard deviation (``ddof=0``)."""
-        return np.sqrt(self.m2 / max(self.count, 1))
-
-
-# ----------------------------------------------------------------------------------- writing
-
-
-def _write_header(h5: h5py.File, provenance: Mapping[str, Any], classes: Sequence[str],
-                  skipped: Sequence[tuple[str, str]] = ()) -> None:
-    h5.attrs["format"] = FORMAT
-    h5.attrs["version"] = VERSION
-    h5.attrs["provenance"] = json.dumps(provenance, sort_keys=True)
-    h5.attrs["skipped"] = json.dumps([list(s) for s in skipped])
-    h5.create_dataset("classes", data=np.array(list(classes), dtype=object), dtype=_STR)
-    h5.require_group("videos")
+# ----------------------------------------------------------------------------------- reading
 
 
 def as_compared(provenance: dict[str, Any]) -> dict[str, Any]:
     """A provenance as compared: fields added since a store was written take the value they then had."""
-    return {**_DEFAULTS, **provenance}
+    out = {**_DEFAULTS, **provenance}
+    return {**out, "flow": recorded_flow(out["flow"])}
 
 
-def _row_stats(feats: np.ndarray, dim: int) -> np.ndarray:
-    """Rows ``(N, dim)`` to take statistics over: features as they are, arrays ``(T, C, H, W)`` per channel."""
-    return feats if feats.ndim == 2 else np.moveaxis(feats, 1, -1).reshape(-1, dim)
-
-
-def _write_video(videos: h5py.Group, v: VideoFeatures, dtype: np.dtype) -> None:
-    g = videos.create_group(v.key)
-    for name, value in asdict(v.record).items():
-        g.attrs[name] = value
-    g.create_dataset("features", data=np.asarray(v.features, dtype))
-    g.create_dataset("frame_indices", data=np.asarray(v.frame_indices, np.int64))
-    if v.predictions is not None:
-        g.create_dataset("predictions", data=np.asarray(v.predictions, np.float32))
-
-
-def _record_from_attrs(attrs: Mapping[str, Any]) -> VideoRecord:
-    kw: dict[str, Any] = {}
-    for f in fields(VideoRecord):
-        if f.name in attrs:
-            value = attrs[f.name]
-            kw[f.name] = value.item() if isinstance(value, np.generic) else value
-    return VideoRecord(**kw)
-
-
-def write_part(path: str | Path, provenance: Mapping[str, Any], classes: Sequence[str],
-               videos: Sequence[VideoFeatures], failed: Sequence[tuple[str, str]] = ()) -> None:
-    """Atomically write a part file (store layout without stats): finished videos plus bad ones (``failed``)."""
-    dtype = np.dtype(provenance.get("dtype", "float32"))
-    need = sum(v.features.size * dtype.itemsize + v.frame_indices.size * 8  # the data alone: a lower bound
-               + (v.predictions.size * 4 if v.predictions is not None else 0) for v in videos)
-    with atomic_file(path, need=need) as fh, h5py.File(fh, "w") as h5:
-        _write_header(h5, provenance, classes, failed)
-        for v in videos:
-            _write_video(h5["videos"], v, dtype)
-
-
-def _json_attr(h5: h5py.File, name: str, default: str, path: str | Path) -> Any:
+def json_attr(h5: h5py.File, name: str, default: str, path: str | Path) -> Any:
     raw = h5.attrs.get(name, default)
     try:
         return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else str(raw))
@@ -196,23 +125,7 @@ def _json_attr(h5: h5py.File, name: str, default: str, path: str | Path) -> Any:
                         "are read as text, never unpickled)", "delete the file and rerun `actionlab extract`") from None
 
 
-def part_contents(path: str | Path) -> tuple[dict[str, Any], list[str], list[tuple[str, str]]]:
-    """``(provenance, keys, failed)`` of a part file (or a finished store); a file that cannot be read is a
-    ``FileError`` naming it."""
-    try:
-        with h5py.File(path, "r") as h5:
-            prov = _json_attr(h5, "provenance", "null", path)
-            failed = [tuple(x) for x in _json_attr(h5, "skipped", "[]", path)]
-            if not isinstance(prov, dict) or "videos" not in h5:
-                raise FileError(path, "not an actionlab part file (no provenance or /videos)",
-                                "delete it and rerun `actionlab extract`")
-            return prov, list(h5["videos"].keys()), failed  # type: ignore[return-value]
-    except (OSError, KeyError) as exc:
-        raise FileError(path, f"unreadable HDF5 file, truncated or damaged ({_h5_reason(exc)})",
-                        "delete it and rerun `actionlab extract`") from None
-
-
-def _h5_reason(exc: BaseException) -> str:
+def h5_reason(exc: BaseException) -> str:
     """A short reason from an h5py error (its messages run on over several parenthesised lines)."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     for known in ("truncated file", "file signature not found", "bad object header", "wrong B-tree signature"):
@@ -221,76 +134,6 @@ def _h5_reason(exc: BaseException) -> str:
     return text.split(" (", 1)[0][:80]
 
 
-def merge_parts(parts: Sequence[str | Path], out_path: str | Path, provenance: Mapping[str, Any],
-                classes: Sequence[str], skipped: Sequence[tuple[str, str]] = (),
-                keys: Iterable[str] | None = None) -> int:
-    """Copy the videos of ``parts`` into a new store at ``out_path`` (atomic), with train statistics.
-
-    A key found in several parts is copied once. ``keys`` (optional) restricts and orders the output; a key
-    in ``keys`` missing from every part is an error. Returns the number of videos written.
-    """
-    where: dict[str, Path] = {}
-    for p in sorted(map(Path, parts)):
-        for k in part_contents(p)[1]:
-            where.setdefault(k, p)
-    order = sorted(where) if keys is None else list(keys)
-    missing = [k for k in order if k not in where]
-    if missing:
-        raise RuntimeError(f"cannot finalize {out_path}: {len(missing)} video(s) missing from the part files "
-                           f"(e.g. {missing[:3]}); rerun the extraction to finish them")
-    dim = int(provenance["feature_dim"])
-    train, everything = RunningStats(dim), RunningStats(dim)
-    index: list[dict[str, Any]] = []
-    handles: dict[Path, h5py.File] = {}
-    need = _data_bytes(where, set(order))  # checked before copying anything: the store needs at least this
-    try:
-        with atomic_file(out_path, need=need) as fh, h5py.File(fh, "w") as out:
-            _write_header(out, provenance, classes, skipped)
-            videos = out["videos"]
-            for k in order:
-                src_file = handles.get(where[k])
-                if src_file is None:
-                    src_file = handles[where[k]] = h5py.File(where[k], "r")
-                src = src_file["videos"][k]
-                out.copy(src, videos, name=k)
-                feats = src["features"][()]
-                if feats.ndim not in (2, 4) or feats.shape[1] != dim:
-                    raise RuntimeError(f"{where[k]}: video {k} has features {feats.shape}, expected (T, {dim}) "
-                                       f"or (T, {dim}, H, W)")
-                record = _record_from_attrs(src.attrs)
-                index.append({"key": k, **asdict(record)})
-                rows = _row_stats(feats, dim)
-                everything.update(rows)
-                if record.split == "train":
-                    train.update(rows)
-                kill_point("extract:merge")
-            stats = train if train.count else everything
-            g = out.create_group("stats")
-            g.attrs["split"] = "train" if train.count else "all"
-            g.attrs["count"] = stats.count
-            g.create_dataset("mean", data=stats.mean)
-            g.create_dataset("std", data=stats.std)
-            out.create_dataset("index", data=json.dumps(index), dtype=_STR)
-    finally:
-        for h in handles.values():
-            h.close()
-    logger.info("wrote %s: %d videos, stats over %d %s frames", out_path, len(order), stats.count,
-                "train" if train.count else "(no train split) all")
-    return len(order)
-
-
-def _data_bytes(where: Mapping[str, Path], keys: set[str]) -> int:
-    """Bytes of the arrays of ``keys`` in the part files (metadata only; nothing is read)."""
-    total = 0
-    for part in set(where.values()):
-        with h5py.File(part, "r") as h5:
-            for k, g in h5["videos"].items():
-                if k in keys and where[k] == part:
-                    total += sum(d.nbytes for d in g.values() if isinstance(d, h5py.Dataset))
-    return total
-
-
-# ----------------------------------------------------------------------------------- reading
 
 
 
@@ -340,8 +183,8 @@ class FeatureStore:
                 if "stats" not in h5 or "index" not in h5:
                     raise FileError(self.path, "an unfinished store (no /stats or /index)",
                                     "rerun `actionlab extract` to finish it")
-                self.provenance: dict[str, Any] = _json_attr(h5, "provenance", "null", self.path)
-                self.skipped: list[tuple[str, str]] = [tuple(x) for x in _json_attr(h5, "skipped", "[]", self.path)]
+                self.provenance: dict[str, Any] = json_attr(h5, "provenance", "null", self.path)
+                self.skipped: list[tuple[str, str]] = [tuple(x) for x in json_attr(h5, "skipped", "[]", self.path)]
                 self.classes: list[str] = [c.decode() if isinstance(c, bytes) else str(c) for c in h5["classes"][()]]
                 raw_index = h5["index"][()]
                 index = json.loads(raw_index.decode() if isinstance(raw_index, bytes) else raw_index)
@@ -353,7 +196,7 @@ class FeatureStore:
         except FileError:
             raise
         except (OSError, KeyError, ValueError, TypeError) as e:
-            raise FileError(self.path, f"unreadable feature store, truncated or damaged ({_h5_reason(e)})",
+            raise FileError(self.path, f"unreadable feature store, truncated or damaged ({h5_reason(e)})",
                             rebuild) from None
         self._records: dict[str, VideoRecord] = {}
         try:
@@ -457,7 +300,7 @@ class FeatureStore:
             if isinstance(e, KeyError) and key not in self._records:
                 raise
             raise FileError(self.path, f"video {key!r}: {name} unreadable, the store is truncated or damaged "
-                            f"({_h5_reason(e)})", "delete it and rerun `actionlab extract`") from None
+                            f"({h5_reason(e)})", "delete it and rerun `actionlab extract`") from None
 
     def nbytes(self, key: str) -> int:
         """Bytes of one video's stored rows (read from the file's metadata, not the data)."""
