@@ -362,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flow-stack", type=int, help="L flow fields stacked per sampled frame (default 5)")
     p.add_argument("--flow-size", type=int, help="short side flow is computed at (default: the backbone's resize)")
     p.add_argument("--flow-output", choices=["features", "raw"],
-                   help="features of the backbone over stacked flow (temporal models; default), or the raw "
+                   help="features of the backbone over the flow (temporal models; default), or the raw "
                         "quantised flow (video networks: --sampler all --flow-stack 1 --flow-size 64)")
     p.add_argument("--flow-encoding", choices=["image", "stack"],
                    help="how the backbone reads flow: image (the L fields summed, camera motion removed, drawn as "

@@ -165,7 +165,7 @@ def export_onnx(backbone: Backbone, path: str | Path, size: int, with_head: bool
     Uses the TorchScript-based exporter (``dynamo=False``), which needs no extra packages offline.
     """
     wrapper = _FeaturesAndHead(backbone, with_head).eval().cpu()
-    dummy = torch.zeros(2, first_conv(backbone)[1].in_channels, size, size)  # 3, or 2L for stacked flow
+    dummy = torch.zeros(2, first_conv(backbone)[1].in_channels, size, size)  # 3, or 2L for flow.encoding=stack
     outputs = ["features", "logits"] if with_head else ["features"]
     axes = {n: {0: "batch"} for n in ["input", *outputs]}
     path = Path(path)

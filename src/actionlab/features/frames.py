@@ -171,7 +171,7 @@ class VideoFrames(Dataset):
 
 def build_backbone(cfg: ExtractConfig) -> tuple[Any, torch.nn.Module]:
     """``(spec, module in eval mode)`` of ``cfg.backbone`` with ``cfg.weights``, the same on every rank and run
-    (``modality=flow``: reading the stacked flow, :func:`~actionlab.features.flow.build_flow_backbone`)."""
+    (``modality=flow``: reading the flow, :func:`~actionlab.features.flow.build_flow_backbone`)."""
     if cfg.modality == "flow":
         from actionlab.features.flow import build_flow_backbone
 
