@@ -5,6 +5,7 @@ fusion) or refused when their manifests or samplers differ, and video networks t
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -219,3 +220,33 @@ def test_video_network_trains_on_flow_clips(stores: dict[str, Path], tmp_path: P
         train_run(apply_overrides(cfg, {"clip.hue": 0.5}), tmp_path / "hue", features=stores["raw"])
     with pytest.raises(ValueError, match="per-step flow features"):
         train_run(cfg, tmp_path / "feat", features=stores["flow"])
+
+
+def test_flow_workers_start_fresh_after_the_parent_ran_opencv(stores: dict[str, Path], manifest: tuple[Manifest, Path],
+                                                              tmp_path: Path) -> None:
+    """Flow decoding workers forked from a process whose OpenCV and FFmpeg threads had run waited forever
+    (bench_flow did that: bare OpenCV, then extraction). In a child process, so a hang fails instead of
+    stalling the suite; 2 workers store exactly what the in-process extraction stored."""
+    import subprocess
+    import sys
+
+    script = f"""
+import dataclasses, pickle, sys
+import cv2
+from actionlab.data.manifest import read_manifest
+from actionlab.features.extract import extract_features
+from actionlab.features.flow import FlowStep
+cfg = pickle.loads({pickle.dumps(RAW)!r})
+m = read_manifest({str(manifest[1])!r})
+cv2.setNumThreads(2)
+for rec in m.records:  # the parent decodes and computes flow with OpenCV's threads first
+    FlowStep(cfg, 32, None)(m.abspath(rec))
+report = extract_features(m, {str(tmp_path / 'raw2.h5')!r}, dataclasses.replace(cfg, workers=2))
+sys.exit(0 if report.done == len(m.records) else 3)
+"""
+    done = subprocess.run([sys.executable, "-c", script], timeout=180, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with FeatureStore(stores["raw"]) as one, FeatureStore(tmp_path / "raw2.h5") as two:
+        assert one.keys() == two.keys()
+        for k in one.keys():
+            np.testing.assert_array_equal(one.array(k), two.array(k))

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import os
 import shutil
 import time
@@ -371,8 +372,11 @@ def _run_shard(manifest: Manifest, shard: list[VideoRecord], pdir: Path, cfg: Ex
     # RGB decoding workers run at a lower priority: ~10% of the work, they fill the network's idle cycles. Flow
     # workers do as much of the work as the network (or all of it, raw): they keep the normal priority.
     behind = dev.type == "cpu" and cfg.modality == "rgb"
+    # Flow workers run OpenCV: forked from a process whose OpenCV or FFmpeg threads have run (a notebook, a
+    # benchmark, predict before extract), they can wait forever on a lock a parent thread held. They start fresh.
+    fresh = multiprocessing.get_context("spawn") if cfg.workers and cfg.modality == "flow" else None
     loader = DataLoader(source, batch_size=None, shuffle=False, num_workers=cfg.workers, collate_fn=_identity,
-                        prefetch_factor=2 if cfg.workers else None,
+                        prefetch_factor=2 if cfg.workers else None, multiprocessing_context=fresh,
                         worker_init_fn=_lower_priority if behind else None)
     it: Iterator[dict[str, Any]] = iter(loader)  # start decoding before the engine is built (overlap)
     batcher: Batcher | None = None
