@@ -29,11 +29,12 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from actionlab.cli.text import emit, print_json
+from actionlab.cli.prepare import cmd_extract, cmd_index, cmd_synth
+from actionlab.cli.text import csv_list, emit, fail, print_json
 from actionlab.cli.use import cmd_explain, cmd_export, cmd_predict, cmd_serve
 
 logger = logging.getLogger("actionlab")
@@ -41,100 +42,7 @@ logger = logging.getLogger("actionlab")
 FAMILIES = ("demo", "textures", "gestures", "outdoor")  # actionlab.data.synth.FAMILIES, without importing it at start-up
 
 
-# ----------------------------------------------------------------------------------- helpers
-
-
-def _progress(desc: str, total: int | None = None, unit: str = "video") -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, disable=None)
-
-
-def _callback(bar: Any) -> Callable[..., None]:
-    """Adapt a tqdm bar to the library's ``progress(done, total)`` callbacks."""
-
-    def update(done: int, total: int | None = None, **_: Any) -> None:
-        if total is not None and bar.total != total:
-            bar.total = total
-            bar.refresh()
-        bar.n = done
-        bar.refresh()
-
-    return update
-
-
-def _csv_list(text: str | None) -> list[str] | None:
-    return [t.strip() for t in text.split(",") if t.strip()] if text else None
-
-
 # ----------------------------------------------------------------------------------- verbs
-
-
-def cmd_synth(args: argparse.Namespace) -> int:
-    from actionlab.data.synth import make_synthetic_dataset
-
-    kwargs: dict[str, Any] = {"layout": args.layout, "seed": args.seed, "family": args.family}
-    if args.classes:
-        kwargs["classes"] = _csv_list(args.classes)
-    for name in ("groups", "clips_per_group"):
-        if getattr(args, name) is not None:
-            kwargs[name] = getattr(args, name)
-    root = make_synthetic_dataset(args.out, **kwargs)
-    print(f"wrote a synthetic {args.layout} dataset of the {args.family!r} family to {root}")
-    return 0
-
-
-def cmd_index(args: argparse.Namespace) -> int:
-    from actionlab.cli.text import format_index_report
-    from actionlab.data.index import index_dataset
-    from actionlab.data.manifest import write_manifest
-
-    with _progress("probing videos") as bar:
-        manifest, report = index_dataset(
-            args.root, layout=args.layout, split=args.split, classes=_csv_list(args.classes),
-            val_fraction=args.val_fraction, seed=args.seed, probe=not args.no_probe,
-            workers=args.workers, progress=_callback(bar))
-    refused = args.strict and not report.ok
-    if not refused:
-        write_manifest(manifest, args.output)
-    print(format_index_report(manifest, report))
-    if refused:
-        _fail(f"{report.root}: {report.defect_summary()} (--strict: {args.output} not written; fix the dataset, "
-              "or index without --strict to keep what is there)")
-        return 1
-    print(f"manifest: {args.output}")
-    return 0
-
-
-FLOW_FLAGS = {"flow_algorithm": "algorithm", "flow_preset": "preset", "flow_bound": "bound", "flow_stack": "stack",
-              "flow_size": "size", "flow_output": "output", "flow_encoding": "encoding"}
-
-
-def cmd_extract(args: argparse.Namespace) -> int:
-    from actionlab.config import ExtractConfig, FlowConfig
-    from actionlab.data.manifest import read_manifest
-    from actionlab.features.extract import extract_features
-
-    given = [flag for flag in FLOW_FLAGS if getattr(args, flag) is not None]
-    if given and args.modality != "flow":
-        raise ValueError(f"--{given[0].replace('_', '-')} and the other --flow-* options apply to --modality flow "
-                         "only")
-    flow = {FLOW_FLAGS[flag]: getattr(args, flag) for flag in given}
-    cfg = ExtractConfig(backbone=args.backbone, weights=args.weights, sampler=args.sampler,
-                        num_frames=args.num_frames, stride=args.stride, dtype=args.dtype,
-                        batch_size=args.batch_size, workers=args.workers, engine=args.engine,
-                        predictions=args.predictions, modality=args.modality, flow=FlowConfig(**flow))
-    manifest = read_manifest(args.manifest)
-    with _progress("extracting", total=len(manifest.records)) as bar:
-        report = extract_features(manifest, args.output, cfg, splits=_csv_list(args.splits),
-                                  skip_bad=args.skip_bad, device=args.device, overwrite=args.overwrite,
-                                  progress=_callback(bar))
-    print(report.summary() if hasattr(report, "summary") else report)
-    if args.strict and report.failed:
-        _fail(f"{args.output}: {len(report.failed)} video(s) of {args.manifest} left out as undecodable (--strict; "
-              "the store holds the others: fix or remove those videos and rerun `actionlab index`)")
-        return 1
-    return 0
 
 
 def _train_config(args: argparse.Namespace, base_preset: str | None = None) -> Any:
@@ -176,20 +84,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = _train_config(args)
     if args.seeds:
-        seeds = [int(s) for s in _csv_list(args.seeds) or []]
+        seeds = [int(s) for s in csv_list(args.seeds) or []]
         summary = train_seeds(cfg, args.run, seeds, features=_features(args), manifest=args.manifest,
                               resume=args.resume, log=print, tensorboard=args.tensorboard)
         print(format_seeds(summary))
         print(f"per-seed runs in {args.run}/seed-*/, summary: {Path(args.run) / 'seeds.json'}")
         for seed in summary.get("diverged", []):
             epoch = summary["runs"][str(seed)].get("diverged_epoch", "?")
-            _fail(divergence_message(Path(args.run) / f"seed-{seed}", cfg, epoch))
+            fail(divergence_message(Path(args.run) / f"seed-{seed}", cfg, epoch))
         return 1 if summary.get("diverged") else 0
     result = train_run(cfg, args.run, features=_features(args), manifest=args.manifest, resume=args.resume,
                        log=print, tensorboard=args.tensorboard)
     print_json(result)
     if result.get("diverged"):
-        _fail(divergence_message(Path(args.run), cfg, result.get("diverged_epoch", "?")))
+        fail(divergence_message(Path(args.run), cfg, result.get("diverged_epoch", "?")))
         return 1
     return 0
 
@@ -215,7 +123,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print("--sweep-preset is deprecated: use --study", file=sys.stderr)
         study = study or args.sweep_preset
     result = sweep_run(cfg, args.out, features=_features(args), manifest=args.manifest, study=study,
-                       grid=list(args.grid or []), seeds=[int(s) for s in _csv_list(args.seeds) or [0]],
+                       grid=list(args.grid or []), seeds=[int(s) for s in csv_list(args.seeds) or [0]],
                        sampler=args.sampler, n_trials=args.n_trials, n_jobs=args.n_jobs, storage=args.storage,
                        scale=args.scale, log=print)
     print(result)
@@ -496,13 +404,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fail(message: str) -> None:
-    """The one ``error:`` line of a failed command (stderr)."""
-    from actionlab.cli.text import terminal_safe
-
-    print(f"error: {terminal_safe(message)}", file=sys.stderr)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -524,7 +425,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.verbose:
             raise
-        _fail(error_message(exc, args.command))
+        fail(error_message(exc, args.command))
         return 2
     logger.debug("%s took %.1fs", args.command, time.perf_counter() - start)
     return code

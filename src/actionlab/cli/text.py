@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -220,3 +221,34 @@ def print_json(data: Any) -> None:
 def emit(data: Any, as_json: bool, text: Callable[[Any], str]) -> None:
     """Print a verb's result as JSON (``--json``) or as its terminal text."""
     print(json.dumps(data, indent=2, default=str) if as_json else text(data))
+
+
+# ----------------------------------------------------------------------------------- the verbs' helpers
+
+
+def progress_bar(desc: str, total: int | None = None, unit: str = "video") -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, disable=None)
+
+
+def progress_callback(bar: Any) -> Callable[..., None]:
+    """Adapt a tqdm bar to the library's ``progress(done, total)`` callbacks."""
+
+    def update(done: int, total: int | None = None, **_: Any) -> None:
+        if total is not None and bar.total != total:
+            bar.total = total
+            bar.refresh()
+        bar.n = done
+        bar.refresh()
+
+    return update
+
+
+def csv_list(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def fail(message: str) -> None:
+    """The one ``error:`` line of a failed command (stderr)."""
+    print(f"error: {terminal_safe(message)}", file=sys.stderr)
