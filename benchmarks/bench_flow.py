@@ -1,8 +1,10 @@
 """Optical-flow throughput, measured in one run so the ratios are comparable.
 
-(a) bare OpenCV: ``cvtColor`` + ``DISOpticalFlow.calc`` (one estimator reused) on pre-decoded frame pairs
-(b) actionlab's flow of the same decoded frames (``features.flow.FlowFields``: grey conversion, a fresh estimator
-    per video, DIS, clipping + uint8 quantisation, stacking); (a) and (b) alternate video by video, best of N
+(a) bare OpenCV: ``cvtColor`` + the estimator's call (``calcOpticalFlowFarneback``, the default, or one
+    ``DISOpticalFlow`` reused) on pre-decoded frame pairs
+(b) actionlab's flow of the same decoded frames (``features.flow.FlowFields``: grey conversion, the estimator
+    (DIS: a fresh one per video), clipping + uint8 quantisation, stacking); (a) and (b) alternate video by video,
+    best of N
 (c) actionlab's whole per-video step in one process: decode the frames + (b) (``features.flow.FlowStep``)
 (d) ``extract_features --modality flow --flow-output raw`` end to end (decoding and flow in 2 worker processes,
     part files, merge): the flow part of ``extract --modality flow`` (the CNN over stacked flow costs what RGB
@@ -12,8 +14,8 @@ All at 25 frame pairs per video (``--flow-stack 1``, 25 uniform positions), fram
 (the default ``flow.size`` for mobilenet_v2), on 320x240 XviD videos (UCF-101's size and codec). Prints frame
 pairs/s, the ratio (b)/(a) (goal >= 0.90) and the estimated time for UCF-101 (13,320 videos).
 
-Run: ``.venv/bin/python benchmarks/bench_flow.py [--videos 8] [--repeats 3] [--preset fast]``. Never collected by
-pytest. Re-take the figures on a quiet machine (the load average is printed first).
+Run: ``.venv/bin/python benchmarks/bench_flow.py [--videos 8] [--repeats 3] [--algorithm farneback|dis]
+[--preset fast]``. Never collected by pytest. Re-take the figures on a quiet machine (the load average is printed first).
 """
 
 from __future__ import annotations
@@ -101,11 +103,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--preset", default="fast", choices=["ultrafast", "fast", "medium"])
+    parser.add_argument("--algorithm", default=FlowConfig.algorithm, choices=["farneback", "dis", "tvl1"])
+    parser.add_argument("--preset", default="fast", choices=["ultrafast", "fast", "medium"], help="DIS only")
     args = parser.parse_args()
     cfg = ExtractConfig(modality="flow", num_frames=PAIRS, workers=2,
-                        flow=FlowConfig(preset=args.preset, stack=1, output="raw"))
-    print(f"DIS preset {args.preset}, {PAIRS} frame pairs per video, short side 256, {cpu_threads()} cores, OpenCV "
+                        flow=FlowConfig(algorithm=args.algorithm, preset=args.preset, stack=1, output="raw"))
+    what = f"DIS preset {args.preset}" if args.algorithm == "dis" else args.algorithm
+    print(f"{what}, {PAIRS} frame pairs per video, short side 256, {cpu_threads()} cores, OpenCV "
           f"{cv2.__version__} ({cv2.getNumThreads()} threads), load average {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory() as tmp:
         manifest = _dataset(tmp, args.videos)

@@ -58,8 +58,8 @@ def test_flow_stores_hold_what_they_say(stores: dict[str, Path], manifest: tuple
         assert raw.content == "flow_fields" and flow.content == "features" and rgb.provenance["modality"] == "rgb"
         prov = raw.provenance
         assert prov["modality"] == "flow" and prov["dtype"] == "uint8" and prov["backbone"] is None
-        assert prov["flow"]["algorithm"] == "dis" and prov["flow"]["bound"] == 20.0 and prov["flow"]["size"] == 32
-        assert prov["flow"]["params"]["preset"] == "fast" and "patch_size" in prov["flow"]["params"]
+        assert prov["flow"]["algorithm"] == "farneback" and prov["flow"]["bound"] == 20.0 and prov["flow"]["size"] == 32
+        assert prov["flow"]["params"]["winsize"] == 15 and "preset" not in prov["flow"]["params"]
         key = raw.keys()[0]
         q = raw.array(key)
         assert q.dtype == np.uint8 and q.shape == (16, 2, 32, 40)  # every frame's flow, short side 32

@@ -126,11 +126,19 @@ def test_a_fused_run_is_a_run_for_evaluate_baseline_and_report(two_runs: tuple[P
                                atol=1e-6)
 
 
-def test_choose_weight_prefers_lower_nll_on_ties() -> None:
+def test_choose_weight_averages_when_validation_cannot_tell() -> None:
     labels = np.array([0, 1])
     good = log_softmax(np.array([[3.0, 0], [0, 3.0]])).astype(np.float32)
     weak = log_softmax(np.array([[0.5, 0], [0, 0.5]])).astype(np.float32)
     weight, table = choose_weight(good, weak, labels)
-    assert all(r["top1"] == 1.0 for r in table[1:]) and weight == 1.0  # every w > 0 is right: the sharpest wins
+    # Every w > 0 is right and w = 1 has the lowest NLL, but a tie on top-1 keeps both streams: plain averaging.
+    assert all(r["top1"] == 1.0 for r in table[1:]) and min(table, key=lambda r: r["nll"])["weight"] == 1.0
+    assert weight == 0.5
+    # Where the best top-1 excludes 0.5, the weight nearest it among the best; NLL only breaks exact ties.
+    wrong = log_softmax(np.array([[0.0, 5.0], [5.0, 0.0]])).astype(np.float32)  # always wrong, confidently
+    weight, table = choose_weight(good, wrong, labels)
+    best = max(r["top1"] for r in table)
+    assert table[-1]["top1"] == best and weight == min((r["weight"] for r in table if r["top1"] == best),
+                                                       key=lambda w: abs(w - 0.5)) and weight > 0.5
     with pytest.raises(ValueError, match="one weight per member"):
         fuse_log_probs([good], [0.5, 0.5])

@@ -70,7 +70,7 @@ def run_demo(out: Path, quick: bool = False, device: str = "auto",
     ext = ExtractConfig(num_frames=16, workers=1) if quick else ExtractConfig()
     stores = {"rgb": out / "features.h5", "flow": out / "flow.h5"}
     for i, (modality, store) in enumerate(stores.items()):
-        what = "MobileNetV2 (ImageNet) features" if modality == "rgb" else "optical flow (DIS) features"
+        what = "MobileNetV2 (ImageNet) features" if modality == "rgb" else f"optical flow ({ext.flow.algorithm}) features"
         log(f"[{3 + i}/{steps}] extracting {what} -> {store}")
         rep = extract_features(manifest, store, dataclasses.replace(ext, modality=modality), device=device)
         log(f"      {rep.summary() if hasattr(rep, 'summary') else rep}")
