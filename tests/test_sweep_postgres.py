@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,6 +78,12 @@ def test_two_workers_and_a_sigkill_finish_every_setting_and_seed_once(postgres_u
             "--seeds", "0,1", "--storage", postgres_url, "--out", out)
     logs = [tmp_path / f"worker{i}.log" for i in range(3)]
     victim = start_process("cli", *args, log=logs[0], kill_at="train:epoch@3")  # mid-trial: between two seeds' epochs
+    # The second worker starts once the victim holds a setting: started together, a fast survivor could take both
+    # settings before the victim's interpreter is up, and the victim would finish with nothing to do (no kill).
+    deadline = time.monotonic() + 240
+    while "sweep sweep: running" not in _text(logs[0]) and victim.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "sweep sweep: running" in _text(logs[0]), _text(logs[0])[-2000:]
     survivor = start_process("cli", *args, log=logs[1])
     victim.join(300)
     assert victim.exitcode == -9, logs[0].read_text()[-2000:]
@@ -100,3 +107,7 @@ def test_two_workers_and_a_sigkill_finish_every_setting_and_seed_once(postgres_u
     assert sorted(finished) == [(f"hidden_size={h}", s) for h in (4, 8) for s in "01"], finished
     assert set(finished.values()) == {1}, finished
     assert "retrying it" in "".join(p.read_text() for p in logs[1:])  # recovered at once, not after a heartbeat
+
+
+def _text(log: Path) -> str:
+    return log.read_text(errors="replace") if log.exists() else ""
