@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from actionlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from actionlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, center_crop_box
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Preprocess"]
 
@@ -70,14 +70,18 @@ class Preprocess:
             h, w = out_h, out_w
         if min(h, w) < self.crop:
             raise ValueError(f"frames of {h}x{w} are smaller than the {self.crop}px crop")
-        top, left = int(round((h - self.crop) / 2.0)), int(round((w - self.crop) / 2.0))
+        top, left, _, _ = center_crop_box(h, w, self.crop)
         x = x[:, :, top:top + self.crop, left:left + self.crop]
         out = torch.empty((x.shape[0], 3, self.crop, self.crop), dtype=torch.float32)
         out.copy_(x)  # dtype + layout change in one pass
-        # (x / 255 - mean) / std == x * scale - shift
+        return self.normalise_(out, 255.0)
+
+    def normalise_(self, x: torch.Tensor, full_scale: float = 1.0) -> torch.Tensor:
+        """In place: ``(x / full_scale - mean) / std`` of float32 ``(N, 3, H, W)`` (``full_scale`` 255 for
+        uint8 pixel values, 1 for an image already in ``[0, 1]``), as one multiply-add."""
         std = torch.tensor(self.std, dtype=torch.float32)
-        scale = (1.0 / (255.0 * std)).view(1, 3, 1, 1)
+        scale = (1.0 / (full_scale * std)).view(1, 3, 1, 1)
         shift = (torch.tensor(self.mean, dtype=torch.float32) / std).view(1, 3, 1, 1)
-        return out.mul_(scale).sub_(shift)
+        return x.mul_(scale).sub_(shift)
 
 
