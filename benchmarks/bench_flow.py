@@ -9,6 +9,7 @@
 (d) ``extract_features --modality flow --flow-output raw`` end to end (decoding and flow in 2 worker processes,
     part files, merge): the flow part of ``extract --modality flow`` (the CNN over stacked flow costs what RGB
     extraction costs, ``bench_extract.py``)
+(e) (a) with the other estimator (DIS for Farneback and the reverse) on the same frames: their speed ratio
 
 All at 25 frame pairs per video (``--flow-stack 1``, 25 uniform positions), frames decoded at short side 256
 (the default ``flow.size`` for mobilenet_v2), on 320x240 XviD videos (UCF-101's size and codec). Prints frame
@@ -21,6 +22,7 @@ Run: ``.venv/bin/python benchmarks/bench_flow.py [--videos 8] [--repeats 3] [--a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import tempfile
 import time
@@ -117,6 +119,11 @@ def main() -> None:
         bare, ours = bench_pairs(videos, cfg, args.repeats)
         print(f"(a) bare OpenCV        : {bare:8.1f} frame pairs/s")
         print(f"(b) actionlab flow     : {ours:8.1f} frame pairs/s   ratio (b)/(a) {ours / bare:.2f} (goal >= 0.90)")
+        other = "dis" if args.algorithm != "dis" else "farneback"
+        other_bare, _ = bench_pairs(videos, dataclasses.replace(cfg, flow=dataclasses.replace(
+            cfg.flow, algorithm=other, preset="fast")), args.repeats)
+        print(f"(e) bare OpenCV, {other:9s}: {other_bare:8.1f} frame pairs/s   {other} / {args.algorithm} speed "
+              f"{other_bare / bare:.2f}x (same frames, this run)")
         step = bench_step(manifest, cfg)
         print(f"(c) decode + flow      : {step:8.1f} frame pairs/s   (one process)")
         extract_features(manifest, os.path.join(tmp, "warm.h5"), cfg)  # page cache, imports

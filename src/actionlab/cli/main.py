@@ -264,8 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modality", default="rgb", choices=["rgb", "flow"],
                    help="rgb frames, or dense optical flow from each sampled frame on (OpenCV)")
     p.add_argument("--flow-algorithm", choices=["dis", "farneback", "tvl1"],
-                   help="flow estimator (default farneback; dis is ~4x faster but sees motion in flat, noisy areas; "
-                        "tvl1 needs OpenCV's contrib build)")
+                   help="flow estimator (default farneback; dis is 3-4x faster to extract but sees motion in flat, "
+                        "noisy areas; tvl1 needs OpenCV's contrib build)")
     p.add_argument("--flow-preset", choices=["ultrafast", "fast", "medium"], help="DIS preset (default fast)")
     p.add_argument("--flow-bound", type=float, help="flow clipped to +-bound pixels, then uint8 (default 20)")
     p.add_argument("--flow-stack", type=int, help="L flow fields stacked per sampled frame (default 5)")

@@ -21,8 +21,9 @@ stores exactly that for video networks. ``features`` runs the backbone over it i
   colour and replicated over the 2L channels (TSN's cross-modality initialisation, :func:`cross_modality_init`).
   That is a starting point for fine-tuning: frozen, the convolution sees only the sum of the 2L channels.
 
-Estimators (:func:`create_estimator`): Farneback (the default), DIS (about 4x faster, but it sees motion in
-flat, noisy regions), and TV-L1 where OpenCV's contrib build provides ``cv2.optflow``. Their parameters go into the store's provenance. OpenCV is imported lazily.
+Estimators (:func:`create_estimator`): Farneback (the default), DIS (8-12x faster, but it sees motion in
+flat, noisy regions), and TV-L1 where OpenCV's contrib build provides ``cv2.optflow``. Their parameters go
+into the store's provenance. OpenCV is imported lazily.
 """
 
 from __future__ import annotations
