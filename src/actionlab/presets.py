@@ -35,6 +35,12 @@ PRESETS: dict[str, Preset] = {
         {"model.name": "frame_classifier", "model.pretrained": True, "model.train_layers": "top",
          "optim.name": "sgd", "optim.lr": 1e-3, "optim.weight_decay": 5e-4, "epochs": 5},
         "fine-tune an ImageNet 2D CNN on single frames (its features then feed `extract --weights`)"),
+    "finetune_flow": Preset(
+        {"model.name": "frame_classifier", "model.pretrained": True, "model.train_layers": "all",
+         "optim.name": "adamw", "optim.lr": 5e-4, "optim.weight_decay": 1e-4, "optim.schedule": "cosine",
+         "optim.warmup_epochs": 1.0, "epochs": 15, "batch_size": 24, "frames.per_video": 3, "frames.flip": False},
+        "fine-tune an ImageNet 2D CNN, all layers, on optical flow images of a raw flow store (TSN's flow stream; "
+        "its features then feed `extract --modality flow --weights`); no flips, which would swap left and right"),
     "c3d": Preset({"model.name": "c3d_small", "clip.size": 64, "clip.resize": 72},
                   "the small C3D of a UCF-11 student project on 64 x 64 clips"),
     "video_cpu": Preset(

@@ -3,7 +3,7 @@
     actionlab synth OUT                      generate a small action dataset (real XviD videos + split files)
     actionlab index ROOT -o manifest.csv     read a dataset in its public layout
     actionlab extract MANIFEST -o feats.h5   cache per-frame CNN features (resumable, torchrun-aware)
-    actionlab finetune MANIFEST --out RUN    fine-tune a 2D backbone on single frames
+    actionlab finetune MANIFEST --out RUN    fine-tune a 2D backbone on single frames (or FLOW_RAW.h5: on flow)
     actionlab train --features feats.h5 ...  train a temporal model (or --manifest for end-to-end video nets)
     actionlab fuse RUN_RGB RUN_FLOW --run OUT  two-stream late fusion (weight chosen on val) as a run
     actionlab evaluate RUN [--baseline RUN]  metrics, confusion, improved/hurt classes
@@ -63,12 +63,17 @@ def _train_config(args: argparse.Namespace, base_preset: str | None = None) -> A
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
+    import h5py
+
     from actionlab.experiments.run import train_run
 
-    cfg = _train_config(args, base_preset="finetune")
-    result = train_run(cfg, args.out, manifest=args.manifest, resume=args.resume, log=print)
+    flow = Path(args.source).is_file() and h5py.is_hdf5(args.source)  # a raw optical flow store, else a manifest
+    cfg = _train_config(args, base_preset="finetune_flow" if flow else "finetune")
+    source = {"features": args.source} if flow else {"manifest": args.source}
+    result = train_run(cfg, args.out, **source, resume=args.resume, log=print)
     print_json(result)
-    print(f"fine-tuned backbone: {Path(args.out) / 'backbone.pt'} (use it with `actionlab extract --weights`)")
+    use = "extract --modality flow --weights" if flow else "extract --weights"
+    print(f"fine-tuned backbone: {Path(args.out) / 'backbone.pt'} (use it with `actionlab {use}`)")
     return 0
 
 
@@ -276,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flow-encoding", choices=["image", "stack"],
                    help="how the backbone reads flow: image (the L fields summed, camera motion removed, drawn as "
                         "x, y, magnitude; default) or stack (2L channels, TSN's cross-modality first convolution)")
+    p.add_argument("--flow-from", metavar="FLOW_RAW.h5",
+                   help="flow features: read the flow from this raw flow store (--flow-output raw, same manifest, "
+                        "sampler and flow settings) instead of computing it again; the store made is the same")
     p.add_argument("--splits", help="comma-separated splits to extract (default: all)")
     p.add_argument("--skip-bad", action="store_true", help="list undecodable videos and go on")
     p.add_argument("--overwrite", action="store_true", help="replace a store made with other settings")
@@ -284,12 +292,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit 1 when a video was left out as undecodable (with --skip-bad; the store is kept)")
     p.set_defaults(func=cmd_extract)
 
-    p = sub.add_parser("finetune", help="fine-tune an ImageNet 2D CNN on single frames (the `finetune` preset)")
-    p.add_argument("manifest")
+    p = sub.add_parser("finetune", help="fine-tune an ImageNet 2D CNN on single frames of a manifest's videos (the "
+                                        "`finetune` preset) or on optical flow images of a raw flow store "
+                                        "(`finetune_flow`)")
+    p.add_argument("source", metavar="MANIFEST_OR_FLOW_RAW",
+                   help="a manifest (RGB frames), or a raw flow store: `extract --modality flow --flow-output raw` "
+                        "with the sampler and flow settings the flow features will be extracted with")
     p.add_argument("--out", required=True, help="run directory; RUN/backbone.pt feeds `extract --weights`")
     p.add_argument("--backbone", help="2D backbone (default mobilenet_v2; actionlab list backbones)")
-    p.add_argument("--layers", choices=["top", "all"], help="train the top block and classifier (default) or all")
-    p.add_argument("--frames-per-video", type=int, help="training frames per video per epoch (default 4)")
+    p.add_argument("--layers", choices=["top", "all"],
+                   help="train the top block and classifier (RGB default) or all layers (flow default)")
+    p.add_argument("--frames-per-video", type=int,
+                   help="training frames (flow images) per video per epoch (default 4; flow 3)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)

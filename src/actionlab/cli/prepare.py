@@ -67,7 +67,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     with progress_bar("extracting", total=len(manifest.records)) as bar:
         report = extract_features(manifest, args.output, cfg, splits=csv_list(args.splits),
                                   skip_bad=args.skip_bad, device=args.device, overwrite=args.overwrite,
-                                  progress=progress_callback(bar))
+                                  progress=progress_callback(bar), flow_from=args.flow_from)
     print(report.summary() if hasattr(report, "summary") else report)
     if args.strict and report.failed:
         fail(f"{args.output}: {len(report.failed)} video(s) of {args.manifest} left out as undecodable (--strict; "

@@ -422,20 +422,20 @@ def check_store_manifest(store: Any, manifest: str | Path) -> None:
 def open_inputs(kind: str, cfg: TrainConfig, device: torch.device, rank: int, world: int,
                 features: StorePaths | None, manifest: str | Path | None) -> RunInputs:
     """The inputs of a ``kind`` model (``temporal``: feature store(s), checked against ``manifest`` when both are
-    given; ``video``/``frames``: a manifest; ``video`` also a raw optical flow store)."""
+    given; ``video``/``frames``: a manifest, or a raw optical flow store)."""
     name = cfg.model.name
     if kind == "temporal":
         if features is None:
             raise ValueError(f"model {name!r} is a temporal model over cached features: pass --features "
                              "STORE.h5 (make one with `actionlab extract`)")
         return FeatureInputs(features, cfg, device, rank, world, manifest=manifest)
-    if kind == "video" and features is not None:
-        from actionlab.experiments.flow_inputs import FlowClipInputs
+    if features is not None:  # a raw optical flow store
+        from actionlab.experiments.flow_inputs import FlowClipInputs, FlowFrameInputs
 
-        return FlowClipInputs(features, cfg, device, rank, world)
-    if features is not None:
-        raise ValueError(f"model {name!r} decodes the videos of --manifest; --features {features} is not used by it "
-                         "(drop it)")
+        if manifest is not None:
+            raise ValueError(f"model {name!r} trains on the videos of --manifest or on a raw optical flow store "
+                             f"(--features), not both: drop --manifest {manifest} or --features {features}")
+        return (FlowClipInputs if kind == "video" else FlowFrameInputs)(features, cfg, device, rank, world)
     if manifest is None:
         what = "a video network trained on clips" if kind == "video" else "a frame classifier trained on frames"
         raise ValueError(f"model {name!r} is {what}: pass --manifest MANIFEST.csv (make one with "

@@ -92,6 +92,11 @@ def run_card(run_dir: str | Path) -> tuple[dict[str, Any], torch.nn.Module, dict
         card["inference"] = to_dict(resolved_inference(saved_config(run_dir)))
     else:
         pre = dict(meta.get("preprocessing") or {})
+        if pre.get("input") == "optical flow":
+            raise ValueError(f"{run_dir} fine-tuned a 2D CNN on optical flow images: it is a feature extractor, not "
+                             f"a classifier of videos. Extract flow features with it (`actionlab extract MANIFEST "
+                             f"--modality flow --weights {run_dir}/backbone.pt`), train a temporal model on them and "
+                             "use that run (fused with an RGB run: `actionlab fuse`)")
         if "mean" not in pre:
             raise ValueError(f"{run_dir}: its checkpoint records no preprocessing (trained by an older "
                              "actionlab); retrain it, or resume it once with this version")

@@ -37,7 +37,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -211,7 +211,7 @@ def _check_existing(out_path: Path, expected: dict[str, Any], overwrite: bool) -
 def extract_features(manifest: Manifest | str | Path, out_path: str | Path, cfg: ExtractConfig | None = None,
                      splits: Sequence[str] | None = None, skip_bad: bool = False, device: str = "auto",
                      progress: ProgressFn | None = None, overwrite: bool = False, part_videos: int = 64,
-                     part_seconds: float = 60.0) -> ExtractReport:
+                     part_seconds: float = 60.0, flow_from: str | Path | None = None) -> ExtractReport:
     """Extract per-frame features of the videos of ``manifest`` into the store ``out_path``.
 
     Args:
@@ -226,6 +226,9 @@ def extract_features(manifest: Manifest | str | Path, out_path: str | Path, cfg:
         overwrite: replace an existing store or unfinished parts made with different settings.
         part_videos, part_seconds: write a part file after this many finished videos or seconds, whichever
             comes first (the most work a crash can lose).
+        flow_from: flow features only: read the flow from this raw flow store of the same manifest, sampler and
+            flow settings instead of computing it (e.g. after fine-tuning a backbone on that store); the store
+            made is the same.
 
     Returns:
         :class:`ExtractReport`. Under torchrun every rank returns the summed report after rank 0 has merged.
@@ -248,15 +251,20 @@ def extract_features(manifest: Manifest | str | Path, out_path: str | Path, cfg:
     try:
         with output_lock(out_path) if dist.rank == 0 else contextlib.nullcontext():
             return _extract(manifest, records, splits, out_path, cfg, skip_bad, dev, dist, progress, overwrite,
-                            part_videos, part_seconds, t0)
+                            part_videos, part_seconds, t0, flow_from)
     finally:
         dist.close()
 
 
 def _extract(manifest: Manifest, records: list[VideoRecord], splits: list[str], out_path: Path,
              cfg: ExtractConfig, skip_bad: bool, dev: torch.device, dist: _Dist, progress: ProgressFn | None,
-             overwrite: bool, part_videos: int, part_seconds: float, t0: float) -> ExtractReport:
+             overwrite: bool, part_videos: int, part_seconds: float, t0: float,
+             flow_from: str | Path | None = None) -> ExtractReport:
     pipeline = build_pipeline(cfg)
+    if flow_from is not None:
+        from actionlab.features.flow import stored_flow_step
+
+        pipeline = replace(pipeline, step=stored_flow_step(flow_from, manifest, cfg, pipeline.spec))
     provenance = build_provenance(manifest, cfg, pipeline, splits, cfg.engine)
     expected = compat(provenance)
     pdir = parts_dir(out_path)

@@ -89,7 +89,7 @@ def create_estimator(cfg: FlowConfig) -> tuple[Estimator, dict[str, Any]]:
         raise FlowUnavailableError(
             f"flow algorithm 'tvl1' needs OpenCV's contrib modules (cv2.optflow), which this OpenCV "
             f"{cv2.__version__} lacks: install opencv-contrib-python-headless=={cv2.__version__} instead of "
-            "opencv-python-headless, or use --flow-algorithm dis (the default) or farneback")
+            "opencv-python-headless, or use --flow-algorithm farneback (the default) or dis")
     tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
     params = {"tau": tvl1.getTau(), "lambda": tvl1.getLambda(), "theta": tvl1.getTheta(),
               "scales": tvl1.getScalesNumber(), "warps": tvl1.getWarpingsNumber(), "epsilon": tvl1.getEpsilon()}
@@ -192,6 +192,60 @@ class FlowStep:
         return positions, flow_input(q, self.cfg.flow, self.preprocess), info
 
 
+@dataclass(frozen=True)
+class StoredFlowStep:
+    """``extract --flow-from RAW.h5``: :class:`FlowStep` with the quantised fields read from a raw flow store of
+    the same manifest, sampler and flow settings instead of computed again (:func:`stored_flow_step`). The
+    features, and so the store, are the same as computing the flow would give."""
+
+    store: Any
+    """The raw store (:class:`~actionlab.features.store.FeatureStore`)."""
+    keys: dict[str, str]
+    """Absolute video path -> the store's key of that video."""
+    cfg: ExtractConfig
+    preprocess: Preprocess
+
+    def __call__(self, path: str | Path, expected_frames: int = 0) -> tuple[np.ndarray, torch.Tensor, VideoInfo]:
+        key = self.keys.get(str(path))
+        if key is None or key not in self.store:
+            raise ValueError(f"{self.store.path} holds no flow of {path} (left out when it was extracted): extract "
+                             "this store without --flow-from, or with --skip-bad")
+        rec = self.store.record(key)
+        info = VideoInfo(str(path), rec.num_frames, rec.fps, 0, 0, rec.duration, "stored flow")
+        return self.store.frame_indices(key), flow_input(self.store.array(key), self.cfg.flow, self.preprocess), info
+
+
+def stored_flow_step(raw_path: str | Path, manifest: Any, cfg: ExtractConfig, spec: Any) -> StoredFlowStep:
+    """The step that reads ``raw_path``'s flow for the videos of ``manifest`` (``spec``: the flow backbone's),
+    after checking that the store holds exactly the flow ``cfg`` would compute: its manifest, sampler and flow
+    settings (naming what differs)."""
+    from actionlab.features.backbones import get_backbone_spec
+    from actionlab.features.frames import sampler_params
+    from actionlab.features.store import FeatureStore, compare_provenance, video_key
+
+    if cfg.modality != "flow" or cfg.flow.output != "features":
+        raise ValueError("--flow-from reads stored flow to extract flow features: use it with --modality flow and "
+                         "the default --flow-output features")
+    store = FeatureStore(raw_path)
+    if store.content != "flow_fields":
+        raise ValueError(f"--flow-from {raw_path} holds {store.describe()}, not raw flow: give a store made with "
+                         "`extract --modality flow --flow-output raw`")
+    def computed(flow: dict[str, Any]) -> dict[str, Any]:  # what the flow is, not how it is stored or read
+        return {k: v for k, v in flow.items() if k not in ("output", "encoding")}
+
+    have = {**store.provenance, "flow": computed(store.provenance.get("flow") or {})}
+    expected = {"manifest_checksum": manifest.checksum(), "sampler": sampler_params(cfg),
+                "flow": computed(flow_provenance(cfg, get_backbone_spec(cfg.backbone).preprocess.resize))}
+    diffs = compare_provenance(have, expected)
+    if diffs:
+        diffs = [d.replace("store=", "raw store=").replace("run=", "this extraction=") for d in diffs]
+        store.close()
+        raise ValueError(f"--flow-from {raw_path} holds other flow than this extraction computes ({'; '.join(diffs)})"
+                         ": extract with the manifest, sampler and flow settings of that store, or drop --flow-from")
+    keys = {str(manifest.abspath(r)): video_key(r.path) for r in manifest.records}
+    return StoredFlowStep(store, keys, cfg, spec.preprocess)
+
+
 def flow_input(q: np.ndarray, cfg: FlowConfig, pre: Preprocess) -> torch.Tensor:
     """Quantised flow ``(T, 2L, H, W)`` uint8 -> the CNN's input in ``cfg.encoding``: ``(T, 3, crop, crop)``
     (:func:`flow_image`) or ``(T, 2L, crop, crop)`` (:func:`flow_stack_input`), float32."""
@@ -275,12 +329,49 @@ def flow_provenance(cfg: ExtractConfig, resize: int) -> dict[str, Any]:
     return {**dataclasses.asdict(cfg.flow), "size": flow_size(cfg, resize), "params": params}
 
 
+def finetuned_input(weights: str) -> tuple[str, dict[str, Any]] | None:
+    """``(input, flow settings)`` a backbone fine-tuned by actionlab was trained on (``"rgb frames"``, or
+    ``"optical flow"`` with the flow it read), or None for ImageNet, random and plain state_dict weights."""
+    from actionlab.features.weights import read_backbone_checkpoint
+
+    if weights in ("imagenet", "none") or not Path(weights).is_file():
+        return None
+    meta = read_backbone_checkpoint(weights)
+    if meta is None:
+        return None
+    extra = meta.get("extra") or {}
+    return str(extra.get("input", "rgb frames")), dict(extra.get("flow") or {})
+
+
+def check_flow_weights(cfg: ExtractConfig, resize: int) -> None:
+    """Refuse a fine-tuned backbone that was not trained on the flow ``cfg`` computes (naming what differs)."""
+    from actionlab.features.store import compare_provenance
+
+    trained = finetuned_input(cfg.weights)
+    if trained is None:
+        return
+    if trained[0] != "optical flow":
+        raise ValueError(f"--weights {cfg.weights} was fine-tuned on {trained[0]}, not optical flow: extract flow "
+                         "features with ImageNet weights (--weights imagenet) or with a backbone fine-tuned on flow "
+                         "(`actionlab finetune FLOW_RAW.h5`)")
+    have = {**flow_provenance(cfg, resize), "encoding": cfg.flow.encoding}
+    diffs = compare_provenance(have, trained[1])
+    if diffs:
+        diffs = [d.replace("store=", "this extraction=").replace("run=", "fine-tuned on=") for d in diffs]
+        raise ValueError(f"--weights {cfg.weights} was fine-tuned on other optical flow than this extraction "
+                         f"computes ({'; '.join(diffs)}): extract with the flow settings it was trained on, or "
+                         "fine-tune a backbone on a raw store of these settings")
+
+
 def build_flow_backbone(cfg: ExtractConfig) -> tuple[Any, nn.Module]:
     """``(spec, module)``: ``cfg.backbone`` reading the flow (``2L`` channels for ``encoding=stack``), its spec's
-    decode size set to ``flow.size`` (the crop stays the backbone's)."""
+    decode size set to ``flow.size`` (the crop stays the backbone's). Weights fine-tuned on flow must have been
+    trained on this flow (:func:`check_flow_weights`)."""
+    from actionlab.features.backbones import get_backbone_spec
     from actionlab.features.frames import build_backbone
 
-    spec, module = build_backbone(dataclasses.replace(cfg, modality="rgb", flow=FlowConfig()))
+    check_flow_weights(cfg, get_backbone_spec(cfg.backbone).preprocess.resize)
+    spec, module = build_backbone(dataclasses.replace(cfg, modality="rgb", flow=FlowConfig()), flow_weights=True)
     if cfg.flow.encoding == "stack":
         cross_modality_init(module, 2 * cfg.flow.stack)
     pre = dataclasses.replace(spec.preprocess, resize=flow_size(cfg, spec.preprocess.resize))

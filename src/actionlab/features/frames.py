@@ -169,13 +169,19 @@ class VideoFrames(Dataset):
         return {"i": i, "x": x, "indices": indices, "error": None}
 
 
-def build_backbone(cfg: ExtractConfig) -> tuple[Any, torch.nn.Module]:
+def build_backbone(cfg: ExtractConfig, flow_weights: bool = False) -> tuple[Any, torch.nn.Module]:
     """``(spec, module in eval mode)`` of ``cfg.backbone`` with ``cfg.weights``, the same on every rank and run
-    (``modality=flow``: reading the flow, :func:`~actionlab.features.flow.build_flow_backbone`)."""
-    if cfg.modality == "flow":
-        from actionlab.features.flow import build_flow_backbone
+    (``modality=flow``: reading the flow, :func:`~actionlab.features.flow.build_flow_backbone`, which passes
+    ``flow_weights``: weights fine-tuned on flow, refused for RGB frames, are what it asks for)."""
+    from actionlab.features.flow import build_flow_backbone, finetuned_input
 
+    if cfg.modality == "flow":
         return build_flow_backbone(cfg)
+    trained = None if flow_weights else finetuned_input(cfg.weights)
+    if trained is not None and trained[0] == "optical flow":
+        raise ValueError(f"--weights {cfg.weights} is a backbone fine-tuned on optical flow images: extract flow "
+                         "features with it (--modality flow), and RGB features with RGB weights (imagenet, or "
+                         "`actionlab finetune MANIFEST`)")
     spec = backbones.get_backbone_spec(cfg.backbone)
     # Random weights ("none") must be identical on every rank and every rerun: seed their initialization.
     with torch.random.fork_rng(devices=[]):

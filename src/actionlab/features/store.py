@@ -292,10 +292,11 @@ class FeatureStore:
         x = self._read(key, "features")
         return self.normalize(x) if normalize else x.astype(np.float32)
 
-    def _read(self, key: str, name: str) -> np.ndarray:
-        """One array of one video; a damaged file is a ``FileError`` naming the store and the video."""
+    def _read(self, key: str, name: str, index: Any = ()) -> np.ndarray:
+        """One array of one video (``index``: only those rows); a damaged file is a ``FileError`` naming the store
+        and the video."""
         try:
-            return self._file()["videos"][self._check(key)][name][()]
+            return self._file()["videos"][self._check(key)][name][index]
         except (OSError, KeyError) as e:
             if isinstance(e, KeyError) and key not in self._records:
                 raise
@@ -310,6 +311,14 @@ class FeatureStore:
     def array(self, key: str) -> np.ndarray:
         """The stored rows of one video as they are (``(T, D)`` features or ``(T, C, H, W)`` uint8 flow)."""
         return self._read(key, "features")
+
+    def row(self, key: str, index: int) -> np.ndarray:
+        """Stored row ``index`` of one video, read alone (``(C, H, W)`` uint8 of a raw flow store)."""
+        return self._read(key, "features", int(index))
+
+    def num_rows(self, key: str) -> int:
+        """How many rows (sampled positions) one video has, read from the file's metadata."""
+        return int(self._file()["videos"][self._check(key)]["features"].shape[0])
 
     def frame_indices(self, key: str) -> np.ndarray:
         """``(T,) int64``: which decoded frame each feature row came from."""
