@@ -4,6 +4,8 @@
 # synth, index, extract RGB and optical flow features, train the default LSTM on each (--seeds), fuse each seed's
 # RGB and flow runs (weight chosen on val), then print test top-1 per stream (mean ± std over seeds) and the
 # per-class accuracy of the classes only frame order tells apart. Rerunning reuses what is on disk.
+# FLOW_CNN=1 also fine-tunes MobileNetV2 on the flow per seed (a raw flow store, `actionlab finetune`), extracts
+# flow features with it (--flow-from the raw store), trains the LSTM on them and fuses it with the RGB LSTM.
 # ACTIONLAB_BIN overrides the folder of the actionlab and python executables (default: the repository's .venv).
 set -euo pipefail
 family=${1:?family (actionlab synth --help lists them)}; out=${2:?output folder}; seeds=${3:-0,1,2}
@@ -21,6 +23,19 @@ for seed in ${seeds//,/ }; do
     "$bin/actionlab" fuse "$out/runs/lstm/seed-$seed" "$out/runs/flow_lstm/seed-$seed" \
         --run "$out/runs/two_stream/seed-$seed"
 done
+if [ "${FLOW_CNN:-0}" = 1 ]; then  # also: flow features from a CNN fine-tuned on the flow (actionlab finetune)
+    "$bin/actionlab" extract "$out/manifest.csv" -o "$out/flow_raw.h5" --modality flow --flow-output raw
+    for seed in ${seeds//,/ }; do
+        cnn="$out/runs/flow_cnn/seed-$seed"
+        [ -e "$cnn/backbone.pt" ] || "$bin/actionlab" finetune "$out/flow_raw.h5" --out "$cnn" --seed "$seed" | tail -1
+        "$bin/actionlab" extract "$out/manifest.csv" -o "$out/flow_ft_$seed.h5" --modality flow \
+            --weights "$cnn/backbone.pt" --flow-from "$out/flow_raw.h5"
+        "$bin/actionlab" train --features "$out/flow_ft_$seed.h5" --model lstm --run "$out/runs/flow_ft_lstm/seed-$seed" \
+            --seed "$seed" --resume | tail -1
+        "$bin/actionlab" fuse "$out/runs/lstm/seed-$seed" "$out/runs/flow_ft_lstm/seed-$seed" \
+            --run "$out/runs/ft_two_stream/seed-$seed"
+    done
+fi
 "$bin/python" - "$out/runs" "$seeds" "$family" <<'EOF'
 import json, statistics, sys
 from pathlib import Path
@@ -29,6 +44,9 @@ from actionlab.data.synth import get_family
 
 runs, seeds = Path(sys.argv[1]), sys.argv[2].split(",")
 streams = {"rgb lstm": "lstm", "flow lstm": "flow_lstm", "two-stream (late)": "two_stream"}
+if (runs / "ft_two_stream").is_dir():  # FLOW_CNN=1
+    streams.update({"flow CNN (fine-tuned on flow)": "flow_cnn", "flow lstm on its features": "flow_ft_lstm",
+                    "two-stream with it (late)": "ft_two_stream"})
 metrics = {name: [json.loads((runs / d / f"seed-{s}" / "metrics.json").read_text()) for s in seeds]
            for name, d in streams.items()}
 classes = metrics["rgb lstm"][0]["classes"]
