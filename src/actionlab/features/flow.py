@@ -230,15 +230,15 @@ def stored_flow_step(raw_path: str | Path, manifest: Any, cfg: ExtractConfig, sp
     if store.content != "flow_fields":
         raise ValueError(f"--flow-from {raw_path} holds {store.describe()}, not raw flow: give a store made with "
                          "`extract --modality flow --flow-output raw`")
+
     def computed(flow: dict[str, Any]) -> dict[str, Any]:  # what the flow is, not how it is stored or read
         return {k: v for k, v in flow.items() if k not in ("output", "encoding")}
 
     have = {**store.provenance, "flow": computed(store.provenance.get("flow") or {})}
     expected = {"manifest_checksum": manifest.checksum(), "sampler": sampler_params(cfg),
                 "flow": computed(flow_provenance(cfg, get_backbone_spec(cfg.backbone).preprocess.resize))}
-    diffs = compare_provenance(have, expected)
+    diffs = compare_provenance(have, expected, labels=("raw store", "this extraction"))
     if diffs:
-        diffs = [d.replace("store=", "raw store=").replace("run=", "this extraction=") for d in diffs]
         store.close()
         raise ValueError(f"--flow-from {raw_path} holds other flow than this extraction computes ({'; '.join(diffs)})"
                          ": extract with the manifest, sampler and flow settings of that store, or drop --flow-from")
@@ -355,9 +355,8 @@ def check_flow_weights(cfg: ExtractConfig, resize: int) -> None:
                          "features with ImageNet weights (--weights imagenet) or with a backbone fine-tuned on flow "
                          "(`actionlab finetune FLOW_RAW.h5`)")
     have = {**flow_provenance(cfg, resize), "encoding": cfg.flow.encoding}
-    diffs = compare_provenance(have, trained[1])
+    diffs = compare_provenance(have, trained[1], labels=("this extraction", "fine-tuned on"))
     if diffs:
-        diffs = [d.replace("store=", "this extraction=").replace("run=", "fine-tuned on=") for d in diffs]
         raise ValueError(f"--weights {cfg.weights} was fine-tuned on other optical flow than this extraction "
                          f"computes ({'; '.join(diffs)}): extract with the flow settings it was trained on, or "
                          "fine-tune a backbone on a raw store of these settings")

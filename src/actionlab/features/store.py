@@ -143,18 +143,19 @@ def _norm(v: Any) -> Any:
 
 
 def compare_provenance(have: Mapping[str, Any], expected: Mapping[str, Any],
-                       fields_: Iterable[str] | None = None) -> list[str]:
-    """Human-readable differences ``field: store=... run=...`` over ``fields_`` (default: those in ``expected``)."""
+                       fields_: Iterable[str] | None = None, labels: tuple[str, str] = ("store", "run")) -> list[str]:
+    """Human-readable differences ``field: store=... run=...`` over ``fields_`` (default: those in ``expected``);
+    ``labels`` are what ``have`` and ``expected`` are called in them."""
     names = list(expected) if fields_ is None else [f for f in fields_ if f in expected]
     diffs = []
     for name in names:
         a, b = _norm(have.get(name)), _norm(expected[name])
         if isinstance(a, dict) and isinstance(b, dict):
             fa, fb = flatten_mapping(a, f"{name}."), flatten_mapping(b, f"{name}.")
-            diffs += [f"{k}: store={fa.get(k)!r} run={fb.get(k)!r}" for k in sorted(set(fa) | set(fb))
+            diffs += [f"{k}: {labels[0]}={fa.get(k)!r} {labels[1]}={fb.get(k)!r}" for k in sorted(set(fa) | set(fb))
                       if fa.get(k) != fb.get(k)]
         elif a != b:
-            diffs.append(f"{name}: store={a!r} run={b!r}")
+            diffs.append(f"{name}: {labels[0]}={a!r} {labels[1]}={b!r}")
     return diffs
 
 
@@ -348,8 +349,8 @@ class FeatureStore:
         """Raise :class:`IncompatibleStoreError` unless ``other`` holds the same videos at the same sampled
         positions (same manifest, sampler and splits), naming the fields that differ: stores read side by side
         (e.g. RGB and flow features concatenated per step)."""
-        diffs = [d.replace("store=", f"{self.path.name}=").replace("run=", f"{other.path.name}=")
-                 for d in compare_provenance(self.provenance, other.provenance, ALIGN_FIELDS)]
+        diffs = compare_provenance(self.provenance, other.provenance, ALIGN_FIELDS,
+                                   labels=(self.path.name, other.path.name))
         if not diffs and self.keys() != other.keys():
             mine, theirs = set(self.keys()), set(other.keys())
             diffs.append(f"videos: {len(mine - theirs)} only in {self.path.name}, {len(theirs - mine)} only in "
