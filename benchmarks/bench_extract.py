@@ -4,6 +4,8 @@
 (c) eager PyTorch frames/s on the same tensors (channels-last, ``inference_mode``)
 (b) is the end-to-end extraction benchmark (decode + preprocess + engine + HDF5), owned by the store/extract
     engineer: ``bench_pipeline`` below when present.
+(d) the view's cost: ONNX Runtime frames/s on the whole frame (``extract --view full``, the default) of a 4:3 and
+    a 16:9 video against the 224 x 224 centre crop (``--view centre``), timed alternately in one run.
 
 Run: ``.venv/bin/python benchmarks/bench_extract.py [--backbone mobilenet_v2] [--batch 32] [--repeats 5]``.
 Prints frames/s of each and the ratio (a)/(c). Never collected by pytest.
@@ -178,6 +180,26 @@ def bench_engines_interleaved(backbone: str = "mobilenet_v2", batch: int = 32, r
     return batch / best["onnx"], batch / best["torch"]
 
 
+def bench_views(backbone: str = "mobilenet_v2", batch: int = 32, repeats: int = 5,
+                onnx_dir: str | None = None) -> dict[str, float]:
+    """(d) frames/s of one ONNX engine (any height and width) on the centre crop and on whole 4:3 / 16:9 frames."""
+    spec = get_backbone_spec(backbone)
+    model = create_backbone(backbone, weights="imagenet" if spec.weights else "none")
+    engine = create_engine(model, spec, "cpu", "onnx", onnx_dir=onnx_dir or tempfile.mkdtemp())
+    crop, rng = spec.preprocess.crop, np.random.default_rng(0)
+    shapes = {"centre": (crop, crop), "full 4:3": (crop, round(crop * 4 / 3)), "full 16:9": (crop, round(crop * 16 / 9))}
+    inputs = {name: rng.standard_normal((batch, 3, *hw), dtype=np.float32) for name, hw in shapes.items()}
+    best = dict.fromkeys(shapes, float("inf"))
+    for x in inputs.values():
+        engine(x)  # warm-up, and ONNX Runtime's kernel choice for each shape
+    for _ in range(repeats):
+        for name, x in inputs.items():
+            t0 = time.perf_counter()
+            engine(x)
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return {name: batch / t for name, t in best.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", default="mobilenet_v2")
@@ -190,6 +212,9 @@ def main() -> None:
     print(f"(a) onnxruntime engine : {onnx_fps:8.1f} frames/s")
     print(f"(c) eager pytorch      : {torch_fps:8.1f} frames/s")
     print(f"ratio (a)/(c)          : {onnx_fps / torch_fps:8.2f}x")
+    views = bench_views(args.backbone, args.batch, args.repeats)
+    for name, fps in views.items():
+        print(f"(d) view {name:14s}: {fps:8.1f} frames/s, {fps / views['centre']:.2f}x the centre crop's")
     pipeline = globals().get("bench_pipeline")
     if callable(pipeline):
         pipeline(args, onnx_fps)

@@ -44,7 +44,10 @@ class Export:
         n = count_frames(video)
         if kind == "temporal":
             idx = sampled_frames(n, self.card["sampler"])
-            x = crop_normalize(decode(video, idx, pre["resize"]), pre["crop"], pre["mean"], pre["std"])
+            if pre.get("view", "centre") == "full":  # the whole frame, short side `crop`, nothing cut off
+                x = crop_normalize(decode(video, idx, pre["crop"]), 0, pre["mean"], pre["std"])
+            else:
+                x = crop_normalize(decode(video, idx, pre["resize"]), pre["crop"], pre["mean"], pre["std"])
             feats = np.concatenate([self.run("backbone", x[i:i + 32]) for i in range(0, len(x), 32)])  # (T, D)
             inf = self.card["inference"]
             logits = self.run("head", feats[window_steps(len(feats), inf)])  # (W, L, K); normalizes inside
@@ -99,16 +102,18 @@ def decode(video: str | Path, indices: np.ndarray, short: int | tuple[int, int])
 
 def crop_normalize(frames: np.ndarray, crop: int, mean: list[float], std: list[float], k: int = 0,
                    crops: int = 1) -> np.ndarray:
-    """Centre crop (``crops=3``: crop ``k`` of left/centre/right along the long side), ``(x / 255 - mean) / std``,
-    ``(N, 3, crop, crop)`` float32."""
+    """Centre crop (``crops=3``: crop ``k`` of left/centre/right along the long side; ``crop=0``: none),
+    ``(x / 255 - mean) / std``, ``(N, 3, crop, crop)`` (or ``(N, 3, H, W)``) float32."""
     h, w = frames.shape[1:3]
-    top, left = int(round((h - crop) / 2)), int(round((w - crop) / 2))
-    if crops == 3 and k != 1:
-        if w >= h:
-            left = 0 if k == 0 else w - crop
-        else:
-            top = 0 if k == 0 else h - crop
-    x = frames[:, top:top + crop, left:left + crop].astype(np.float32) / 255
+    if crop:
+        top, left = int(round((h - crop) / 2)), int(round((w - crop) / 2))
+        if crops == 3 and k != 1:
+            if w >= h:
+                left = 0 if k == 0 else w - crop
+            else:
+                top = 0 if k == 0 else h - crop
+        frames = frames[:, top:top + crop, left:left + crop]
+    x = frames.astype(np.float32) / 255
     x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 

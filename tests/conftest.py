@@ -71,25 +71,36 @@ def tiny_manifest(synth_ucf101: Path, tmp_path_factory: pytest.TempPathFactory) 
     return path
 
 
-@pytest.fixture(scope="session")
-def tiny_lstm_run(tiny_manifest: Path) -> Path:
+def _tiny_lstm(manifest: Path, name: str, *extract_args: str) -> Path:
     """A temporal run (MobileNetV2 ImageNet features of 8 frames per video, a 32-unit LSTM, 3 epochs; windows of
-    6 steps) with its ``predictions_test.npz`` (read-only)."""
+    6 steps) with its ``predictions_test.npz``, next to ``manifest``."""
     from actionlab.cli import main
 
-    out = tiny_manifest.parent
+    out = manifest.parent
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        assert main(["extract", str(tiny_manifest), "-o", str(out / "feats.h5"), "--num-frames", "8",
-                     "--workers", "0", "--batch-size", "32"]) == 0
-        assert main(["train", "--features", str(out / "feats.h5"), "--model", "lstm", "--run", str(out / "lstm"),
+        assert main(["extract", str(manifest), "-o", str(out / f"{name}.h5"), "--num-frames", "8",
+                     "--workers", "0", "--batch-size", "32", *extract_args]) == 0
+        assert main(["train", "--features", str(out / f"{name}.h5"), "--model", "lstm", "--run", str(out / name),
                      "--epochs", "3", "--batch-size", "8", "--device", "cpu", "--set", "model.hidden_size=32",
                      "--set", "model.fc_size=32", "--set", "sequence.seq_len=6", "--set", "inference.window=6",
                      "--set", "inference.mode=windows", "--set", "inference.stride=2"]) == 0
     finally:
         torch.set_num_threads(n)
-    return out / "lstm"
+    return out / name
+
+
+@pytest.fixture(scope="session")
+def tiny_lstm_run(tiny_manifest: Path) -> Path:
+    """A temporal run on whole frames, the default view (:func:`_tiny_lstm`, read-only)."""
+    return _tiny_lstm(tiny_manifest, "lstm")
+
+
+@pytest.fixture(scope="session")
+def tiny_lstm_centre_run(tiny_manifest: Path) -> Path:
+    """The same on the ImageNet centre crop (``extract --view centre``, read-only)."""
+    return _tiny_lstm(tiny_manifest, "lstm_centre", "--view", "centre")
 
 
 @pytest.fixture(scope="session")

@@ -159,3 +159,30 @@ def test_train_layers_top_freezes_the_rest() -> None:
     model.set_trainable("all")
     model.train()
     assert all(p.requires_grad for p in model.parameters()) and model.features[0][1].training
+
+
+def test_the_full_view_keeps_the_whole_frame_and_the_centre_view_cuts_its_sides(mobilenet: torch.nn.Module) -> None:
+    """Two 16:9 frames that differ only in their outer quarters (a cat there, or a grey wall): the centre crop
+    cannot tell them apart, the whole frame can. Old records (no ``view``) read as the centre crop."""
+    from actionlab.config import recorded_extract
+
+    centre, full = Preprocess(256, 224), Preprocess(256, 224, view="full")
+    assert full.decode_size(180, 320) == (224, 398) and full.decode_size(320, 180) == (398, 224)
+    assert centre.record().keys() == {"resize", "crop", "mean", "std", "interpolation"}  # as stores always had
+    assert full.record()["view"] == "full"
+    cat = skdata.chelsea()  # 300 x 451
+    plain = np.full((3, 180, 320, 3), 128, np.uint8)
+    sides = plain.copy()
+    for i in range(3):
+        sides[i, :, :80] = cat[60:240, 100:180]
+        sides[i, :, 240:] = cat[60:240, 250:330]
+    with torch.inference_mode():
+        c0, c1 = (mobilenet.forward_features(centre.preprocess_batch(x)) for x in (plain, sides))
+        f0, f1 = (mobilenet.forward_features(full.preprocess_batch(x)) for x in (plain, sides))
+    assert full.preprocess_batch(plain).shape == (3, 3, 224, 398)
+    assert torch.equal(c0, c1)
+    assert (f0 - f1).norm() > 0.2 * f0.norm()
+    assert recorded_extract({"backbone": "mobilenet_v2"}).view == "centre"
+    assert recorded_extract({"backbone": "mobilenet_v2", "view": "full"}).view == "full"
+    with pytest.raises(ValueError, match="view"):
+        Preprocess(256, 224, view="left")

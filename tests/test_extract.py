@@ -100,7 +100,7 @@ def _driver(tmp_path: Path, manifest_path: Path, out: Path, cfg: ExtractConfig, 
 
 def test_store_holds_what_the_backbone_computes(reference: Path, manifest: tuple[Manifest, Path]) -> None:
     m = manifest[0]
-    spec = get_backbone_spec("mobilenet_v2")
+    pre = replace(get_backbone_spec("mobilenet_v2").preprocess, view="full")
     model = create_backbone("mobilenet_v2", weights="imagenet")
     with FeatureStore(reference) as fs:
         assert fs.keys() == [video_key(r.path) for r in m.records] and fs.classes == m.classes
@@ -108,6 +108,7 @@ def test_store_holds_what_the_backbone_computes(reference: Path, manifest: tuple
         assert prov["backbone"] == "mobilenet_v2" and prov["weights"] == "mobilenet_v2-b0353104.pth"
         assert prov["weights_sha256"].startswith("b0353104")
         assert prov["preprocessing"]["resize"] == 256 and prov["preprocessing"]["crop"] == 224
+        assert prov["preprocessing"]["view"] == "full"  # the default: the whole frame, short side 224
         assert prov["sampler"] == {"name": "uniform", "num_frames": 3}
         assert prov["manifest_checksum"] == m.checksum() and prov["feature_dim"] == 1280
         assert prov["skipped"] == [] and prov["engine"]["engine"] in ("onnx", "torch")
@@ -117,7 +118,7 @@ def test_store_holds_what_the_backbone_computes(reference: Path, manifest: tuple
             assert fs.record(k) == rec
             idx = uniform_indices(rec.num_frames, 3)
             np.testing.assert_array_equal(fs.frame_indices(k), idx)
-            x = spec.preprocess_batch(read_frames(m.abspath(rec), idx, size=256))
+            x = pre.preprocess_batch(read_frames(m.abspath(rec), idx, size=pre.short_side))
             with torch.inference_mode():
                 f = model.forward_features(x)
                 logits = model.forward_head(f)
@@ -258,3 +259,25 @@ def test_batcher_packs_frames_across_videos_and_routes_results_back() -> None:
         expected = np.arange(len(job.indices)) + 100 * vid
         np.testing.assert_array_equal(job.features, np.stack([expected, expected], 1))
         np.testing.assert_array_equal(job.predictions[:, 0], expected * 10)
+
+
+def test_batcher_runs_frames_of_another_size_apart() -> None:
+    """Whole frames (``view=full``) of videos of other aspects cannot share a batch: what is queued runs first."""
+    from actionlab.features.batching import Batcher, Job
+
+    shapes: list[tuple[int, ...]] = []
+
+    def run(batch: torch.Tensor) -> tuple[np.ndarray, None]:
+        shapes.append(tuple(batch.shape))
+        return batch.flatten(1)[:, :1].numpy(), None
+
+    batcher = Batcher(run, batch_size=4)
+    jobs, finished = [], []
+    for vid, (t, w) in enumerate([(3, 5), (2, 5), (2, 7), (1, 5)]):
+        job = Job(VideoRecord(f"c/v{vid}.avi", "c", 0, "train", "g"), np.arange(t), np.zeros((t, 1), np.float32), None)
+        jobs.append(job)
+        finished += batcher.add(job, torch.full((t, 3, 4, w), float(vid)))
+    finished += batcher.flush()
+    assert shapes == [(4, 3, 4, 5), (1, 3, 4, 5), (2, 3, 4, 7), (1, 3, 4, 5)] and finished == jobs
+    for vid, job in enumerate(jobs):
+        np.testing.assert_array_equal(job.features[:, 0], vid)

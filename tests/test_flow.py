@@ -172,6 +172,24 @@ def test_flow_image_draws_the_displacement_without_the_camera() -> None:
     torch.testing.assert_close(inside, expect, atol=0.01, rtol=0)
 
 
+def test_the_full_view_shows_motion_at_the_side_of_a_wide_frame() -> None:
+    """``view=full``: a hand moving at the left edge of a 16:9 flow field (outside the centre square) is in the
+    flow image and the stacked input, resized to short side ``crop``; the centre view has only the still wall."""
+    from actionlab.features.preprocess import Preprocess
+
+    f = np.zeros((1, 36, 64, 2), np.float32)
+    f[0, 10:26, 2:10] = (4.0, -2.0)  # at the left edge
+    q = quantise(f[0].copy(), 20.0).transpose(2, 0, 1)[None]  # (1, 2, 36, 64)
+    centre, full = Preprocess(36, 32), Preprocess(36, 32, view="full")
+    for encoding in ("image", "stack"):
+        cfg = FlowConfig(encoding=encoding, stack=1)
+        x_c, x_f = flow_input(q, cfg, centre), flow_input(q, cfg, full)
+        assert x_c.shape[-2:] == (32, 32) and x_f.shape[-2:] == (32, 57)  # 64 * 32 / 36 = 56.9
+        hand, wall = x_f[0, :, 12:20, 3:7].flatten(1), x_f[0, :, 12:20, 30:].flatten(1)
+        assert x_c[0].flatten(1).std(1).max() < 0.02  # nothing moves in the centre square
+        assert hand.std(1).max() < 0.02 and (hand.mean(1) - wall.mean(1)).abs().max() > 0.1
+
+
 def test_a_frozen_stacked_convolution_cannot_see_motion_along_x_equals_minus_y() -> None:
     """Why ``flow.encoding=image`` is the default for features: TSN's replicated kernels sum the 2L channels,
     so a frozen network cannot tell a square moving along x = -y from a still one; the flow image can."""

@@ -4,6 +4,7 @@ store, predicting videos with the fine-tuning run itself."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -97,7 +98,8 @@ def test_finetune_on_flow_then_extract_flow_features_with_it(flow_data: Path, tm
     common = ["--modality", "flow", "--num-frames", "3", "--flow-stack", "2", "--workers", "0", "--engine", "torch"]
     assert run("extract", flow_data / "m.csv", "-o", tuned, "--weights", ft / "backbone.pt", *common) == 0
     assert run("extract", flow_data / "m.csv", "-o", plain, *common) == 0
-    pre = get_backbone_spec("mobilenet_v2").preprocess
+    # what extraction reads by default: the whole flow image (ExtractConfig.view), short side 224
+    pre = dataclasses.replace(get_backbone_spec("mobilenet_v2").preprocess, view=ExtractConfig().view)
     net = create_backbone("mobilenet_v2", weights=ft / "backbone.pt").eval()
     with FeatureStore(tuned) as t, FeatureStore(plain) as p, FeatureStore(flow_data / "raw.h5") as raw:
         key = t.keys()[0]

@@ -66,8 +66,10 @@ def tsm_run(tiny_manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 
 @pytest.fixture(scope="module")
-def runs(tiny_lstm_run: Path, tiny_video_run: Path, frames_run: Path, tsm_run: Path) -> dict[str, Path]:
-    return {"lstm": tiny_lstm_run, "r2p1d": tiny_video_run, "frames": frames_run, "tsm": tsm_run}
+def runs(tiny_lstm_run: Path, tiny_lstm_centre_run: Path, tiny_video_run: Path, frames_run: Path, tsm_run: Path
+         ) -> dict[str, Path]:
+    return {"lstm": tiny_lstm_run, "lstm_centre": tiny_lstm_centre_run, "r2p1d": tiny_video_run, "frames": frames_run,
+            "tsm": tsm_run}
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +81,8 @@ def exports(runs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> 
     return {name: out / f"{name}.actionlab" for name in [*runs, "r2p1d_ts"]}
 
 
-@pytest.mark.parametrize("run, export", [("lstm", "lstm"), ("r2p1d", "r2p1d"), ("r2p1d", "r2p1d_ts"),
-                                         ("frames", "frames"), ("tsm", "tsm")])
+@pytest.mark.parametrize("run, export", [("lstm", "lstm"), ("lstm_centre", "lstm_centre"), ("r2p1d", "r2p1d"),
+                                         ("r2p1d", "r2p1d_ts"), ("frames", "frames"), ("tsm", "tsm")])
 def test_run_and_export_reproduce_the_evaluation(run: str, export: str, runs: dict[str, Path],
                                                  tiny_manifest: Path, exports: dict[str, Path]) -> None:
     """The Predictor on a run (PyTorch) and on its export (ONNX Runtime / TorchScript) gives every test video
@@ -97,6 +99,8 @@ def test_run_and_export_reproduce_the_evaluation(run: str, export: str, runs: di
             assert got.video.argmax() == expected.argmax()
     manifest = json.loads((exports[export] / "manifest.json").read_text())
     assert manifest["classes"] == list(preds.classes) and manifest["kind"] == on_run.kind
+    if run.startswith("lstm"):  # extracted from the whole frame (the default) or (extract --view centre) the crop
+        assert manifest["preprocessing"].get("view", "centre") == ("centre" if run == "lstm_centre" else "full")
     assert all(d < 1e-3 for d in manifest["verification"]["max_abs_diff"].values())
 
 
@@ -111,7 +115,7 @@ assert "torch" not in sys.modules and "actionlab" not in sys.modules
 """
 
 
-@pytest.mark.parametrize("name", ["lstm", "r2p1d", "frames", "tsm"])
+@pytest.mark.parametrize("name", ["lstm", "lstm_centre", "r2p1d", "frames", "tsm"])
 def test_an_export_needs_only_onnxruntime_and_its_manifest(name: str, exports: dict[str, Path], runs: dict[str, Path],
                                                            tiny_manifest: Path) -> None:
     """examples/onnx_predict.py follows manifest.json by hand (PyAV, numpy, plain onnxruntime sessions; neither

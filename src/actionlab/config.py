@@ -24,7 +24,7 @@ from actionlab.config_io import (  # re-exported: the config API is actionlab.co
 
 __all__ = [
     "ClipConfig", "ExtractConfig", "FLOW_ALGORITHMS", "FlowConfig", "FrameConfig", "InferenceConfig", "ModelConfig",
-    "OptimConfig", "SequenceConfig", "TrainConfig", "apply_overrides", "flatten", "from_dict", "load_yaml",
+    "OptimConfig", "SequenceConfig", "TrainConfig", "VIEWS", "apply_overrides", "flatten", "from_dict", "load_yaml",
     "read_yaml", "recorded_extract", "recorded_flow", "resolved_inference", "save_yaml", "to_dict",
 ]
 
@@ -35,6 +35,8 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
 
 
 FLOW_ALGORITHMS = ("dis", "farneback", "tvl1")
+VIEWS = ("centre", "full")
+"""What of a frame the 2D backbone sees (``ExtractConfig.view``)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,12 @@ class ExtractConfig:
     """Inference engine: ``auto`` (ONNX Runtime on CPU when installed, PyTorch otherwise), ``onnx`` or ``torch``."""
     predictions: bool = False
     """Also store per-frame class scores from the backbone's head (for a fine-tuned backbone's baseline)."""
+    view: str = "full"
+    """What of each frame the 2D CNN sees: ``full``, the whole frame with its short side at ``crop`` (the CNN
+    pools over any size; 1.3x the pixels of a 4:3 frame, 1.8x of a 16:9 one), or ``centre``, the square centre
+    crop its ImageNet weights were evaluated with (short side ``resize``, e.g. 256, then ``crop``, e.g. 224: a
+    16:9 video loses 45% of its width, a 4:3 one 34%, and with it what happens at the sides). Applies to RGB
+    frames and flow images alike. Stores written before this field existed are ``centre``."""
     modality: str = "rgb"
     """What each sampled position becomes: ``rgb`` (the frame) or ``flow`` (optical flow from that frame on,
     see ``flow``)."""
@@ -113,6 +121,7 @@ class ExtractConfig:
 
     def __post_init__(self) -> None:
         _check_choice("modality", self.modality, ("rgb", "flow"))
+        _check_choice("view", self.view, VIEWS)
         if self.modality == "rgb" and self.flow != FlowConfig():
             raise ValueError("flow settings apply to modality=flow only (extract --modality flow)")
         if self.modality == "flow" and self.predictions:
@@ -388,4 +397,5 @@ def recorded_extract(data: Mapping[str, Any] | None) -> ExtractConfig:
     """The :class:`ExtractConfig` a store or run recorded (``{}`` or None: the defaults)."""
     if not data:
         return ExtractConfig()
-    return from_dict(ExtractConfig, {**data, **({"flow": recorded_flow(data["flow"])} if "flow" in data else {})})
+    return from_dict(ExtractConfig, {"view": "centre",  # written before ``view`` existed: the centre crop
+                                     **data, **({"flow": recorded_flow(data["flow"])} if "flow" in data else {})})

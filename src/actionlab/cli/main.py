@@ -36,6 +36,7 @@ from typing import Any
 from actionlab.cli.prepare import cmd_extract, cmd_index, cmd_synth
 from actionlab.cli.text import csv_list, emit, fail, print_json
 from actionlab.cli.use import cmd_explain, cmd_export, cmd_predict, cmd_serve
+from actionlab.config import VIEWS, ExtractConfig
 
 logger = logging.getLogger("actionlab")
 
@@ -259,6 +260,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backbone", default="mobilenet_v2")
     p.add_argument("--weights", default="imagenet", help="imagenet, none, or a .pth / fine-tuned checkpoint path")
     p.add_argument("--sampler", default="uniform", choices=["all", "stride", "uniform"])
+    p.add_argument("--view", default=ExtractConfig.view, choices=VIEWS,
+                   help="what of each frame (and flow image) the CNN sees: the whole frame, short side 224 (the "
+                        "default: keeps what happens at the sides of wide video), or the ImageNet centre crop (fewer "
+                        "pixels: 1/1.3 of a 4:3 frame's, 1/1.8 of a 16:9 one's)")
     p.add_argument("--num-frames", type=int, default=25)
     p.add_argument("--stride", type=int, default=1)
     p.add_argument("--dtype", default="float16", choices=["float16", "float32"])

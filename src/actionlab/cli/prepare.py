@@ -59,7 +59,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
         raise ValueError(f"--{given[0].replace('_', '-')} and the other --flow-* options apply to --modality flow "
                          "only")
     flow = {FLOW_FLAGS[flag]: getattr(args, flag) for flag in given}
-    cfg = ExtractConfig(backbone=args.backbone, weights=args.weights, sampler=args.sampler,
+    cfg = ExtractConfig(backbone=args.backbone, weights=args.weights, sampler=args.sampler, view=args.view,
                         num_frames=args.num_frames, stride=args.stride, dtype=args.dtype,
                         batch_size=args.batch_size, workers=args.workers, engine=args.engine,
                         predictions=args.predictions, modality=args.modality, flow=FlowConfig(**flow))

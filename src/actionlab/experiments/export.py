@@ -96,9 +96,12 @@ def _graphs(card: dict[str, Any], model: nn.Module, meta: dict[str, Any]
         feats = [mean + std * normal(2, steps, f["dim"]),
                  mean + std * normal(3, steps + 3 if inf["mode"] == "full" else steps, f["dim"])]
         crop = pre["crop"]
-        return {"backbone": (BackboneFeatures(backbone), [normal(2, 3, crop, crop), normal(3, 3, crop, crop)],
-                             {0: "frames"}),
-                "head": (head, feats, axes)}
+        if pre.get("view", "centre") == "full":  # the whole frame, short side crop: any aspect
+            frames, frame_axes = [normal(2, 3, crop, crop * 16 // 9), normal(3, 3, crop * 4 // 3, crop)], {
+                0: "frames", 2: "height", 3: "width"}
+        else:
+            frames, frame_axes = [normal(2, 3, crop, crop), normal(3, 3, crop, crop)], {0: "frames"}
+        return {"backbone": (BackboneFeatures(backbone), frames, frame_axes), "head": (head, feats, axes)}
     if kind == "video":
         shape = (3, pre["clip_len"], pre["size"], pre["size"])
     else:

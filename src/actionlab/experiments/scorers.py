@@ -147,12 +147,13 @@ class TemporalScorer(KindScorer):
         super().__init__(classes, card, timeline)
         p = card["preprocessing"]
         self.preprocess = Preprocess(resize=p["resize"], crop=p["crop"], mean=tuple(p["mean"]),  # type: ignore[arg-type]
-                                     std=tuple(p["std"]), interpolation=p.get("interpolation", "bilinear"))  # type: ignore[arg-type]
+                                     std=tuple(p["std"]), interpolation=p.get("interpolation", "bilinear"),
+                                     view=p.get("view", "centre"))  # type: ignore[arg-type]
         s = card["sampler"]
         self.extract = ExtractConfig(sampler=s["name"], num_frames=s.get("num_frames", 25), stride=s.get("stride", 1),
                                      batch_size=self.batch)
         self.inference = InferenceConfig(**card["inference"])
-        self.decode_size = self.preprocess.resize
+        self.decode_size = self.preprocess.short_side
         self.backbone, self.head = backbone, head
 
     def whole_video(self, src: Any, timings: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:

@@ -38,10 +38,14 @@ class Batcher:
         self.queued = 0
 
     def add(self, job: Job, x: torch.Tensor) -> list[Job]:
-        """Queue ``x (T, 3, S, S)`` of ``job``; returns the videos finished by the batches this triggered."""
+        """Queue ``x (T, C, H, W)`` of ``job``; returns the videos finished by the batches this triggered.
+        Frames of another size than those queued (whole frames of videos of another aspect) first run what is
+        queued, as a smaller batch."""
+        finished: list[Job] = []
+        if self.chunks and self.chunks[0][1].shape[1:] != x.shape[1:]:
+            finished += self.flush()
         self.chunks.append((job, x))
         self.queued += x.shape[0]
-        finished: list[Job] = []
         while self.queued >= self.batch_size:
             finished += self._step(self.batch_size)
         return finished

@@ -153,14 +153,16 @@ def onnx_cache_path(backbone: Backbone, spec: BackboneSpec, with_head: bool, dir
                     ) -> Path:
     """Cache file for this backbone's weights (content hash), input size, head and exporter versions."""
     key = hashlib.sha256("|".join([
-        spec.name, _state_hash(backbone), str(spec.preprocess.crop), str(with_head), str(ONNX_OPSET),
+        spec.name, _state_hash(backbone), f"{spec.preprocess.crop}, any height and width", str(with_head),
+        str(ONNX_OPSET),
         torch.__version__.split("+")[0]]).encode()).hexdigest()[:20]
     suffix = "feat+head" if with_head else "feat"
     return Path(directory or cache_dir()) / f"{spec.name}-{suffix}-{key}.onnx"
 
 
 def export_onnx(backbone: Backbone, path: str | Path, size: int, with_head: bool = False) -> Path:
-    """Export ``forward_features`` (+ head) to ONNX at ``path`` atomically; batch axis dynamic, opset 17.
+    """Export ``forward_features`` (+ head) to ONNX at ``path`` atomically; batch, height and width axes
+    dynamic, opset 17.
 
     Uses the TorchScript-based exporter (``dynamo=False``), which needs no extra packages offline.
     """
@@ -168,6 +170,7 @@ def export_onnx(backbone: Backbone, path: str | Path, size: int, with_head: bool
     dummy = torch.zeros(2, first_conv(backbone)[1].in_channels, size, size)  # 3, or 2L for flow.encoding=stack
     outputs = ["features", "logits"] if with_head else ["features"]
     axes = {n: {0: "batch"} for n in ["input", *outputs]}
+    axes["input"].update({2: "height", 3: "width"})  # view=full feeds whole frames of any aspect
     path = Path(path)
     with atomic_path(path, suffix=".onnx") as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter announces its own deprecation
@@ -180,17 +183,21 @@ def export_onnx(backbone: Backbone, path: str | Path, size: int, with_head: bool
 
 def check_engines_agree(reference: Engine, other: Engine, size: int,
                         atol: float = 1e-3, rtol: float = 1e-3, seed: int = 0, channels: int = 3) -> float:
-    """Run both engines on one random batch; return max |difference| of the features, raise when off."""
-    x = np.random.default_rng(seed).standard_normal((2, channels, size, size)).astype(np.float32)
-    (fa, la), (fb, lb) = reference(x), other(x)
-    diff = float(np.max(np.abs(fa - fb)))
-    bound = atol + rtol * float(np.max(np.abs(fa)))
-    if la is not None and lb is not None:
-        diff = max(diff, float(np.max(np.abs(la - lb))))
-        bound = max(bound, atol + rtol * float(np.max(np.abs(la))))
-    if not diff <= bound:
-        raise RuntimeError(f"engines disagree: max |difference| {diff:.3g} > {bound:.3g}")
-    return diff
+    """Run both engines on a random square batch and a 16:9 one (whole frames, ``view=full``); return the max
+    |difference| of the features, raise when off."""
+    rng, worst = np.random.default_rng(seed), 0.0
+    for width in (size, size * 16 // 9):
+        x = rng.standard_normal((2, channels, size, width)).astype(np.float32)
+        (fa, la), (fb, lb) = reference(x), other(x)
+        diff = float(np.max(np.abs(fa - fb)))
+        bound = atol + rtol * float(np.max(np.abs(fa)))
+        if la is not None and lb is not None:
+            diff = max(diff, float(np.max(np.abs(la - lb))))
+            bound = max(bound, atol + rtol * float(np.max(np.abs(la))))
+        if not diff <= bound:
+            raise RuntimeError(f"engines disagree on {size}x{width} input: max |difference| {diff:.3g} > {bound:.3g}")
+        worst = max(worst, diff)
+    return worst
 
 
 def create_engine(backbone: Backbone, spec: BackboneSpec, device: str | torch.device = "auto",

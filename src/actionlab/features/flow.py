@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from actionlab.config import ExtractConfig, FlowConfig
@@ -248,24 +249,31 @@ def stored_flow_step(raw_path: str | Path, manifest: Any, cfg: ExtractConfig, sp
 
 def flow_input(q: np.ndarray, cfg: FlowConfig, pre: Preprocess) -> torch.Tensor:
     """Quantised flow ``(T, 2L, H, W)`` uint8 -> the CNN's input in ``cfg.encoding``: ``(T, 3, crop, crop)``
-    (:func:`flow_image`) or ``(T, 2L, crop, crop)`` (:func:`flow_stack_input`), float32."""
+    (:func:`flow_image`) or ``(T, 2L, crop, crop)`` (:func:`flow_stack_input`), float32; with ``pre.view``
+    ``full``, the whole frame with its short side at ``crop`` instead of the centre square."""
     h, w = q.shape[-2:]
     if min(h, w) < pre.crop:
         raise ValueError(f"flow of {h}x{w} is smaller than the backbone's {pre.crop}px crop; raise flow.size")
     if cfg.encoding == "stack":
-        return flow_stack_input(q, pre.crop)
+        return flow_stack_input(q, pre)
     return flow_image(q, cfg.bound, pre)
 
 
-def _centre(x: torch.Tensor | np.ndarray, crop: int) -> Any:
-    top, left, _, _ = center_crop_box(*x.shape[-2:], crop)
-    return x[..., top:top + crop, left:left + crop]
+def _view(x: torch.Tensor, pre: Preprocess) -> torch.Tensor:
+    """What the CNN sees of float ``x (T, C, H, W)``: the centre ``crop`` square, or (``view=full``) the whole
+    of it resized (area) to short side ``crop``."""
+    h, w = x.shape[-2:]
+    if pre.view == "full":
+        size = pre.decode_size(h, w)
+        return x if (h, w) == size else F.interpolate(x, size=size, mode="area")
+    top, left, _, _ = center_crop_box(h, w, pre.crop)
+    return x[..., top:top + pre.crop, left:left + pre.crop]
 
 
-def flow_stack_input(q: np.ndarray, crop: int) -> torch.Tensor:
-    """``flow.encoding=stack``: ``(T, 2L, crop, crop)`` float32 in ``[-1, 1]``, the centre crop of
-    ``(q / 255 - 0.5) / 0.5``."""
-    x = torch.from_numpy(np.ascontiguousarray(_centre(q, crop))).float()
+def flow_stack_input(q: np.ndarray, pre: Preprocess) -> torch.Tensor:
+    """``flow.encoding=stack``: ``(T, 2L, crop, crop)`` float32 in ``[-1, 1]``, the centre crop (or the whole
+    frame, ``pre.view``) of ``(q / 255 - 0.5) / 0.5``."""
+    x = _view(torch.from_numpy(np.ascontiguousarray(q)).float(), pre).contiguous()
     return x.mul_(1.0 / (255.0 * FLOW_STD)).sub_(FLOW_MEAN / FLOW_STD)
 
 
@@ -274,14 +282,14 @@ def flow_image(q: np.ndarray, bound: float, pre: Preprocess) -> torch.Tensor:
     image normalised like the backbone's frames (``pre.mean``, ``pre.std``).
 
     The L fields are summed into the displacement ``d`` over L frames, and each component's median over the
-    whole frame (the camera's motion) is subtracted before the centre crop. The channels are ``0.5 + d_x / 2
+    whole frame (the camera's motion) is subtracted before the centre crop (or the whole frame's resize). The channels are ``0.5 + d_x / 2
     bound``, ``0.5 + d_y / 2 bound`` and ``|d| / bound``, clipped to ``[0, 1]``."""
     t, c, h, w = q.shape
     d = torch.from_numpy(np.ascontiguousarray(q)).view(t, c // 2, 2, h, w).sum(1, dtype=torch.float32)
     d.mul_(2 * bound / 255).sub_(c // 2 * bound)  # sum of dequantise() over the L fields, in pixels
     d.sub_(d.view(t, 2, h * w).median(dim=2).values.view(t, 2, 1, 1))
-    d = _centre(d, pre.crop)
-    img = torch.empty((t, 3, pre.crop, pre.crop), dtype=torch.float32)
+    d = _view(d, pre)
+    img = torch.empty((t, 3, *d.shape[-2:]), dtype=torch.float32)
     torch.addcmul(torch.tensor(0.5), d, torch.tensor(0.5 / bound), out=img[:, :2])
     torch.hypot(d[:, 0], d[:, 1], out=img[:, 2]).mul_(1.0 / bound)
     return pre.normalise_(img.clamp_(0.0, 1.0))
@@ -320,6 +328,8 @@ def flow_preprocessing(cfg: ExtractConfig, resize: int, pre: Preprocess | None) 
         out.update(encoding="image", crop=pre.crop, mean=list(pre.mean), std=list(pre.std),
                    image="RGB = (0.5 + d_x / 2 bound, 0.5 + d_y / 2 bound, |d| / bound) clipped to [0, 1], d the "
                          "L fields' sum less its median over the frame; the backbone's own RGB weights")
+    if pre is not None and pre.view != "centre":
+        out["view"] = pre.view
     return out
 
 

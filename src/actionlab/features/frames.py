@@ -10,11 +10,12 @@ stored. :func:`build_pipeline` gathers the parts extraction needs for a modality
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import time
 from collections.abc import Callable, MutableMapping, Sequence
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,7 @@ def decode_frames(path: str | Path, cfg: ExtractConfig, preprocess: Any, expecte
     the backbone's short side and preprocessed. ``expected_frames`` (the manifest's count, 0 = unknown) only
     warns when the file disagrees."""
     # One open: the reader demuxes once (exact frame count) and scales to the backbone's short side.
-    with VideoReader(path, size=preprocess.resize) as reader:
+    with VideoReader(path, size=preprocess.short_side) as reader:
         info = reader.info
         n = check_frame_count(path, info.num_frames, expected_frames)
         indices = sample_frame_indices(n, cfg)
@@ -67,7 +68,7 @@ def video_features(source: Any, cfg: ExtractConfig, preprocess: Any, engine: Cal
     """``(indices (T,), features (T, D) float32)`` of one video, as extraction computes them.
 
     ``source`` is an open video (``info`` and ``get_frames``, e.g. a ``VideoReader`` decoding at
-    ``preprocess.resize``); frames are decoded, preprocessed and run through ``engine`` ``cfg.batch_size`` at a
+    ``preprocess.short_side``); frames are decoded, preprocessed and run through ``engine`` ``cfg.batch_size`` at a
     time, so only one batch of frames is ever in memory. ``timings`` accumulates ``decode`` and ``features``
     seconds.
     """
@@ -104,7 +105,7 @@ def file_features(path: str | Path, cfg: ExtractConfig, spec: Any, engine: Calla
         from actionlab.features.flow import video_flow_features
 
         return video_flow_features(path, cfg, spec, engine)
-    with VideoReader(path, size=spec.preprocess.resize) as src:
+    with VideoReader(path, size=spec.preprocess.short_side) as src:
         indices, feats = video_features(src, cfg, spec.preprocess, engine)
         return indices, feats, src.info
 
@@ -183,6 +184,8 @@ def build_backbone(cfg: ExtractConfig, flow_weights: bool = False) -> tuple[Any,
                          "features with it (--modality flow), and RGB features with RGB weights (imagenet, or "
                          "`actionlab finetune MANIFEST`)")
     spec = backbones.get_backbone_spec(cfg.backbone)
+    if cfg.view != spec.preprocess.view:
+        spec = dataclasses.replace(spec, preprocess=dataclasses.replace(spec.preprocess, view=cfg.view))
     # Random weights ("none") must be identical on every rank and every rerun: seed their initialization.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -204,18 +207,6 @@ def _weights_identity(module: torch.nn.Module, cfg: ExtractConfig) -> tuple[str,
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return wid, "tensors:" + h.hexdigest()
-
-
-def _plain(obj: Any) -> Any:
-    if is_dataclass(obj) and not isinstance(obj, type):
-        return {k: _plain(v) for k, v in asdict(obj).items()}
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
 
 
 @dataclass(frozen=True)
@@ -245,7 +236,7 @@ def build_pipeline(cfg: ExtractConfig) -> FramePipeline:
         return FramePipeline(FlowStep(cfg, spec.preprocess.resize, spec.preprocess), spec, module,
                              int(spec.feature_dim), flow_preprocessing(cfg, resize, spec.preprocess))
     spec, module = build_backbone(cfg)
-    return FramePipeline(RgbStep(cfg, spec.preprocess), spec, module, int(spec.feature_dim), _plain(spec.preprocess))
+    return FramePipeline(RgbStep(cfg, spec.preprocess), spec, module, int(spec.feature_dim), spec.preprocess.record())
 
 
 def build_provenance(manifest: Manifest, cfg: ExtractConfig, pipeline: FramePipeline, splits: Sequence[str],

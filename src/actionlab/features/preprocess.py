@@ -8,6 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from actionlab.config import VIEWS
 from actionlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, center_crop_box
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Preprocess"]
@@ -18,7 +19,9 @@ class Preprocess:
     """Eval-time preprocessing of a backbone's weights (torchvision's ``weights.transforms()``).
 
     Resize the short side to ``resize`` (long side ``int(resize * long / short)``, as torchvision), centre-crop
-    ``crop`` x ``crop``, scale to [0, 1], normalise with ``mean``/``std``.
+    ``crop`` x ``crop``, scale to [0, 1], normalise with ``mean``/``std``. With ``view="full"`` the short side
+    goes to ``crop`` instead and nothing is cropped: the network sees the whole frame, its aspect kept (the 2D
+    CNNs pool over any size).
     """
 
     resize: int
@@ -29,25 +32,55 @@ class Preprocess:
     std: tuple[float, float, float] = IMAGENET_STD
     interpolation: str = "bilinear"
     """``bilinear`` or ``bicubic`` (antialiased, like torchvision's tensor transforms)."""
+    view: str = "centre"
+    """``centre``: the ImageNet centre crop; ``full``: the whole frame, short side ``crop`` (see above)."""
 
     def __post_init__(self) -> None:
         if self.crop < 1 or self.resize < self.crop:
             raise ValueError(f"need 1 <= crop <= resize, got crop={self.crop}, resize={self.resize}")
         if self.interpolation not in ("bilinear", "bicubic"):
             raise ValueError(f"interpolation must be bilinear or bicubic, got {self.interpolation!r}")
+        if self.view not in VIEWS:
+            raise ValueError(f"view must be one of {', '.join(VIEWS)}, got {self.view!r}")
+
+    def record(self) -> dict[str, object]:
+        """The fields as a store's provenance records them; ``view`` only when it is ``full`` (stores made before
+        it existed, all centre crops, keep matching their reruns)."""
+        out: dict[str, object] = {"resize": self.resize, "crop": self.crop, "mean": list(self.mean),
+                                  "std": list(self.std), "interpolation": self.interpolation}
+        if self.view != "centre":
+            out["view"] = self.view
+        return out
+
+    @property
+    def short_side(self) -> int:
+        """The short side frames are resized to: ``resize`` (then centre-cropped), or ``crop`` (whole frame)."""
+        return self.crop if self.view == "full" else self.resize
 
     def decode_size(self, video_h: int, video_w: int) -> tuple[int, int]:
-        """``(H, W)`` to ask the decoder for so only the centre crop and normalisation remain."""
+        """``(H, W)`` to ask the decoder for so only the crop (if any) and normalisation remain."""
         if video_h <= 0 or video_w <= 0:
             raise ValueError(f"video size must be positive, got {video_h}x{video_w}")
+        side = self.short_side
+        # the long side: truncated as torchvision does for the centre crop; rounded for the whole frame, as the
+        # decoder scales it (actionlab.data.decode), so frames in memory and decoded files give the same input
+        long = round if self.view == "full" else int
         if video_h <= video_w:
-            return self.resize, int(self.resize * video_w / video_h)
-        return int(self.resize * video_h / video_w), self.resize
+            return side, long(side * video_w / video_h)
+        return long(side * video_h / video_w), side
+
+    def view_box(self, h: int, w: int) -> tuple[int, int, int, int]:
+        """``(top, left, height, width)`` of what the network sees of a frame resized to :meth:`decode_size`."""
+        if self.view == "full":
+            return 0, 0, h, w
+        top, left, _, _ = center_crop_box(h, w, self.crop)
+        return top, left, self.crop, self.crop
 
     def preprocess_batch(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """uint8 RGB frames ``(N, H, W, 3)`` -> normalised float32 ``(N, 3, crop, crop)`` (contiguous NCHW).
+        """uint8 RGB frames ``(N, H, W, 3)`` -> normalised float32 ``(N, 3, crop, crop)`` (contiguous NCHW;
+        ``view="full"``: ``(N, 3, h, w)``, the whole frame at :meth:`decode_size`).
 
-        Frames whose short side already equals ``resize`` (decoded at :meth:`decode_size`) skip the resize.
+        Frames whose short side already equals :attr:`short_side` (decoded at :meth:`decode_size`) skip the resize.
         The resize runs on the uint8 batch in torch (channels-last, antialiased), then crop and normalisation
         are one fused copy plus one in-place multiply-add.
         """
@@ -60,7 +93,7 @@ class Preprocess:
             raise ValueError(f"expected uint8 frames, got {x.dtype}; decoders return uint8 RGB")
         x = x.permute(0, 3, 1, 2)  # (N, 3, H, W), channels-last strides: a view, no copy
         h, w = x.shape[-2:]
-        if min(h, w) != self.resize:
+        if min(h, w) != self.short_side:
             out_h, out_w = self.decode_size(h, w)
             if self.interpolation == "bilinear":  # native uint8 antialiased kernel
                 x = F.interpolate(x, size=(out_h, out_w), mode="bilinear", align_corners=False, antialias=True)
@@ -70,9 +103,9 @@ class Preprocess:
             h, w = out_h, out_w
         if min(h, w) < self.crop:
             raise ValueError(f"frames of {h}x{w} are smaller than the {self.crop}px crop")
-        top, left, _, _ = center_crop_box(h, w, self.crop)
-        x = x[:, :, top:top + self.crop, left:left + self.crop]
-        out = torch.empty((x.shape[0], 3, self.crop, self.crop), dtype=torch.float32)
+        top, left, vh, vw = self.view_box(h, w)
+        x = x[:, :, top:top + vh, left:left + vw]
+        out = torch.empty((x.shape[0], 3, vh, vw), dtype=torch.float32)
         out.copy_(x)  # dtype + layout change in one pass
         return self.normalise_(out, 255.0)
 
