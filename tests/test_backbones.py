@@ -164,7 +164,7 @@ def test_train_layers_top_freezes_the_rest() -> None:
 def test_the_full_view_keeps_the_whole_frame_and_the_centre_view_cuts_its_sides(mobilenet: torch.nn.Module) -> None:
     """Two 16:9 frames that differ only in their outer quarters (a cat there, or a grey wall): the centre crop
     cannot tell them apart, the whole frame can. Old records (no ``view``) read as the centre crop."""
-    from actionlab.config import recorded_extract
+    from actionlab.config import ExtractConfig, recorded_extract
 
     centre, full = Preprocess(256, 224), Preprocess(256, 224, view="full")
     assert full.decode_size(180, 320) == (224, 398) and full.decode_size(320, 180) == (398, 224)
@@ -184,5 +184,12 @@ def test_the_full_view_keeps_the_whole_frame_and_the_centre_view_cuts_its_sides(
     assert (f0 - f1).norm() > 0.2 * f0.norm()
     assert recorded_extract({"backbone": "mobilenet_v2"}).view == "centre"
     assert recorded_extract({"backbone": "mobilenet_v2", "view": "full"}).view == "full"
+    # the default, auto: the whole frame for RGB, the centre crop for flow; an explicit view is kept for both
+    assert ExtractConfig().resolved_view == "full" and ExtractConfig(modality="flow").resolved_view == "centre"
+    assert ExtractConfig(modality="flow", view="full").resolved_view == "full"
+    assert ExtractConfig(view="centre").resolved_view == "centre"
+    assert recorded_extract({"backbone": "mobilenet_v2", "view": "auto", "modality": "flow"}).resolved_view == "centre"
+    with pytest.raises(ValueError, match="view"):
+        ExtractConfig(view="left")
     with pytest.raises(ValueError, match="view"):
         Preprocess(256, 224, view="left")

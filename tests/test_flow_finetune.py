@@ -98,8 +98,9 @@ def test_finetune_on_flow_then_extract_flow_features_with_it(flow_data: Path, tm
     common = ["--modality", "flow", "--num-frames", "3", "--flow-stack", "2", "--workers", "0", "--engine", "torch"]
     assert run("extract", flow_data / "m.csv", "-o", tuned, "--weights", ft / "backbone.pt", *common) == 0
     assert run("extract", flow_data / "m.csv", "-o", plain, *common) == 0
-    # what extraction reads by default: the whole flow image (ExtractConfig.view), short side 224
-    pre = dataclasses.replace(get_backbone_spec("mobilenet_v2").preprocess, view=ExtractConfig().view)
+    # what flow extraction reads by default (ExtractConfig.view auto: the centre crop)
+    pre = dataclasses.replace(get_backbone_spec("mobilenet_v2").preprocess,
+                              view=ExtractConfig(modality="flow").resolved_view)
     net = create_backbone("mobilenet_v2", weights=ft / "backbone.pt").eval()
     with FeatureStore(tuned) as t, FeatureStore(plain) as p, FeatureStore(flow_data / "raw.h5") as raw:
         key = t.keys()[0]

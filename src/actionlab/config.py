@@ -107,12 +107,15 @@ class ExtractConfig:
     """Inference engine: ``auto`` (ONNX Runtime on CPU when installed, PyTorch otherwise), ``onnx`` or ``torch``."""
     predictions: bool = False
     """Also store per-frame class scores from the backbone's head (for a fine-tuned backbone's baseline)."""
-    view: str = "full"
-    """What of each frame the 2D CNN sees: ``full``, the whole frame with its short side at ``crop`` (the CNN
-    pools over any size; 1.3x the pixels of a 4:3 frame, 1.8x of a 16:9 one), or ``centre``, the square centre
-    crop its ImageNet weights were evaluated with (short side ``resize``, e.g. 256, then ``crop``, e.g. 224: a
-    16:9 video loses 45% of its width, a 4:3 one 34%, and with it what happens at the sides). Applies to RGB
-    frames and flow images alike. Stores written before this field existed are ``centre``."""
+    view: str = "auto"
+    """What of each frame (or flow image) the 2D CNN sees: ``full``, the whole frame with its short side at
+    ``crop`` (the CNN pools over any size; 1.3x the pixels of a 4:3 frame, 1.8x of a 16:9 one), or ``centre``,
+    the square centre crop its ImageNet weights were evaluated with (short side ``resize``, e.g. 256, then
+    ``crop``, e.g. 224: a 16:9 video loses 45% of its width, a 4:3 one 34%, and with it what happens at the
+    sides). ``auto`` (the default) is ``full`` for RGB frames and ``centre`` for flow: the props and limbs at the
+    sides tell RGB actions apart, while flow's motion is mostly in the middle and the whole frame's still margins
+    dilute it in the pooled features (see :attr:`resolved_view`). Stores written before this field existed are
+    ``centre``."""
     modality: str = "rgb"
     """What each sampled position becomes: ``rgb`` (the frame) or ``flow`` (optical flow from that frame on,
     see ``flow``)."""
@@ -121,7 +124,7 @@ class ExtractConfig:
 
     def __post_init__(self) -> None:
         _check_choice("modality", self.modality, ("rgb", "flow"))
-        _check_choice("view", self.view, VIEWS)
+        _check_choice("view", self.view, ("auto", *VIEWS))
         if self.modality == "rgb" and self.flow != FlowConfig():
             raise ValueError("flow settings apply to modality=flow only (extract --modality flow)")
         if self.modality == "flow" and self.predictions:
@@ -131,6 +134,13 @@ class ExtractConfig:
         _check_choice("engine", self.engine, ("auto", "onnx", "torch"))
         if self.num_frames < 1 or self.stride < 1 or self.batch_size < 1 or self.workers < 0:
             raise ValueError("num_frames, stride and batch_size must be >= 1 and workers >= 0")
+
+    @property
+    def resolved_view(self) -> str:
+        """:attr:`view` with ``auto`` resolved: ``full`` for ``modality=rgb``, ``centre`` for ``flow``."""
+        if self.view != "auto":
+            return self.view
+        return "full" if self.modality == "rgb" else "centre"
 
 
 @dataclass(frozen=True)

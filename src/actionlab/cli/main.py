@@ -260,10 +260,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backbone", default="mobilenet_v2")
     p.add_argument("--weights", default="imagenet", help="imagenet, none, or a .pth / fine-tuned checkpoint path")
     p.add_argument("--sampler", default="uniform", choices=["all", "stride", "uniform"])
-    p.add_argument("--view", default=ExtractConfig.view, choices=VIEWS,
-                   help="what of each frame (and flow image) the CNN sees: the whole frame, short side 224 (the "
-                        "default: keeps what happens at the sides of wide video), or the ImageNet centre crop (fewer "
-                        "pixels: 1/1.3 of a 4:3 frame's, 1/1.8 of a 16:9 one's)")
+    p.add_argument("--view", default=ExtractConfig.view, choices=("auto", *VIEWS),
+                   help="what of each frame (or flow image) the CNN sees: full, the whole frame at short side 224 "
+                        "(keeps what happens at the sides of wide video), or centre, the ImageNet centre crop; auto: "
+                        "full for RGB, centre for flow (default: %(default)s)")
     p.add_argument("--num-frames", type=int, default=25)
     p.add_argument("--stride", type=int, default=1)
     p.add_argument("--dtype", default="float16", choices=["float16", "float32"])

@@ -380,7 +380,8 @@ def build_flow_backbone(cfg: ExtractConfig) -> tuple[Any, nn.Module]:
     from actionlab.features.frames import build_backbone
 
     check_flow_weights(cfg, get_backbone_spec(cfg.backbone).preprocess.resize)
-    spec, module = build_backbone(dataclasses.replace(cfg, modality="rgb", flow=FlowConfig()), flow_weights=True)
+    spec, module = build_backbone(dataclasses.replace(cfg, modality="rgb", flow=FlowConfig(), view=cfg.resolved_view),
+                                  flow_weights=True)
     if cfg.flow.encoding == "stack":
         cross_modality_init(module, 2 * cfg.flow.stack)
     pre = dataclasses.replace(spec.preprocess, resize=flow_size(cfg, spec.preprocess.resize))

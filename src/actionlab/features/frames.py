@@ -184,8 +184,8 @@ def build_backbone(cfg: ExtractConfig, flow_weights: bool = False) -> tuple[Any,
                          "features with it (--modality flow), and RGB features with RGB weights (imagenet, or "
                          "`actionlab finetune MANIFEST`)")
     spec = backbones.get_backbone_spec(cfg.backbone)
-    if cfg.view != spec.preprocess.view:
-        spec = dataclasses.replace(spec, preprocess=dataclasses.replace(spec.preprocess, view=cfg.view))
+    if cfg.resolved_view != spec.preprocess.view:
+        spec = dataclasses.replace(spec, preprocess=dataclasses.replace(spec.preprocess, view=cfg.resolved_view))
     # Random weights ("none") must be identical on every rank and every rerun: seed their initialization.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
