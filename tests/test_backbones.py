@@ -170,6 +170,7 @@ def test_the_full_view_keeps_the_whole_frame_and_the_centre_view_cuts_its_sides(
     assert full.decode_size(180, 320) == (224, 398) and full.decode_size(320, 180) == (398, 224)
     assert centre.record().keys() == {"resize", "crop", "mean", "std", "interpolation"}  # as stores always had
     assert full.record()["view"] == "full"
+    assert Preprocess.from_record(full.record()) == full and Preprocess.from_record(centre.record()) == centre
     cat = skdata.chelsea()  # 300 x 451
     plain = np.full((3, 180, 320, 3), 128, np.uint8)
     sides = plain.copy()

@@ -86,6 +86,7 @@ def _graphs(card: dict[str, Any], model: nn.Module, meta: dict[str, Any]
     if kind == "temporal":
         from actionlab.config import recorded_extract
         from actionlab.features.frames import build_backbone
+        from actionlab.features.preprocess import Preprocess
 
         _, backbone = build_backbone(recorded_extract(meta.get("extract")))
         f, inf = card["features"], card["inference"]
@@ -96,7 +97,7 @@ def _graphs(card: dict[str, Any], model: nn.Module, meta: dict[str, Any]
         feats = [mean + std * normal(2, steps, f["dim"]),
                  mean + std * normal(3, steps + 3 if inf["mode"] == "full" else steps, f["dim"])]
         crop = pre["crop"]
-        if pre.get("view", "centre") == "full":  # the whole frame, short side crop: any aspect
+        if Preprocess.from_record(pre).view == "full":  # the whole frame, short side crop: any aspect
             frames, frame_axes = [normal(2, 3, crop, crop * 16 // 9), normal(3, 3, crop * 4 // 3, crop)], {
                 0: "frames", 2: "height", 3: "width"}
         else:

@@ -145,10 +145,7 @@ class TemporalScorer(KindScorer):
     def __init__(self, classes: list[str], card: dict[str, Any], timeline: Timeline, backbone: Any,
                  head: Net) -> None:
         super().__init__(classes, card, timeline)
-        p = card["preprocessing"]
-        self.preprocess = Preprocess(resize=p["resize"], crop=p["crop"], mean=tuple(p["mean"]),  # type: ignore[arg-type]
-                                     std=tuple(p["std"]), interpolation=p.get("interpolation", "bilinear"),
-                                     view=p.get("view", "centre"))  # type: ignore[arg-type]
+        self.preprocess = Preprocess.from_record(card["preprocessing"])
         s = card["sampler"]
         self.extract = ExtractConfig(sampler=s["name"], num_frames=s.get("num_frames", 25), stride=s.get("stride", 1),
                                      batch_size=self.batch)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,6 +53,13 @@ class Preprocess:
         if self.view != "centre":
             out["view"] = self.view
         return out
+
+    @classmethod
+    def from_record(cls, rec: Mapping[str, Any]) -> Preprocess:
+        """The inverse of :meth:`record`: a store's or run's ``preprocessing`` (no ``view``: the centre crop)."""
+        return cls(resize=int(rec["resize"]), crop=int(rec["crop"]), mean=tuple(rec["mean"]),
+                   std=tuple(rec["std"]), interpolation=rec.get("interpolation", "bilinear"),
+                   view=rec.get("view", "centre"))
 
     @property
     def short_side(self) -> int:
