@@ -27,8 +27,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from actionlab.data.decode import VideoReader, probe
 from actionlab.data.sampling import uniform_indices
+from actionlab.data.video.decode import VideoReader, probe
 
 
 def make_xvid(path: Path, frames: int = 300, size: tuple[int, int] = (240, 320), gop: int = 12,

@@ -75,7 +75,7 @@ def _xvid_dataset(root: str, classes: int, groups: int, frames: int = 60) -> str
     """A UCF-101-layout set of 320x240 XviD videos (``classes x groups x 2`` of them); returns a manifest path."""
     from actionlab.data.index import index_dataset
     from actionlab.data.manifest import write_manifest
-    from actionlab.data.synth import make_synthetic_dataset
+    from actionlab.synth.families import make_synthetic_dataset
 
     make_synthetic_dataset(os.path.join(root, "data"), classes=classes, groups=groups, clips_per_group=2,
                            num_frames=frames, size=(240, 320), seed=0)

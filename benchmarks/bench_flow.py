@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from actionlab.config import ExtractConfig, FlowConfig
-from actionlab.data.decode import VideoReader
+from actionlab.data.video.decode import VideoReader
 from actionlab.features.engine import cpu_threads
 from actionlab.features.extract import extract_features
 from actionlab.features.flow import FlowFields, FlowStep, create_estimator, flow_windows
@@ -43,7 +43,7 @@ UCF101_VIDEOS, PAIRS = 13320, 25
 def _dataset(root: str, videos: int) -> str:
     from actionlab.data.index import index_dataset
     from actionlab.data.manifest import write_manifest
-    from actionlab.data.synth import make_synthetic_dataset
+    from actionlab.synth.families import make_synthetic_dataset
 
     make_synthetic_dataset(os.path.join(root, "data"), classes=max(1, videos // 4), groups=2, clips_per_group=2,
                            num_frames=(60, 120), size=(240, 320), seed=0)

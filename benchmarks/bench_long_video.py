@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from actionlab.data.decode import VideoReader
-from actionlab.data.synth_encode import VideoWriter
+from actionlab.data.video.decode import VideoReader
+from actionlab.data.video.encode import VideoWriter
 
 
 def long_video(path: Path, minutes: float, fps: int = 25, size: tuple[int, int] = (64, 80)) -> int:
@@ -53,7 +53,7 @@ def long_video(path: Path, minutes: float, fps: int = 25, size: tuple[int, int] 
 
 def tiny_run(out: Path) -> Path:
     from actionlab.cli import main as cli
-    from actionlab.data.synth import make_synthetic_dataset
+    from actionlab.synth.families import make_synthetic_dataset
 
     root = make_synthetic_dataset(out / "data", classes=["GrowCircle", "ShrinkCircle", "MoveRight", "MoveLeft"],
                                   groups=2, clips_per_group=2, num_frames=48, size=(64, 80), fps=25, seed=0)

@@ -32,15 +32,15 @@ import httpx
 
 from actionlab.cli import main as cli
 from actionlab.data.manifest import read_manifest
-from actionlab.experiments.export import export_run
-from actionlab.experiments.predictor import Predictor
+from actionlab.predict.export import export_run
+from actionlab.predict.predictor import Predictor
 
 STAGES = ("decode", "features", "head")
 
 
 def tiny_runs(out: Path) -> tuple[list[Path], Path]:
     """An LSTM over MobileNetV2 features and a quarter-width R(2+1)D, trained briefly on generated videos."""
-    from actionlab.data.synth import make_synthetic_dataset
+    from actionlab.synth.families import make_synthetic_dataset
 
     root = make_synthetic_dataset(out / "data", classes=["GrowCircle", "ShrinkCircle", "FadeIn", "BounceBall"],
                                   groups=3, clips_per_group=2, num_frames=48, size=(96, 128), fps=25, seed=0)

@@ -23,10 +23,10 @@ import numpy as np
 
 from actionlab.config import TrainConfig, apply_overrides, save_yaml
 from actionlab.evaluate.aggregate import log_softmax
-from actionlab.evaluate.charts import confusion_heatmap
 from actionlab.evaluate.metrics import summarize
 from actionlab.evaluate.predictions import save_predictions
-from actionlab.evaluate.report import load_run, write_report
+from actionlab.report.charts import confusion_heatmap
+from actionlab.report.html import load_run, write_report
 from actionlab.utils import strict_json
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

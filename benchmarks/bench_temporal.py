@@ -28,9 +28,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from actionlab.config import TrainConfig, apply_overrides, resolved_inference
 from actionlab.evaluate.inference import predict_sequences
-from actionlab.experiments.run import model_kwargs
 from actionlab.models import create_model
 from actionlab.models.registry import model_entry
+from actionlab.runs.train import model_kwargs
 from actionlab.train.loop import sequence_loss, step_weights, train_one_epoch
 from actionlab.train.optim import build_optimizer
 from actionlab.train.sequences import SequenceBatches

@@ -19,8 +19,8 @@ import numpy as np
 
 from actionlab.data.manifest import read_manifest
 from actionlab.evaluate.predictions import load_predictions
-from actionlab.experiments.export import export_run
-from actionlab.experiments.predictor import Predictor
+from actionlab.predict.export import export_run
+from actionlab.predict.predictor import Predictor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from onnx_predict import Export  # the plain-onnxruntime reader, kept as an example

@@ -40,7 +40,7 @@ fi
 import json, statistics, sys
 from pathlib import Path
 
-from actionlab.data.synth import get_family
+from actionlab.synth.families import get_family
 
 runs, seeds = Path(sys.argv[1]), sys.argv[2].split(",")
 streams = {"rgb lstm": "lstm", "flow lstm": "flow_lstm", "two-stream (late)": "two_stream"}

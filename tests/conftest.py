@@ -3,7 +3,7 @@
 - ``synth_ucf101``: a tiny UCF-101-layout dataset (``UCF-101/`` + ``ucfTrainTestlist/``): 4 classes
   (``SYNTH_UCF101_CLASSES``), 3 groups x 2 clips per class, 24 frames of 96x128 XviD at 25 fps.
 - ``synth_factory(layout="ucf101", **kwargs) -> Path``: any other small layout; the keyword arguments are
-  those of :func:`actionlab.data.synth.make_synthetic_dataset` (small defaults: 2 classes, 2 groups,
+  those of :func:`actionlab.synth.families.make_synthetic_dataset` (small defaults: 2 classes, 2 groups,
   2 clips, 16 frames, 64x80). Calls with the same arguments share one directory, so treat it as read-only.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import torch
 
-from actionlab.data.synth import make_synthetic_dataset
+from actionlab.synth.families import make_synthetic_dataset
 
 SYNTH_UCF101_CLASSES = ["GrowCircle", "ShrinkCircle", "FadeIn", "BounceBall"]
 SYNTH_UCF101_KWARGS: dict[str, Any] = dict(classes=SYNTH_UCF101_CLASSES, groups=3, clips_per_group=2,
@@ -108,7 +108,7 @@ def tiny_video_run(tiny_manifest: Path) -> Path:
     """A video-network run (R(2+1)D at a quarter width on 4-frame 32x32 clips, 2 test clips, 1 epoch) with its
     ``predictions_test.npz`` (read-only)."""
     from actionlab.config import TrainConfig, apply_overrides
-    from actionlab.experiments.run import train_run
+    from actionlab.runs.train import train_run
 
     run = tiny_manifest.parent / "r2p1d"
     cfg = apply_overrides(TrainConfig(), {"model.name": "r2plus1d_18", "model.width": 0.25, "clip.clip_len": 4,

@@ -94,13 +94,13 @@ def test_step_weights_and_windowed_steps():
 @settings(max_examples=30, deadline=None)
 @given(st.integers(1, 5), st.integers(2, 5), st.data(), st.sampled_from(["windows", "vote"]))
 def test_clips_match_per_video_windows(num_videos, k, data, mode):
-    clip_video = np.array(data.draw(st.permutations(
+    part_video = np.array(data.draw(st.permutations(
         list(range(num_videos)) + data.draw(st.lists(st.integers(0, num_videos - 1), max_size=8)))))
-    scores = data.draw(hnp.arrays(np.float64, (len(clip_video), k), elements=finite))
-    out = aggregate_clips(scores, clip_video, num_videos, mode)
+    scores = data.draw(hnp.arrays(np.float64, (len(part_video), k), elements=finite))
+    out = aggregate_clips(scores, part_video, num_videos, mode)
     assert out.shape == (num_videos, k)
     for v in range(num_videos):
-        np.testing.assert_allclose(out[v], aggregate_windows(scores[clip_video == v], mode), atol=1e-9)
+        np.testing.assert_allclose(out[v], aggregate_windows(scores[part_video == v], mode), atol=1e-9)
 
 
 def test_clips_without_a_video_are_an_error():
@@ -113,8 +113,8 @@ def _preds(n=5, k=3, clips=True):
     scores = log_softmax(rng.normal(size=(n, k)))
     extra = {}
     if clips:
-        clip_video = np.repeat(np.arange(n), 2)
-        extra = {"clip_scores": log_softmax(rng.normal(size=(2 * n, k))), "clip_video": clip_video}
+        part_video = np.repeat(np.arange(n), 2)
+        extra = {"part_scores": log_softmax(rng.normal(size=(2 * n, k))), "part_video": part_video}
     return dict(keys=[f"v_{i}.avi" for i in range(n)], labels=rng.integers(0, k, n), scores=scores,
                 classes=["<b>a</b>", "b c", "ünï"], **extra)
 
@@ -131,9 +131,9 @@ def test_predictions_round_trip_without_pickle(tmp_path):
     assert loaded.keys.tolist() == saved.keys.tolist()
     np.testing.assert_array_equal(loaded.labels, saved.labels)
     np.testing.assert_allclose(loaded.scores, saved.scores)
-    np.testing.assert_array_equal(loaded.clip_video, saved.clip_video)
+    np.testing.assert_array_equal(loaded.part_video, saved.part_video)
     # video scores can be recomputed from the clip scores
-    re = aggregate_clips(loaded.clip_scores, loaded.clip_video, loaded.num_videos)
+    re = aggregate_clips(loaded.part_scores, loaded.part_video, loaded.num_videos)
     assert re.shape == loaded.scores.shape
     aligned = loaded.align(list(reversed(loaded.keys.tolist())))
     assert aligned.keys[0] == "v_4.avi" and aligned.labels[0] == loaded.labels[-1]
@@ -145,8 +145,8 @@ def test_predictions_validation_errors(tmp_path):
     with pytest.raises(ValueError, match=r"scores must be \(N, K\)"):
         Predictions(**bad)
     bad = _preds()
-    bad["clip_video"] = bad["clip_video"] + 10
-    with pytest.raises(ValueError, match="clip_video"):
+    bad["part_video"] = bad["part_video"] + 10
+    with pytest.raises(ValueError, match="part_video"):
         Predictions(**bad)
     bad = _preds(clips=False)
     bad["keys"] = ["same"] * 5

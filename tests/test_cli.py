@@ -119,7 +119,7 @@ def test_explain_lstm_run_shows_the_frames_and_steps_it_rests_on(pipeline: dict[
                                                                  tmp_path: Path) -> None:
     """Per-frame Grad-CAM of the backbone through the LSTM, and occlusion of each of the 6 steps it reads."""
     pytest.importorskip("pytorch_grad_cam", reason="the explain extra: pip install 'actionlab[explain]'")
-    from actionlab.data.decode import VideoReader
+    from actionlab.data.video.decode import VideoReader
 
     video = sorted((synth_ucf101 / "UCF-101").rglob("*.avi"))[0]
     assert run("explain", pipeline["lstm"], video, "-o", tmp_path) == 0
@@ -141,7 +141,7 @@ def test_video_network_trains_from_manifest(pipeline: dict[str, Path], tmp_path:
     from actionlab.evaluate.predictions import load_predictions
 
     preds = load_predictions(run_dir / "predictions_test.npz")
-    assert preds.clip_scores is not None and len(preds.clip_scores) == 2 * len(preds.keys)
+    assert preds.part_scores is not None and len(preds.part_scores) == 2 * len(preds.keys)
     assert np.allclose(np.exp(preds.scores).sum(1), 1, atol=1e-4)
     # A clip network compares video by video with a baseline trained on cached features, and vice versa.
     capsys.readouterr()
@@ -202,7 +202,7 @@ def test_finetune_then_single_frame_baseline_from_store(pipeline: dict[str, Path
 def test_frame_cache_that_would_not_fit_is_refused(pipeline: dict[str, Path], tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    import actionlab.experiments.inputs as inputs
+    import actionlab.runs.inputs.videos as inputs
 
     monkeypatch.setattr(inputs, "available_memory", lambda: 2**20)  # 1 MiB free
     args = ["train", "--manifest", pipeline["manifest"], "--model", "c3d_small", "--run", tmp_path / "r",

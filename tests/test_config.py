@@ -40,7 +40,7 @@ def test_unknown_field_message_lists_known_fields() -> None:
 
 
 def test_yaml_round_trip(tmp_path) -> None:
-    cfg = preset("seed000")
+    cfg = preset("lstm_batchnorm_wd")
     save_yaml(cfg, tmp_path / "config.yaml", extra={"git": "abc"})
     assert load_yaml(TrainConfig, tmp_path / "config.yaml") == cfg
     assert from_dict(TrainConfig, to_dict(cfg)) == cfg

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from actionlab.evaluate.predictions import load_predictions
-from actionlab.train.checkpoint import load_checkpoint
+from actionlab.models.checkpoint import load_checkpoint
 from tiny_data import TRAIN_ARGS, run_process, tiny_dataset
 
 KILLED = -9

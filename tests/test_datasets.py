@@ -10,10 +10,8 @@ import torch
 
 from actionlab.config import ClipConfig
 from actionlab.data.datasets import ClipDataset, FrameDataset
-from actionlab.data.decode import VideoDecodeError, read_frames
 from actionlab.data.manifest import Manifest
 from actionlab.data.sampling import clip_indices, spread_clip_indices, tsn_indices
-from actionlab.data.synth import read_synth_info, render_clip, ucf_test_groups
 from actionlab.data.transforms import (
     ClipEvalTransform,
     ClipTrainTransform,
@@ -23,6 +21,8 @@ from actionlab.data.transforms import (
     normalize,
     three_crop_boxes,
 )
+from actionlab.data.video.decode import VideoDecodeError, read_frames
+from actionlab.synth.families import read_synth_info, render_clip, ucf_test_groups
 from actionlab.types import VideoRecord
 from conftest import SYNTH_UCF101_CLASSES
 

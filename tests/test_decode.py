@@ -12,7 +12,7 @@ import av
 import numpy as np
 import pytest
 
-from actionlab.data.decode import VideoDecodeError, VideoInfo, VideoReader, probe, read_frames
+from actionlab.data.video.decode import VideoDecodeError, VideoInfo, VideoReader, probe, read_frames
 
 H, W, N = 48, 64, 40
 REAL_DIR = Path("/usr/share/doc/opencv-doc/examples/data")
@@ -102,7 +102,7 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return out
 
 
-# How each stream's frames are identified after a seek (see actionlab.data.decode).
+# How each stream's frames are identified after a seek (see actionlab.data.video.decode).
 EXPECTED_MODE = {"ffv1_mkv": "pts", "ffv1_avi": "pts", "x264rgb_mp4": "pts", "x264rgb_avi": "sequential",
                  "xvid_open_gop": "count", "xvid_closed_gop": "count", "mpeg4_mp4": "pts", "h264_mkv": "pts",
                  "h264_cut_mkv": "sequential", "vp8_webm": "sequential", "mpeg2_ts": "sequential"}

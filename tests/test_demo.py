@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from actionlab.cli import main
-from actionlab.data.synth import SYNTH_CLASSES
-from actionlab.experiments.demo import demo_configs
+from actionlab.cli.demo import demo_configs
+from actionlab.synth.families import SYNTH_CLASSES
 
 
 @pytest.mark.slow  # ~1 min on 2 cores: 88 XviD videos, MobileNetV2 features, three short trainings

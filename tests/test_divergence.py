@@ -94,7 +94,7 @@ def test_nan_from_the_lr_flag_is_refused(capsys: pytest.CaptureFixture[str], tmp
 def test_a_constant_feature_is_normalized_to_zero_not_divided_by_zero(data: tuple[Path, Path],
                                                                       tmp_path: Path) -> None:
     """The checkpoint's feature_std (what ``predict`` divides by) has no zeros when a feature is constant."""
-    from actionlab.train.checkpoint import load_checkpoint
+    from actionlab.models.checkpoint import load_checkpoint
 
     with FeatureStore(data[1]) as store:
         assert store.std[2] == 0.0  # the dead feature

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from actionlab.cli import main
-from actionlab.data.decode import VideoReader
 from actionlab.data.index import index_dataset
 from actionlab.data.manifest import read_manifest, write_manifest
 from actionlab.data.sampling import clip_indices
+from actionlab.data.video.decode import VideoReader
 
 pytest.importorskip("pytorch_grad_cam", reason="the explain extra: pip install 'actionlab[explain]'")
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -97,7 +97,7 @@ def test_tensorboard_reader_finds_every_epoch(video_run: dict[str, Path]) -> Non
 
 
 def test_tensorboard_missing_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from actionlab.experiments import tensorboard
+    from actionlab.runs import tensorboard
 
     monkeypatch.setattr(tensorboard, "tensorboard_available", lambda: False)
     said: list[str] = []
@@ -111,7 +111,7 @@ def test_tensorboard_for_a_run_trained_without_it_replays_its_history(tmp_path: 
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from actionlab.experiments.tensorboard import TensorBoardLog
+    from actionlab.runs.tensorboard import TensorBoardLog
 
     rows = [{"epoch": e, "lr": 1e-3, "train_loss": 1.0 / (e + 1), "val_top1": None if e == 0 else 0.1 * e}
             for e in range(3)]

@@ -21,10 +21,10 @@ import pytest
 import torch
 
 from actionlab.config import ExtractConfig
-from actionlab.data.decode import read_frames
 from actionlab.data.index import index_dataset
 from actionlab.data.manifest import Manifest, write_manifest
 from actionlab.data.sampling import uniform_indices
+from actionlab.data.video.decode import read_frames
 from actionlab.features.backbones import create_backbone, get_backbone_spec
 from actionlab.features.extract import ExtractError, extract_features, parts_dir
 from actionlab.features.parts import part_contents

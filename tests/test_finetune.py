@@ -12,10 +12,10 @@ from actionlab.data.index import index_dataset
 from actionlab.data.manifest import write_manifest
 from actionlab.evaluate.inference import average_probabilities
 from actionlab.evaluate.predictions import load_predictions
-from actionlab.experiments.run import train_run
 from actionlab.features.backbones import create_backbone
 from actionlab.features.weights import read_backbone_checkpoint
 from actionlab.presets import preset
+from actionlab.runs.train import train_run
 
 
 def test_video_scores_average_frame_probabilities() -> None:
@@ -42,7 +42,7 @@ def test_finetune_one_epoch_and_reload_as_weights(synth_ucf101, tmp_path) -> Non
     assert saved["num_videos"] == n_test and saved["top1"] == metrics["top1"]
     assert (out / "checkpoints" / "best.pt").is_file() and (out / "metrics.jsonl").is_file()
     preds = load_predictions(out / "predictions_test.npz")
-    assert preds.scores.shape == (n_test, 4) and preds.clip_scores.shape == (2 * n_test, 4)
+    assert preds.scores.shape == (n_test, 4) and preds.part_scores.shape == (2 * n_test, 4)
 
     meta = read_backbone_checkpoint(out / "backbone.pt")
     assert meta["backbone"] == "mobilenet_v2" and meta["num_classes"] == 4

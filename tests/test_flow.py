@@ -15,10 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actionlab.config import ExtractConfig, FlowConfig
-from actionlab.data.decode import VideoReader
 from actionlab.data.flow_clips import FlowClipDataset
 from actionlab.data.sampling import uniform_indices
-from actionlab.data.synth_encode import write_video
+from actionlab.data.video.decode import VideoReader
+from actionlab.data.video.encode import write_video
 from actionlab.features.flow import (
     FlowUnavailableError,
     create_estimator,

@@ -16,8 +16,8 @@ from actionlab.data.index import index_dataset
 from actionlab.data.manifest import Manifest, write_manifest
 from actionlab.features.engine import create_engine
 from actionlab.features.extract import ExtractError, extract_features, parts_dir
-from actionlab.features.flow import video_flow_features
-from actionlab.features.frames import build_backbone
+from actionlab.features.flow import file_features as video_flow_features
+from actionlab.features.modalities import build_backbone
 from actionlab.features.parts import part_contents
 from actionlab.features.store import FeatureStore, IncompatibleStoreError
 from actionlab.types import VideoRecord
@@ -126,7 +126,7 @@ def test_bad_video_is_named_or_skipped(manifest: tuple[Manifest, Path], tmp_path
 
 def test_rgb_and_flow_stores_of_other_manifests_or_samplers_are_refused(
         stores: dict[str, Path], manifest: tuple[Manifest, Path], tmp_path: Path) -> None:
-    from actionlab.experiments.inputs import FeatureInputs
+    from actionlab.runs.inputs import FeatureInputs
 
     m = manifest[0]
     cfg = apply_overrides(TrainConfig(), TINY)
@@ -147,9 +147,9 @@ def test_early_fusion_concatenates_rgb_and_flow_features(stores: dict[str, Path]
                                                          tmp_path: Path) -> None:
     from actionlab.config import from_dict
     from actionlab.evaluate.predictions import load_predictions
-    from actionlab.experiments.run import train_run
-    from actionlab.features.frames import stacked_video_features
-    from actionlab.train.checkpoint import load_checkpoint
+    from actionlab.features.modalities import stacked_video_features
+    from actionlab.models.checkpoint import load_checkpoint
+    from actionlab.runs.train import train_run
 
     cfg = apply_overrides(TrainConfig(), {**TINY, "model.name": "lstm", "sequence.seq_len": 3})
     train_run(cfg, tmp_path / "early", features=[stores["rgb"], stores["flow"]])
@@ -180,10 +180,10 @@ def test_predict_on_flow_early_and_fused_runs_gives_their_evaluation_scores(stor
     flow stores side by side) and a late-fusion run score a test video as their ``predictions_test.npz`` do;
     none of them exports (optical flow is OpenCV code, not a graph)."""
     from actionlab.evaluate.predictions import load_predictions
-    from actionlab.experiments.export import export_run
-    from actionlab.experiments.fuse import fuse_runs
-    from actionlab.experiments.predictor import Predictor
-    from actionlab.experiments.run import train_run
+    from actionlab.predict.export import export_run
+    from actionlab.predict.predictor import Predictor
+    from actionlab.runs.fuse import fuse_runs
+    from actionlab.runs.train import train_run
 
     cfg = apply_overrides(TrainConfig(), {**TINY, "model.name": "lstm", "sequence.seq_len": 3})
     runs = {"flow": tmp_path / "flow_lstm", "early": tmp_path / "early", "rgb": tmp_path / "rgb"}
@@ -206,8 +206,8 @@ def test_predict_on_flow_early_and_fused_runs_gives_their_evaluation_scores(stor
 
 
 def test_video_network_trains_on_flow_clips(stores: dict[str, Path], tmp_path: Path) -> None:
-    from actionlab.experiments.run import train_run
-    from actionlab.train.checkpoint import load_checkpoint
+    from actionlab.models.checkpoint import load_checkpoint
+    from actionlab.runs.train import train_run
 
     cfg = apply_overrides(TrainConfig(), {**TINY, "model.name": "slow_fusion", "model.width": 0.25,
                                           "clip.clip_len": 10, "clip.frame_interval": 1, "clip.size": 32,

@@ -16,12 +16,12 @@ from actionlab.cli.main import main
 from actionlab.config import ExtractConfig, FlowConfig
 from actionlab.data.index import index_dataset
 from actionlab.data.manifest import read_manifest, write_manifest
-from actionlab.experiments.flow_inputs import FlowFrameDataset
 from actionlab.features.backbones import create_backbone, get_backbone_spec
 from actionlab.features.extract import extract_features
 from actionlab.features.flow import flow_image
 from actionlab.features.store import FeatureStore
 from actionlab.features.weights import read_backbone_checkpoint, save_backbone_checkpoint
+from actionlab.runs.inputs.flow import FlowFrameDataset
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

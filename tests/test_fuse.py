@@ -12,10 +12,11 @@ import yaml
 
 from actionlab.cli import main
 from actionlab.evaluate.aggregate import log_softmax
-from actionlab.evaluate.fusion import choose_weight, fuse_log_probs
 from actionlab.evaluate.predictions import load_predictions, save_predictions
-from actionlab.experiments.evaluation import evaluate_run
-from actionlab.experiments.fuse import fuse_runs, fused_video_scores, load_fusion
+from actionlab.evaluate.two_stream import choose_weight, fuse_log_probs, fused_video_scores
+from actionlab.rundir import RunDir
+from actionlab.runs.evaluate import evaluate_run
+from actionlab.runs.fuse import fuse_runs
 
 CLASSES = ("MoveLeft", "MoveRight", "FadeIn", "FadeOut")
 
@@ -58,7 +59,7 @@ def test_the_weight_is_chosen_on_val_and_test_labels_never_change_it(two_runs: t
                                                                     tmp_path: Path) -> None:
     rgb, flow = two_runs
     metrics = fuse_runs(rgb, flow, tmp_path / "fused")
-    record = load_fusion(tmp_path / "fused")
+    record = RunDir(tmp_path / "fused").read_fusion()
     assert record is not None and record["chosen_on"] == "val" and record["members"] == [str(rgb), str(flow)]
     weight = record["weights"][0]
     val = [load_predictions(r / "predictions_val.npz") for r in (rgb, flow)]
@@ -79,7 +80,7 @@ def test_the_weight_is_chosen_on_val_and_test_labels_never_change_it(two_runs: t
         save_predictions(run / "predictions_test.npz", keys=p.keys, labels=new_labels, scores=p.scores[order],
                          classes=CLASSES)
     fuse_runs(rgb, flow, tmp_path / "fused_again")
-    assert load_fusion(tmp_path / "fused_again")["weights"] == record["weights"]  # type: ignore[index]
+    assert RunDir(tmp_path / "fused_again").read_fusion()["weights"] == record["weights"]  # type: ignore[index]
 
 
 def test_runs_on_other_videos_or_manifests_are_refused_naming_the_fields(two_runs: tuple[Path, Path],
@@ -119,7 +120,7 @@ def test_a_fused_run_is_a_run_for_evaluate_baseline_and_report(two_runs: tuple[P
     assert "two_stream" in (tmp_path / "report.md").read_text()
     assert main(["fuse", str(rgb), str(flow), "--run", str(rgb)]) == 2  # never over a member
     # predict's fusion of one video: the members' log-probs with the recorded weights
-    record = load_fusion(out)
+    record = RunDir(out).read_fusion()
     assert record is not None
     one = [load_predictions(r / "predictions_test.npz").scores[0] for r in (rgb, flow)]
     np.testing.assert_allclose(fused_video_scores(one, record), load_predictions(out / "predictions_test.npz").scores[0],

@@ -17,7 +17,7 @@ import torch
 
 from actionlab.cli import main
 from actionlab.features.store import FeatureStore
-from actionlab.train.checkpoint import load_checkpoint
+from actionlab.models.checkpoint import load_checkpoint
 from actionlab.utils import FileError
 from test_index import make_ucf101
 from tiny_data import TRAIN_ARGS, one_error_line, tiny_dataset

@@ -455,7 +455,7 @@ OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 
 @pytest.mark.skipif(not (OPENCV_DATA / "Megamind.avi").is_file(), reason="opencv-doc sample videos not installed")
 def test_probe_real_videos_and_report_unreadable(tmp_path: Path) -> None:
-    pytest.importorskip("actionlab.data.decode")
+    pytest.importorskip("actionlab.data.video.decode")
     shutil.copy(OPENCV_DATA / "tree.avi", tmp_path / "tree.avi")
     _touch(tmp_path / "Diving" / "v_Diving_g01_c01.avi", (OPENCV_DATA / "Megamind.avi").read_bytes())
     _touch(tmp_path / "Diving" / "v_Diving_g02_c01.avi", (OPENCV_DATA / "Megamind.avi").read_bytes()[:150_000])

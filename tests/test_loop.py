@@ -17,9 +17,9 @@ import torch.nn.functional as F
 
 from actionlab.config import TrainConfig, apply_overrides
 from actionlab.models import create_model, model_entry
+from actionlab.models.checkpoint import load_checkpoint, load_model_from_checkpoint, save_checkpoint
 from actionlab.models.temporal import detach_state
-from actionlab.train.checkpoint import load_checkpoint, load_model_from_checkpoint, save_checkpoint
-from actionlab.train.loop import fit, sequence_loss, step_weights, train_one_epoch
+from actionlab.train.loop import fit, sequence_loss, step_weights_tensor, train_one_epoch
 from actionlab.train.optim import build_optimizer
 from actionlab.train.sequences import SequenceBatches, fit_length, item_rng, sliding_windows
 
@@ -143,20 +143,20 @@ def test_sliding_windows_cover_the_end():
 
 
 def test_step_weights():
-    torch.testing.assert_close(step_weights(4, "uniform"), torch.full((4,), 0.25))
-    torch.testing.assert_close(step_weights(4, "linear"), torch.tensor([1, 2, 3, 4]) / 10.0)
-    torch.testing.assert_close(step_weights(3, "last"), torch.tensor([0.0, 0.0, 1.0]))
+    torch.testing.assert_close(step_weights_tensor(4, "uniform"), torch.full((4,), 0.25))
+    torch.testing.assert_close(step_weights_tensor(4, "linear"), torch.tensor([1, 2, 3, 4]) / 10.0)
+    torch.testing.assert_close(step_weights_tensor(3, "last"), torch.tensor([0.0, 0.0, 1.0]))
     with pytest.raises(ValueError, match="weighting"):
-        step_weights(3, "quadratic")
+        step_weights_tensor(3, "quadratic")
 
 
 def test_sequence_loss_is_the_weighted_mean_of_per_step_cross_entropy():
     torch.manual_seed(0)
     logits, y = torch.randn(3, 4, 5), torch.tensor([0, 4, 2])
-    w = step_weights(4, "linear")
+    w = step_weights_tensor(4, "linear")
     expected = sum(w[t] * F.cross_entropy(logits[:, t], y) for t in range(4))
     torch.testing.assert_close(sequence_loss(logits, y, w), expected)
-    torch.testing.assert_close(sequence_loss(logits, y, step_weights(4, "last")), F.cross_entropy(logits[:, -1], y))
+    torch.testing.assert_close(sequence_loss(logits, y, step_weights_tensor(4, "last")), F.cross_entropy(logits[:, -1], y))
 
 
 # ----------------------------------------------------------------------------------- truncated BPTT

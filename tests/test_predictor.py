@@ -16,13 +16,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actionlab.cli import main
-from actionlab.data.decode import VideoReader
 from actionlab.data.manifest import read_manifest
+from actionlab.data.video.decode import VideoReader
 from actionlab.evaluate.aggregate import log_softmax
 from actionlab.evaluate.predictions import load_predictions
 from actionlab.evaluate.timeline import WindowPlan, segments, stream_windows
-from actionlab.experiments.export import export_run
-from actionlab.experiments.predictor import Predictor
+from actionlab.predict.export import export_run
+from actionlab.predict.predictor import Predictor
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -39,7 +39,7 @@ test_videos.__test__ = False  # type: ignore[attr-defined]
 def frames_run(tiny_manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A frame classifier (MobileNetV2 fine-tuned on 64x64 frames for one epoch; 3 test frames per video)."""
     from actionlab.config import TrainConfig, apply_overrides
-    from actionlab.experiments.run import train_run
+    from actionlab.runs.train import train_run
 
     run = tmp_path_factory.mktemp("frames") / "frames"
     cfg = apply_overrides(TrainConfig(), {"model.name": "frame_classifier", "model.pretrained": True,
@@ -54,8 +54,8 @@ def tsm_run(tiny_manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     """A video network the way the video_cpu preset trains one: TSM from ImageNet weights, 4 frames spread over
     each video, whole frames squeezed square (32 x 32 here), 2 test clips, 1 epoch."""
     from actionlab.config import apply_overrides
-    from actionlab.experiments.run import train_run
     from actionlab.presets import preset
+    from actionlab.runs.train import train_run
 
     run = tmp_path_factory.mktemp("tsm") / "tsm"
     cfg = apply_overrides(preset("video_cpu"), {"clip.clip_len": 4, "clip.size": 32, "clip.resize": 36,
@@ -133,7 +133,7 @@ def test_an_export_needs_only_onnxruntime_and_its_manifest(name: str, exports: d
 def test_import_actionlab_stays_light() -> None:
     """``import actionlab`` does not load torch; ``actionlab.Predictor`` loads it on first use."""
     code = ("import sys, actionlab; assert 'torch' not in sys.modules, 'torch imported'; "
-            "P = actionlab.Predictor; assert P.__module__ == 'actionlab.experiments.predictor'")
+            "P = actionlab.Predictor; assert P.__module__ == 'actionlab.predict.predictor'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
 
 
@@ -256,8 +256,8 @@ def test_a_graph_that_needs_fixed_shapes_is_exported_for_one_item(tmp_path: Path
     import torch
     from torch import nn
 
-    from actionlab.experiments.export import export_graph
-    from actionlab.experiments.graphs import onnx_net
+    from actionlab.predict.export import export_graph
+    from actionlab.predict.graphs import onnx_net
 
     class FramePool(nn.Module):
         def __init__(self) -> None:

@@ -13,7 +13,7 @@ from actionlab.config import TrainConfig, apply_overrides, save_yaml
 from actionlab.evaluate.aggregate import log_softmax
 from actionlab.evaluate.metrics import summarize
 from actionlab.evaluate.predictions import save_predictions
-from actionlab.evaluate.report import RunData, load_run, markdown_summary, render_html, write_report
+from actionlab.report.html import RunData, load_run, markdown_summary, render_html, write_report
 from browser import CHROMIUM, NO_CHROMIUM, launch
 
 EVIL = "<script>alert(1)</script>"

@@ -19,10 +19,10 @@ from actionlab.config import TrainConfig, apply_overrides, save_yaml
 from actionlab.data.index import index_dataset
 from actionlab.data.manifest import write_manifest
 from actionlab.evaluate.aggregate import log_softmax
-from actionlab.evaluate.gallery import most_fixed, most_wrong, video_root
 from actionlab.evaluate.metrics import summarize
 from actionlab.evaluate.predictions import Predictions, save_predictions
-from actionlab.evaluate.report import load_run, write_report
+from actionlab.report.gallery import most_fixed, most_wrong, video_root
+from actionlab.report.html import load_run, write_report
 from browser import CHROMIUM, NO_CHROMIUM, launch
 
 CASE = re.compile(r'<figure class="vcase" tabindex="0" role="button"[^>]*><img src="data:image/jpeg;base64,([^"]+)"')

@@ -16,9 +16,9 @@ from actionlab.data.index import index_dataset
 from actionlab.data.manifest import write_manifest
 from actionlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN
 from actionlab.evaluate.predictions import load_predictions
-from actionlab.experiments.predictor import Predictor
-from actionlab.experiments.run import train_run
-from actionlab.train.checkpoint import load_checkpoint
+from actionlab.models.checkpoint import load_checkpoint
+from actionlab.predict.predictor import Predictor
+from actionlab.runs.train import train_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -140,7 +140,7 @@ def test_test_labels_never_select_a_checkpoint(manifest: Path, tmp_path: Path) -
 def test_a_diverged_run_writes_valid_json(tmp_path: Path) -> None:
     """NaN losses (a diverged run) are written as null: metrics.json and metrics.jsonl stay strict JSON."""
     from actionlab.evaluate.predictions import Predictions
-    from actionlab.experiments.run import write_results
+    from actionlab.runs.train import write_results
     from actionlab.train.loop import History
 
     def refuse(constant: str) -> None:

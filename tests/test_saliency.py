@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from actionlab.config import InferenceConfig
-from actionlab.data.decode import VideoReader
-from actionlab.data.synth_encode import write_video
+from actionlab.data.video.decode import VideoReader
+from actionlab.data.video.encode import write_video
 from actionlab.evaluate.inference import sequence_video_scores, window_logits
 from actionlab.evaluate.saliency import cam_layer, grad_cam, step_occlusion, temporal_video_logprobs
 from actionlab.models import create_model

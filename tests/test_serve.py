@@ -20,10 +20,10 @@ import httpx
 import numpy as np
 import pytest
 
-from actionlab.data.decode import VideoReader
 from actionlab.data.manifest import read_manifest
-from actionlab.data.synth_encode import VideoWriter
-from actionlab.experiments.predictor import Predictor
+from actionlab.data.video.decode import VideoReader
+from actionlab.data.video.encode import VideoWriter
+from actionlab.predict.predictor import Predictor
 from browser import CHROMIUM, NO_CHROMIUM, launch
 
 LIMIT_MB = 1

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from actionlab.presets import preset
+
 optuna = pytest.importorskip("optuna")
 
-from actionlab.experiments.studies import STUDIES, get_study, run_experiments  # noqa: E402
-from actionlab.experiments.sweep import Float, load_sweep, run_sweep  # noqa: E402
+from actionlab.sweep.engine import Float, load_sweep, run_sweep  # noqa: E402
+from actionlab.sweep.studies import STUDIES, get_study, run_experiments  # noqa: E402
 
 SPACE = {"model.num_layers": [1, 2, 3], "optim.weight_decay": [0.0, 5e-4]}
 
@@ -105,7 +107,7 @@ def test_kill_and_resume_runs_every_setting_once_per_seed(tmp_path, log, monkeyp
     env = {**os.environ, "SWEEP_HANG": "2-1", "SWEEP_HANG_MARKER": str(marker)}
     code = ("import sys; sys.path.insert(0, sys.argv[1]);"
             "from test_sweep import fake_objective, SPACE;"
-            "from actionlab.experiments.sweep import run_sweep;"
+            "from actionlab.sweep.engine import run_sweep;"
             "run_sweep({'model.num_layers': [1, 2, 3]}, fake_objective, sys.argv[2], seeds=(0, 1))")
     proc = subprocess.Popen([sys.executable, "-c", code, str(Path(__file__).parent), str(study)], env=env)
     try:
@@ -195,29 +197,16 @@ def test_lstm_ablation_study_shares_the_baseline(tmp_path, log):
     assert (tmp_path / "lstm_ablation" / "experiments" / "layers.csv").is_file()
 
 
-def test_seed000_is_a_deprecated_alias_of_lstm_ablation(caplog):
-    from actionlab.evaluate import sweep_table
-    from actionlab.experiments.sweep import (  # the old import paths still work
-        PRESETS,
-        SweepResult,
-        load_sweep,
-    )
-    from actionlab.experiments.sweep import run_experiments as old_run_experiments
-
-    assert SweepResult is sweep_table.SweepResult and load_sweep is sweep_table.load_sweep
-
-    assert old_run_experiments is run_experiments
+def test_studies_are_found_by_name_and_unknown_names_are_refused():
     expected = STUDIES["lstm_ablation"](scale=0.04)
-    with pytest.warns(DeprecationWarning, match="'seed000' is deprecated: use 'lstm_ablation'"):
-        assert PRESETS["seed000"](scale=0.04) == expected
-    with pytest.warns(DeprecationWarning, match="'seed000' is deprecated"):
-        assert get_study("seed000") is STUDIES["lstm_ablation"]
-    assert "'seed000' is deprecated: use 'lstm_ablation'" in caplog.text
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the new name does not warn
+        warnings.simplefilter("error")
         assert get_study("lstm_ablation")(scale=0.04) == expected
-    with pytest.raises(KeyError, match="unknown study"):
-        get_study("seed001")
+    for old in ("seed000", "seed001"):  # no aliases: a 0.1 that was never released has nothing to keep
+        with pytest.raises(KeyError, match="unknown study"):
+            get_study(old)
+    with pytest.raises(KeyError, match="unknown preset"):
+        preset("seed000")
 
 
 def objective_with_test_reversed(overrides: dict, seed: int, trial_dir: Path) -> dict:

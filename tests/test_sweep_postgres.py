@@ -92,7 +92,7 @@ def test_two_workers_and_a_sigkill_finish_every_setting_and_seed_once(postgres_u
         proc.join(300)
         assert proc.exitcode == 0, log.read_text()[-3000:]
 
-    from actionlab.experiments.sweep_storage import storage_url
+    from actionlab.sweep.storage import storage_url
 
     study = optuna.load_study(study_name="sweep", storage=storage_url(postgres_url))
     trials = study.get_trials()

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from actionlab.evaluate.sweep_table import (
+from actionlab.report.sweep_table import (
     SweepResult,
     SweepRow,
     as_sweep_result,

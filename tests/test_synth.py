@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from av.video.frame import PictureType
 
-from actionlab.data.synth import (
+from actionlab.synth.families import (
     APPEARANCE_CLASSES,
     SYNTH_CLASSES,
     TIME_PAIRS,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from actionlab.data.index import index_dataset
-from actionlab.data.synth import (
+from actionlab.synth.families import (
     FAMILIES,
     LAYOUTS,
     SYNTH_CLASSES,
@@ -22,7 +22,7 @@ from actionlab.data.synth import (
 )
 
 NEW = [f for f in FAMILIES if f != "demo"]
-# documented in actionlab.data.synth and each family's module
+# documented in actionlab.synth.families and each family's module
 DOCUMENTED = {
     "demo": dict(classes=11, pairs=4, frames=(40, 72), fps=25, size=(240, 320)),
     "textures": dict(classes=8, pairs=3, frames=(30, 90), fps=15, size=(240, 320)),

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from actionlab.config import ModelConfig
-from actionlab.experiments.run import model_kwargs
 from actionlab.models import create_model, list_models, model_entry, model_kind
 from actionlab.models.temporal import detach_state
+from actionlab.runs.train import model_kwargs
 
 B, T, D, K = 2, 5, 16, 3
 SMALL = dict(hidden_size=8, fc_size=8)

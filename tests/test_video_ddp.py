@@ -25,7 +25,7 @@ SCRIPT = textwrap.dedent("""
     import torch.distributed as dist
 
     from actionlab.config import TrainConfig, apply_overrides
-    from actionlab.experiments.run import train_run
+    from actionlab.runs.train import train_run
 
     def main(manifest: str, run_dir: str, batch_size: int) -> None:
         torch.set_num_threads(1)

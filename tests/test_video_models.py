@@ -338,8 +338,8 @@ VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 @pytest.mark.skipif(not VTEST.exists(), reason="needs Debian's opencv-doc sample videos")
 @pytest.mark.parametrize("name", ["r2plus1d_18", "s3d", "vgg9_average"])
 def test_models_classify_decoded_clips_from_the_data_pipeline(name: str) -> None:
-    from actionlab.data.decode import read_frames
     from actionlab.data.transforms import ClipEvalTransform
+    from actionlab.data.video.decode import read_frames
 
     transform = ClipEvalTransform(size=32, resize=36)
     clips = torch.cat([transform(read_frames(VTEST, list(range(start, start + 16, 2)), size=(36, 48)))

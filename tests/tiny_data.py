@@ -83,7 +83,7 @@ def tiny_dataset(folder: Path, seed: int = 0, **kwargs: Any) -> tuple[Path, Path
 # ----------------------------------------------------------------------------------- child processes
 
 _PRELOAD = ["numpy", "torch", "h5py", "optuna", "actionlab.cli.main", "actionlab.cli.text",
-            "actionlab.experiments.run", "actionlab.experiments.tuning", "actionlab.features.extract"]
+            "actionlab.runs.train", "actionlab.sweep.training", "actionlab.features.extract"]
 
 
 def _context() -> Any:

@@ -5,8 +5,6 @@ One table (:data:`PRESETS`), each entry saying what it is for; ``actionlab list 
 
 from __future__ import annotations
 
-import logging
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,17 +58,10 @@ PRESETS: dict[str, Preset] = {
         "every 3rd frame, decoded once into memory, with hue/grayscale augmentation (simple scenes only: it "
         "learns little from a few hundred cluttered videos)"),
 }
-DEPRECATED_PRESETS = {"seed000": "lstm_batchnorm_wd"}
-"""Old preset names, accepted for one release with a deprecation warning."""
 
 
 def preset(name: str, base: TrainConfig | None = None) -> TrainConfig:
     """A named starting point, e.g. ``preset("single_frame")``."""
-    if name in DEPRECATED_PRESETS:  # logged for the command line, warned for Python callers
-        message = f"preset {name!r} is deprecated: use {DEPRECATED_PRESETS[name]!r}"
-        logging.getLogger(__name__).warning(message)
-        warnings.warn(message, DeprecationWarning, stacklevel=2)
-        name = DEPRECATED_PRESETS[name]
     if name not in PRESETS:
         raise KeyError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
     return apply_overrides(base or TrainConfig(), PRESETS[name].overrides)

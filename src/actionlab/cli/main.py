@@ -40,7 +40,7 @@ from actionlab.config import VIEWS, ExtractConfig
 
 logger = logging.getLogger("actionlab")
 
-FAMILIES = ("demo", "textures", "gestures", "outdoor")  # actionlab.data.synth.FAMILIES, without importing it at start-up
+FAMILIES = ("demo", "textures", "gestures", "outdoor")  # actionlab.synth.families.FAMILIES, without importing it at start-up
 
 
 # ----------------------------------------------------------------------------------- verbs
@@ -66,7 +66,7 @@ def _train_config(args: argparse.Namespace, base_preset: str | None = None) -> A
 def cmd_finetune(args: argparse.Namespace) -> int:
     import h5py
 
-    from actionlab.experiments.run import train_run
+    from actionlab.runs.train import train_run
 
     flow = Path(args.source).is_file() and h5py.is_hdf5(args.source)  # a raw optical flow store, else a manifest
     cfg = _train_config(args, base_preset="finetune_flow" if flow else "finetune")
@@ -86,7 +86,7 @@ def _features(args: argparse.Namespace) -> str | list[str] | None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from actionlab.cli.text import format_seeds
-    from actionlab.experiments.run import divergence_message, train_run, train_seeds
+    from actionlab.runs.train import divergence_message, train_run, train_seeds
 
     cfg = _train_config(args)
     if args.seeds:
@@ -110,7 +110,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from actionlab.cli.text import format_evaluation
-    from actionlab.experiments.evaluation import evaluate_run, single_frame_run
+    from actionlab.runs.evaluate import evaluate_run, single_frame_run
 
     if Path(args.run).suffix in (".h5", ".hdf5") and Path(args.run).is_file():
         # a feature store with per-frame predictions: the single-frame baseline, averaged per video
@@ -121,13 +121,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from actionlab.experiments.tuning import sweep_run
+    from actionlab.sweep.training import sweep_run
 
     cfg = _train_config(args)
     study = args.study
-    if args.sweep_preset:
-        print("--sweep-preset is deprecated: use --study", file=sys.stderr)
-        study = study or args.sweep_preset
     result = sweep_run(cfg, args.out, features=_features(args), manifest=args.manifest, study=study,
                        grid=list(args.grid or []), seeds=[int(s) for s in csv_list(args.seeds) or [0]],
                        sampler=args.sampler, n_trials=args.n_trials, n_jobs=args.n_jobs, storage=args.storage,
@@ -138,11 +135,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_fuse(args: argparse.Namespace) -> int:
     from actionlab.cli.text import format_evaluation
-    from actionlab.experiments.evaluation import evaluate_run
-    from actionlab.experiments.fuse import fuse_runs, load_fusion
+    from actionlab.rundir import RunDir
+    from actionlab.runs.evaluate import evaluate_run
+    from actionlab.runs.fuse import fuse_runs
 
     fuse_runs(args.first, args.second, args.run)
-    record = load_fusion(args.run) or {}
+    record = RunDir(args.run).read_fusion() or {}
     weights = record.get("weights", [])
     print(f"weights chosen on {record.get('chosen_on')}: {args.first} x {weights[0]:g}, {args.second} x "
           f"{weights[1]:g} (val top-1 {record.get('val_top1', float('nan')):.3f})")
@@ -152,18 +150,22 @@ def cmd_fuse(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from actionlab.experiments.evaluation import make_report
+    from actionlab.report.make import make_report
 
-    html, md = make_report(args.paths, args.output, baseline=args.baseline, videos=args.videos,
-                           saliency=args.saliency)
+    strips = None
+    if args.saliency:
+        from actionlab.predict.explain import strip_maker
+
+        strips = strip_maker
+    html, md = make_report(args.paths, args.output, baseline=args.baseline, videos=args.videos, saliency=strips)
     print(Path(md).read_text(encoding="utf-8"))
     print(f"report: {html}")
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from actionlab.cli.demo import run_demo
     from actionlab.cli.text import format_comparison, format_per_class
-    from actionlab.experiments.demo import run_demo
 
     result = run_demo(Path(args.out), quick=args.quick, device=args.device, log=print)
     print(format_comparison(result["runs"]))
@@ -188,8 +190,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             spec = get_backbone_spec(name)
             print(f"{name:20s} {spec.feature_dim:5d}-d")
     else:
-        from actionlab.experiments.studies import STUDIES
         from actionlab.presets import PRESETS
+        from actionlab.sweep.studies import STUDIES
 
         for name, p in PRESETS.items():
             print(f"{name:18s} {p.doc}\n{'':18s} {p.overrides}")
@@ -392,7 +394,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_flags(p)
     p.add_argument("--out", required=True, help="sweep directory")
     p.add_argument("--study", help="a named study, e.g. lstm_ablation (actionlab list presets)")
-    p.add_argument("--sweep-preset", help=argparse.SUPPRESS)  # deprecated name of --study
     p.add_argument("--grid", action="append", metavar="FIELD=V1,V2", help="a swept field (repeatable)")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--sampler", default="grid", choices=["grid", "random", "tpe"])

@@ -10,7 +10,7 @@ from actionlab.cli.text import csv_list, fail, progress_bar, progress_callback
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from actionlab.data.synth import make_synthetic_dataset
+    from actionlab.synth.families import make_synthetic_dataset
 
     kwargs: dict[str, Any] = {"layout": args.layout, "seed": args.seed, "family": args.family}
     if args.classes:

@@ -10,8 +10,8 @@ from actionlab.cli.text import emit
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from actionlab.cli.text import format_predictions
-    from actionlab.data.decode import VideoDecodeError
-    from actionlab.experiments.predictor import Predictor
+    from actionlab.data.video.decode import VideoDecodeError
+    from actionlab.predict.predictor import Predictor
 
     if args.output and len(args.videos) != 1:
         raise ValueError(f"--output writes one annotated video: give one input video, not {len(args.videos)}")
@@ -32,7 +32,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from actionlab.experiments.export import export_run
+    from actionlab.predict.export import export_run
 
     report = export_run(args.run, args.output, fmt=args.format, overwrite=args.overwrite, tolerance=args.tolerance)
     for name, diff in report["max_abs_diff"].items():
@@ -55,7 +55,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from actionlab.experiments.explain import RunExplainer, write_explanation
+    from actionlab.predict.explain import RunExplainer, write_explanation
 
     explainer = RunExplainer(args.run, device=args.device, layer=args.layer)
     target = int(args.target) if args.target is not None and args.target.isdigit() else args.target

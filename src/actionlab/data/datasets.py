@@ -3,7 +3,7 @@
 Each item's randomness comes from ``np.random.default_rng([seed, epoch, index])``, so an item is the same
 whatever the number of DataLoader workers or the order they ask in; :meth:`set_epoch` changes it per epoch
 (call it in every worker-visible copy before iterating, i.e. before creating the epoch's iterator).
-A video that cannot be decoded raises :class:`~actionlab.data.decode.VideoDecodeError` naming the file;
+A video that cannot be decoded raises :class:`~actionlab.data.video.decode.VideoDecodeError` naming the file;
 nothing is skipped silently.
 
 - :class:`FrameDataset`: ``(frame (3, H, W) float32, label, video_index)``; ``frames_per_video`` items per
@@ -30,7 +30,6 @@ import torch
 from torch.utils.data import Dataset
 
 from actionlab.config import ClipConfig
-from actionlab.data.decode import Size, VideoDecodeError, VideoReader
 from actionlab.data.manifest import Manifest
 from actionlab.data.sampling import clip_indices, tsn_indices
 from actionlab.data.transforms import (
@@ -40,6 +39,7 @@ from actionlab.data.transforms import (
     ClipTrainTransform,
     as_tchw,
 )
+from actionlab.data.video.decode import Size, VideoDecodeError, VideoReader
 from actionlab.types import VideoRecord
 
 logger = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 
 from actionlab.data.sampling import clip_indices
 from actionlab.data.transforms import (
-    center_crop_box,
+    centre_crop_box,
     crop_resize,
     random_resized_crop_box,
     resized_shape,
@@ -96,7 +96,7 @@ class FlowClipDataset(Dataset):
             box = random_resized_crop_box(rh, rw, rng, self.scale)  # type: ignore[arg-type]
             flip = self.flip and bool(rng.random() < 0.5)  # type: ignore[union-attr]
         else:
-            box = center_crop_box(rh, rw, self.size) if self.crops == 1 else three_crop_boxes(rh, rw, self.size)[k]
+            box = centre_crop_box(rh, rw, self.size) if self.crops == 1 else three_crop_boxes(rh, rw, self.size)[k]
         f = rh / h  # the box is in pixels of the resized frame: the same region of the stored one
         x = crop_resize(x, (box[0] / f, box[1] / f, box[2] / f, box[3] / f), (self.size, self.size))
         if flip:  # mirrored motion: x components change sign

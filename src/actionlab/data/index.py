@@ -123,7 +123,7 @@ class IndexReport:
 
 def _probe_one(path: str) -> tuple[int, float, float, str | None]:
     """``(num_frames, fps, duration, error)`` of one video; never raises (runs in worker processes)."""
-    from actionlab.data.decode import probe
+    from actionlab.data.video.decode import probe
 
     try:
         info = probe(path)
@@ -142,9 +142,9 @@ def probe_videos(paths: Sequence[str], workers: int = 2, progress: ProgressFn | 
     A decoder that crashes its worker process marks only the video that crashed it as unreadable.
     """
     try:
-        from actionlab.data.decode import probe  # noqa: F401  (fail once, clearly, before starting a pool)
+        from actionlab.data.video.decode import probe  # noqa: F401  (fail once, clearly, before starting a pool)
     except ImportError as exc:
-        raise RuntimeError(f"probing videos needs actionlab.data.decode ({exc}); index with probe=False "
+        raise RuntimeError(f"probing videos needs actionlab.data.video.decode ({exc}); index with probe=False "
                            "(--no-probe) to skip frame counts") from None
     total = len(paths)
     results: list[tuple[int, float, float, str | None] | None] = [None] * total
@@ -211,7 +211,7 @@ def index_dataset(
             fraction of the train/val/test split (test stays 0.15) unless ``fractions`` is given; Kinetics
             keeps its own val split. 0 makes no validation split.
         seed: seeds every group-aware split.
-        probe: read exact frame counts with :func:`actionlab.data.decode.probe` (else ``num_frames=-1``).
+        probe: read exact frame counts with :func:`actionlab.data.video.decode.probe` (else ``num_frames=-1``).
         workers: probing processes.
         progress: ``progress(done, total)`` while probing.
         fractions: ``(train, val, test)`` for ucf11/folders (default from ``val_fraction``: 0.75/0.1/0.15).

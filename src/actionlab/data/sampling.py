@@ -220,3 +220,27 @@ def spread_clip_indices(n: int, clip_len: int, num_clips: int = 1,
     j = np.arange(num_clips, dtype=np.int64)[:, None]
     # floor((k + (j + 0.5) / num_clips) * n / clip_len), exact in integers
     return ((2 * k * num_clips + 2 * j + 1) * n) // (2 * clip_len * num_clips)
+
+
+WEIGHTINGS = ("uniform", "linear", "last")
+"""How the steps of a sequence count: equally, more toward the end, or only the last one."""
+
+
+def step_weights(num_steps: int, weighting: str = "uniform") -> np.ndarray:
+    """Per-step weights ``(T,)`` summing to 1.
+
+    ``uniform``: ``1/T``; ``linear``: proportional to ``(t + 1)`` (the LSTM ablation study's ``(j+1)/length``, toward later
+    steps), i.e. ``2 (t + 1) / (T (T + 1))``; ``last``: all weight on the final step.
+    """
+    if num_steps < 1:
+        raise ValueError(f"need at least one step, got {num_steps}")
+    if weighting == "uniform":
+        return np.full(num_steps, 1.0 / num_steps)
+    if weighting == "linear":
+        w = np.arange(1, num_steps + 1, dtype=np.float64)
+        return w / w.sum()
+    if weighting == "last":
+        w = np.zeros(num_steps)
+        w[-1] = 1.0
+        return w
+    raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")

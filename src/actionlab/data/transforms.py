@@ -7,7 +7,7 @@ per-frame jitter. Inputs are uint8 clips ``(T, H, W, 3)`` (numpy, as decoders gi
 ``mean``/``std`` (torchvision's video layout).
 
 Functional pieces (``clip`` below is float ``(T, C, H, W)`` in ``[0, 1]``, the internal layout):
-:func:`as_tchw`, :func:`random_resized_crop_box`, :func:`center_crop_box`, :func:`three_crop_boxes`,
+:func:`as_tchw`, :func:`random_resized_crop_box`, :func:`centre_crop_box`, :func:`three_crop_boxes`,
 :func:`crop_resize`, :func:`color_jitter`, :func:`normalize`. Composed transforms:
 :class:`ClipTrainTransform`, :class:`ClipEvalTransform`, :class:`FrameTrainTransform`,
 :class:`FrameEvalTransform`.
@@ -96,7 +96,7 @@ def random_resized_crop_box(h: int, w: int, rng: np.random.Generator,
     return (h - ch) // 2, (w - cw) // 2, ch, cw
 
 
-def center_crop_box(h: int, w: int, size: int) -> Box:
+def centre_crop_box(h: int, w: int, size: int) -> Box:
     """The central ``size x size`` box (torchvision's rounding)."""
     if size > min(h, w):
         raise ValueError(f"crop {size} is larger than the {h}x{w} frame; lower size or raise resize")
@@ -105,7 +105,7 @@ def center_crop_box(h: int, w: int, size: int) -> Box:
 
 def three_crop_boxes(h: int, w: int, size: int) -> list[Box]:
     """Three ``size x size`` boxes along the long side (left/centre/right, or top/centre/bottom)."""
-    top, left, _, _ = center_crop_box(h, w, size)
+    top, left, _, _ = centre_crop_box(h, w, size)
     if w >= h:
         return [(top, 0, size, size), (top, left, size, size), (top, w - size, size, size)]
     return [(0, left, size, size), (top, left, size, size), (h - size, left, size, size)]
@@ -271,7 +271,7 @@ class ClipEvalTransform:
     def boxes(self, h: int, w: int) -> list[Box]:
         """The crop boxes in pixels of the frame resized to ``resize``."""
         rh, rw = clip_frame_shape(h, w, self.resize, self.keep_aspect)
-        return [center_crop_box(rh, rw, self.size)] if self.crops == 1 else three_crop_boxes(rh, rw, self.size)
+        return [centre_crop_box(rh, rw, self.size)] if self.crops == 1 else three_crop_boxes(rh, rw, self.size)
 
     def crop(self, clip: np.ndarray | torch.Tensor, k: int) -> torch.Tensor:
         """Crop ``k`` (0-based) of the clip: ``(C, T, size, size)`` float32."""
@@ -338,5 +338,5 @@ class FrameEvalTransform:
         x = as_tchw(frame)
         h, w = x.shape[-2:]
         rh, rw = resized_shape(h, w, self.resize)
-        x = crop_resize(x, _scale_box(center_crop_box(rh, rw, self.crop), rh / h), (self.crop, self.crop))
+        x = crop_resize(x, _scale_box(centre_crop_box(rh, rw, self.crop), rh / h), (self.crop, self.crop))
         return normalize(x, self.mean, self.std)[0].contiguous()

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from actionlab.data.sampling import WEIGHTINGS, step_weights
+
 __all__ = [
     "WEIGHTINGS",
     "WINDOW_MODES",
@@ -26,7 +28,6 @@ __all__ = [
     "step_weights",
 ]
 
-WEIGHTINGS = ("uniform", "linear", "last")
 WINDOW_MODES = ("windows", "vote")
 
 
@@ -40,25 +41,6 @@ def log_softmax(x: Any, axis: int = -1) -> np.ndarray:
     shifted = x - m
     return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
-
-def step_weights(num_steps: int, weighting: str = "uniform") -> np.ndarray:
-    """Per-step weights ``(T,)`` summing to 1.
-
-    ``uniform``: ``1/T``; ``linear``: proportional to ``(t + 1)`` (the LSTM ablation study's ``(j+1)/length``, toward later
-    steps), i.e. ``2 (t + 1) / (T (T + 1))``; ``last``: all weight on the final step.
-    """
-    if num_steps < 1:
-        raise ValueError(f"need at least one step, got {num_steps}")
-    if weighting == "uniform":
-        return np.full(num_steps, 1.0 / num_steps)
-    if weighting == "linear":
-        w = np.arange(1, num_steps + 1, dtype=np.float64)
-        return w / w.sum()
-    if weighting == "last":
-        w = np.zeros(num_steps)
-        w[-1] = 1.0
-        return w
-    raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
 
 
 def aggregate_windows(window_scores: Any, mode: str = "windows") -> np.ndarray:
@@ -105,28 +87,28 @@ def aggregate_steps(step_logits: Any, weighting: str = "uniform", mode: str = "w
     return aggregate_windows(pooled, mode)
 
 
-def aggregate_clips(clip_scores: Any, clip_video: Any, num_videos: int, mode: str = "windows") -> np.ndarray:
-    """Clip-level scores ``(M, K)`` with their video index ``clip_video (M,)`` -> ``(num_videos, K)`` log-probs.
+def aggregate_clips(part_scores: Any, part_video: Any, num_videos: int, mode: str = "windows") -> np.ndarray:
+    """Clip-level scores ``(M, K)`` with their video index ``part_video (M,)`` -> ``(num_videos, K)`` log-probs.
 
     Every video must have at least one clip (a missing video is an error, not a silent zero row).
     ``mode`` as in :func:`aggregate_windows`; ``windows`` is vectorized.
     """
-    logp = log_softmax(clip_scores)
-    clip_video = np.asarray(clip_video)
-    if logp.ndim != 2 or clip_video.shape != (logp.shape[0],):
-        raise ValueError(f"clip_scores must be (M, K) and clip_video (M,), got {logp.shape} and {clip_video.shape}")
-    if clip_video.size and (not np.issubdtype(clip_video.dtype, np.integer)
-                            or clip_video.min() < 0 or clip_video.max() >= num_videos):
-        raise ValueError(f"clip_video must hold integer video indices in [0, {num_videos})")
-    counts = np.bincount(clip_video.astype(np.int64), minlength=num_videos)
+    logp = log_softmax(part_scores)
+    part_video = np.asarray(part_video)
+    if logp.ndim != 2 or part_video.shape != (logp.shape[0],):
+        raise ValueError(f"part_scores must be (M, K) and part_video (M,), got {logp.shape} and {part_video.shape}")
+    if part_video.size and (not np.issubdtype(part_video.dtype, np.integer)
+                            or part_video.min() < 0 or part_video.max() >= num_videos):
+        raise ValueError(f"part_video must hold integer video indices in [0, {num_videos})")
+    counts = np.bincount(part_video.astype(np.int64), minlength=num_videos)
     if (counts == 0).any():
         missing = np.flatnonzero(counts == 0)
         raise ValueError(f"{missing.size} video(s) have no clip scores (first indices: {missing[:5].tolist()}); "
                          "every video needs at least one clip")
     if mode == "windows":
         sums = np.zeros((num_videos, logp.shape[1]))
-        np.add.at(sums, clip_video, logp)
+        np.add.at(sums, part_video, logp)
         return log_softmax(sums / counts[:, None])
     if mode == "vote":
-        return np.stack([aggregate_windows(logp[clip_video == v], "vote") for v in range(num_videos)])
+        return np.stack([aggregate_windows(logp[part_video == v], "vote") for v in range(num_videos)])
     raise ValueError(f"mode must be one of {WINDOW_MODES}, got {mode!r}")

@@ -91,8 +91,8 @@ def _item_scores(model: nn.Module, dataset: Any, batch_size: int, device: torch.
 def predict_clips(model: nn.Module, dataset: Any, batch_size: int, device: torch.device, num_workers: int = 0,
                   amp: bool = False) -> Scores:
     """Video networks: ``(video log-probs (N, K), clip log-probs (M, K), clip video index (M,))``."""
-    clip_scores, clip_video = _item_scores(model, dataset, batch_size, device, num_workers, amp)
-    return aggregate_clips(clip_scores, clip_video, dataset.num_videos), clip_scores, clip_video
+    part_scores, part_video = _item_scores(model, dataset, batch_size, device, num_workers, amp)
+    return aggregate_clips(part_scores, part_video, dataset.num_videos), part_scores, part_video
 
 
 def average_probabilities(frame_logp: np.ndarray, frame_video: np.ndarray, num_videos: int) -> np.ndarray:

@@ -7,7 +7,7 @@ Arrays (no pickled objects; loaded with ``allow_pickle=False``):
 - ``labels (N,)`` int64: true class indices (``-1`` = unknown label, e.g. unlabelled test videos)
 - ``scores (N, K)`` float32: video-level log-probabilities
 - ``classes (K,)`` str: class names
-- optional ``clip_scores (M, K)`` float32 + ``clip_video (M,)`` int64: per-clip/window log-probs and the
+- optional ``part_scores (M, K)`` float32 + ``part_video (M,)`` int64: per-clip/window log-probs and the
   index (into ``keys``) of the video each belongs to
 """
 
@@ -44,10 +44,10 @@ class Predictions:
     """``(N, K)`` float32 video log-probabilities."""
     classes: tuple[str, ...]
     """The ``K`` class names."""
-    clip_scores: np.ndarray | None = None
+    part_scores: np.ndarray | None = None
     """``(M, K)`` float32 per-clip (or per-window) log-probabilities, optional."""
-    clip_video: np.ndarray | None = None
-    """``(M,)`` int64 index into ``keys`` of each clip's video, optional (required with ``clip_scores``)."""
+    part_video: np.ndarray | None = None
+    """``(M,)`` int64 index into ``keys`` of each clip's video, optional (required with ``part_scores``)."""
 
     def __post_init__(self) -> None:
         keys = np.asarray(self.keys, dtype=str).reshape(-1) if len(self.keys) else np.zeros(0, dtype="<U1")
@@ -65,27 +65,27 @@ class Predictions:
             raise ValueError(f"labels must be in [-1, {len(classes)}), got [{labels.min()}, {labels.max()}]")
         if len(set(keys.tolist())) != n:
             raise ValueError("keys must be unique (one row per video)")
-        if (self.clip_scores is None) != (self.clip_video is None):
-            raise ValueError("clip_scores and clip_video go together: give both or neither")
-        clip_scores = clip_video = None
-        if self.clip_scores is not None:
-            clip_scores = np.asarray(self.clip_scores, dtype=np.float32)
-            clip_video = np.asarray(self.clip_video)
-            if clip_scores.ndim != 2 or clip_scores.shape[1] != len(classes):
-                raise ValueError(f"clip_scores must be (M, K={len(classes)}), got {clip_scores.shape}")
-            if clip_video.shape != (clip_scores.shape[0],):
-                raise ValueError(f"clip_video must be (M,) = ({clip_scores.shape[0]},), got {clip_video.shape}")
-            if clip_video.size and (not np.issubdtype(clip_video.dtype, np.integer)
-                                    or clip_video.min() < 0 or clip_video.max() >= n):
-                raise ValueError(f"clip_video must hold integer indices into keys, in [0, {n})")
-            clip_video = clip_video.astype(np.int64)
+        if (self.part_scores is None) != (self.part_video is None):
+            raise ValueError("part_scores and part_video go together: give both or neither")
+        part_scores = part_video = None
+        if self.part_scores is not None:
+            part_scores = np.asarray(self.part_scores, dtype=np.float32)
+            part_video = np.asarray(self.part_video)
+            if part_scores.ndim != 2 or part_scores.shape[1] != len(classes):
+                raise ValueError(f"part_scores must be (M, K={len(classes)}), got {part_scores.shape}")
+            if part_video.shape != (part_scores.shape[0],):
+                raise ValueError(f"part_video must be (M,) = ({part_scores.shape[0]},), got {part_video.shape}")
+            if part_video.size and (not np.issubdtype(part_video.dtype, np.integer)
+                                    or part_video.min() < 0 or part_video.max() >= n):
+                raise ValueError(f"part_video must hold integer indices into keys, in [0, {n})")
+            part_video = part_video.astype(np.int64)
         set_ = object.__setattr__  # frozen: normalize dtypes once here
         set_(self, "keys", keys)
         set_(self, "labels", labels.astype(np.int64))
         set_(self, "scores", scores.astype(np.float32))
         set_(self, "classes", classes)
-        set_(self, "clip_scores", clip_scores)
-        set_(self, "clip_video", clip_video)
+        set_(self, "part_scores", part_scores)
+        set_(self, "part_video", part_video)
 
     @property
     def num_videos(self) -> int:
@@ -104,7 +104,7 @@ class Predictions:
         """The rows with a known label (``labels >= 0``); clip rows are dropped."""
         keep = self.labels >= 0
         return dataclasses.replace(self, keys=self.keys[keep], labels=self.labels[keep],
-                                   scores=self.scores[keep], clip_scores=None, clip_video=None)
+                                   scores=self.scores[keep], part_scores=None, part_video=None)
 
     def align(self, keys: Sequence[str]) -> Predictions:
         """These predictions reordered to ``keys`` (e.g. a baseline's order); missing keys are an error."""
@@ -115,7 +115,7 @@ class Predictions:
                            "runs evaluated on the same split of the same manifest?")
         order = np.array([index[k] for k in keys], dtype=np.int64)
         return dataclasses.replace(self, keys=self.keys[order], labels=self.labels[order],
-                                   scores=self.scores[order], clip_scores=None, clip_video=None)
+                                   scores=self.scores[order], part_scores=None, part_video=None)
 
 
 def save_predictions(path: str | Path, predictions: Predictions | None = None, **fields: Any) -> Predictions:
@@ -131,9 +131,9 @@ def save_predictions(path: str | Path, predictions: Predictions | None = None, *
         "schema": np.array(SCHEMA), "keys": predictions.keys, "labels": predictions.labels,
         "scores": predictions.scores, "classes": np.array(predictions.classes, dtype=str),
     }
-    if predictions.clip_scores is not None:
-        arrays["clip_scores"] = predictions.clip_scores
-        arrays["clip_video"] = predictions.clip_video  # type: ignore[assignment]
+    if predictions.part_scores is not None:
+        arrays["part_scores"] = predictions.part_scores
+        arrays["part_video"] = predictions.part_video  # type: ignore[assignment]
     need = sum(a.nbytes for a in arrays.values()) + (64 << 10)  # an upper bound: the arrays compressed
     with atomic_file(path, need=need) as fh:  # a file object: numpy adds no ".npz" suffix
         np.savez_compressed(fh, **arrays)
@@ -161,7 +161,7 @@ def load_predictions(path: str | Path) -> Predictions:
         raise ValueError(f"{path}: missing array(s) {sorted(missing)}")
     try:
         return Predictions(keys=arrays["keys"], labels=arrays["labels"], scores=arrays["scores"],
-                           classes=tuple(arrays["classes"].tolist()), clip_scores=arrays.get("clip_scores"),
-                           clip_video=arrays.get("clip_video"))
+                           classes=tuple(arrays["classes"].tolist()), part_scores=arrays.get("part_scores"),
+                           part_video=arrays.get("part_video"))
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from err

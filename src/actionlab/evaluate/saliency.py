@@ -1,5 +1,5 @@
 """Saliency maps: where in space and time a model's score for one class comes from (pure functions of a model
-and its inputs; :mod:`actionlab.experiments.explain` applies them to a run and a video file).
+and its inputs; :mod:`actionlab.predict.explain` applies them to a run and a video file).
 
 - :func:`grad_cam`: Grad-CAM (Selvaraju et al. 2017) with the ``grad-cam`` package (``pytorch_grad_cam``).
   Its ``GradCAM`` takes 5-D activations ``(B, C, T, h, w)`` as they are (hooks, channel weights = gradients
@@ -31,8 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from actionlab.config import InferenceConfig
+from actionlab.data.sampling import step_weights
 from actionlab.evaluate.inference import window_indices
-from actionlab.train.loop import step_weights
 
 __all__ = ["cam_layer", "grad_cam", "step_occlusion", "temporal_video_logprobs"]
 
@@ -181,7 +181,7 @@ def temporal_video_logprobs(model: nn.Module, x: torch.Tensor, inf: InferenceCon
     w, length = idx.shape
     logits = model(x[:, idx].reshape(b * w, length, -1))  # (B*W, L, K)
     logp = F.log_softmax(logits.float(), -1)
-    weights = step_weights(length, inf.step_weighting, device=x.device)  # (L,)
+    weights = torch.as_tensor(step_weights(length, inf.step_weighting), dtype=x.dtype, device=x.device)  # (L,)
     pooled = torch.einsum("nlk,l->nk", logp, weights).view(b, w, -1)
     return F.log_softmax(F.log_softmax(pooled, -1).mean(1), -1)
 

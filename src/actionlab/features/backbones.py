@@ -448,3 +448,20 @@ def create_backbone(name: str, weights: str | Path = "imagenet", num_classes: in
                 wid)
     return model.eval()
 
+
+def cross_modality_init(module: nn.Module, channels: int) -> nn.Module:
+    """Make ``module``'s first convolution read ``channels`` inputs: its RGB kernels averaged over colour and
+    replicated over the new channels (TSN's cross-modality initialisation; 2D and 3D convolutions). In place;
+    returns ``module``. A first convolution that already reads ``channels`` is left as it is."""
+    name, conv = first_conv(module)
+    if conv.in_channels == channels:
+        return module
+    if conv.in_channels != 3 or conv.groups != 1:
+        raise ValueError(f"{type(module).__name__}.{name}, its first convolution, does not read RGB (in_channels "
+                         f"{conv.in_channels}, groups {conv.groups}): cannot give it {channels} input channels")
+    with torch.no_grad():
+        weight = conv.weight.mean(dim=1, keepdim=True)  # (out, 1, k...)
+        weight = weight.repeat(1, channels, *([1] * (weight.ndim - 2))).contiguous()
+    conv.weight = nn.Parameter(weight, requires_grad=conv.weight.requires_grad)
+    conv.in_channels = channels
+    return module

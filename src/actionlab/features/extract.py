@@ -2,7 +2,7 @@
 
 How it runs (one process, or each rank under ``torchrun``)::
 
-    DataLoader workers: the modality's step (``features.frames.build_pipeline``):
+    DataLoader workers: the modality's step (``features.modalities.build_pipeline``):
                         RGB: frame table -> sampled indices -> decode at the backbone's size (FFmpeg scaler)
                              -> centre crop + normalize: (T, 3, S, S) float32 per video
                         flow: sampled indices -> decode their windows of L+1 frames -> OpenCV flow ->
@@ -49,13 +49,8 @@ from actionlab.config import ExtractConfig
 from actionlab.data.manifest import Manifest, read_manifest
 from actionlab.features.batching import Batcher, Job
 from actionlab.features.engine import create_engine, describe_engine
-from actionlab.features.frames import (
-    FramePipeline,
-    VideoFrames,
-    build_pipeline,
-    build_provenance,
-    compat,
-)
+from actionlab.features.frames import FramePipeline, VideoFrames, build_provenance, compat
+from actionlab.features.modalities import build_pipeline
 from actionlab.features.parts import merge_parts, part_contents, write_part
 from actionlab.features.store import (
     FeatureStore,
@@ -377,12 +372,8 @@ def _run_shard(manifest: Manifest, shard: list[VideoRecord], pdir: Path, cfg: Ex
         return 0, 0, []
     source = VideoFrames(manifest, shard, pipeline.step)
     # Bounded prefetch: at most workers x 2 decoded videos wait in shared memory, whatever the dataset size.
-    # RGB decoding workers run at a lower priority: ~10% of the work, they fill the network's idle cycles. Flow
-    # workers do as much of the work as the network (or all of it, raw): they keep the normal priority.
-    behind = dev.type == "cpu" and cfg.modality == "rgb"
-    # Flow workers run OpenCV: forked from a process whose OpenCV or FFmpeg threads have run (a notebook, a
-    # benchmark, predict before extract), they can wait forever on a lock a parent thread held. They start fresh.
-    fresh = multiprocessing.get_context("spawn") if cfg.workers and cfg.modality == "flow" else None
+    behind = dev.type == "cpu" and pipeline.light_workers  # see FramePipeline
+    fresh = multiprocessing.get_context("spawn") if cfg.workers and pipeline.fresh_workers else None
     loader = DataLoader(source, batch_size=None, shuffle=False, num_workers=cfg.workers, collate_fn=_identity,
                         prefetch_factor=2 if cfg.workers else None, multiprocessing_context=fresh,
                         worker_init_fn=_lower_priority if behind else None)

@@ -41,10 +41,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from actionlab.config import ExtractConfig, FlowConfig
-from actionlab.data.decode import VideoInfo, VideoReader
-from actionlab.data.transforms import center_crop_box
-from actionlab.features.backbones import first_conv
+from actionlab.data.transforms import centre_crop_box
+from actionlab.data.video.decode import VideoInfo, VideoReader
+from actionlab.features.backbones import cross_modality_init, get_backbone_spec
+from actionlab.features.frames import (
+    FramePipeline,
+    check_frame_count,
+    load_backbone,
+    sample_frame_indices,
+    sampler_params,
+)
 from actionlab.features.preprocess import Preprocess
+from actionlab.features.weights import finetuned_input
 
 logger = logging.getLogger(__name__)
 
@@ -174,8 +182,6 @@ class FlowStep:
     preprocess: Preprocess | None
 
     def __call__(self, path: str | Path, expected_frames: int = 0) -> tuple[np.ndarray, torch.Tensor, VideoInfo]:
-        from actionlab.features.frames import check_frame_count, sample_frame_indices
-
         if torch.utils.data.get_worker_info() is not None:
             import cv2
 
@@ -220,8 +226,6 @@ def stored_flow_step(raw_path: str | Path, manifest: Any, cfg: ExtractConfig, sp
     """The step that reads ``raw_path``'s flow for the videos of ``manifest`` (``spec``: the flow backbone's),
     after checking that the store holds exactly the flow ``cfg`` would compute: its manifest, sampler and flow
     settings (naming what differs)."""
-    from actionlab.features.backbones import get_backbone_spec
-    from actionlab.features.frames import sampler_params
     from actionlab.features.store import FeatureStore, compare_provenance, video_key
 
     if cfg.modality != "flow" or cfg.flow.output != "features":
@@ -266,7 +270,7 @@ def _view(x: torch.Tensor, pre: Preprocess) -> torch.Tensor:
     if pre.view == "full":
         size = pre.decode_size(h, w)
         return x if (h, w) == size else F.interpolate(x, size=size, mode="area")
-    top, left, _, _ = center_crop_box(h, w, pre.crop)
+    top, left, _, _ = centre_crop_box(h, w, pre.crop)
     return x[..., top:top + pre.crop, left:left + pre.crop]
 
 
@@ -298,24 +302,6 @@ def flow_image(q: np.ndarray, bound: float, pre: Preprocess) -> torch.Tensor:
 # ----------------------------------------------------------------------------------- the network
 
 
-def cross_modality_init(module: nn.Module, channels: int) -> nn.Module:
-    """Make ``module``'s first convolution read ``channels`` inputs: its RGB kernels averaged over colour and
-    replicated over the new channels (TSN's cross-modality initialisation; 2D and 3D convolutions). In place;
-    returns ``module``. A first convolution that already reads ``channels`` is left as it is."""
-    name, conv = first_conv(module)
-    if conv.in_channels == channels:
-        return module
-    if conv.in_channels != 3 or conv.groups != 1:
-        raise ValueError(f"{type(module).__name__}.{name}, its first convolution, does not read RGB (in_channels "
-                         f"{conv.in_channels}, groups {conv.groups}): cannot give it {channels} input channels")
-    with torch.no_grad():
-        weight = conv.weight.mean(dim=1, keepdim=True)  # (out, 1, k...)
-        weight = weight.repeat(1, channels, *([1] * (weight.ndim - 2))).contiguous()
-    conv.weight = nn.Parameter(weight, requires_grad=conv.weight.requires_grad)
-    conv.in_channels = channels
-    return module
-
-
 def flow_preprocessing(cfg: ExtractConfig, resize: int, pre: Preprocess | None) -> dict[str, Any]:
     """What a flow store's rows are, recorded in its provenance and in the checkpoints of runs trained on it."""
     out: dict[str, Any] = {"input": "optical flow", "resize": flow_size(cfg, resize), "channels": 2 * cfg.flow.stack,
@@ -339,20 +325,6 @@ def flow_provenance(cfg: ExtractConfig, resize: int) -> dict[str, Any]:
     return {**dataclasses.asdict(cfg.flow), "size": flow_size(cfg, resize), "params": params}
 
 
-def finetuned_input(weights: str) -> tuple[str, dict[str, Any]] | None:
-    """``(input, flow settings)`` a backbone fine-tuned by actionlab was trained on (``"rgb frames"``, or
-    ``"optical flow"`` with the flow it read), or None for ImageNet, random and plain state_dict weights."""
-    from actionlab.features.weights import read_backbone_checkpoint
-
-    if weights in ("imagenet", "none") or not Path(weights).is_file():
-        return None
-    meta = read_backbone_checkpoint(weights)
-    if meta is None:
-        return None
-    extra = meta.get("extra") or {}
-    return str(extra.get("input", "rgb frames")), dict(extra.get("flow") or {})
-
-
 def check_flow_weights(cfg: ExtractConfig, resize: int) -> None:
     """Refuse a fine-tuned backbone that was not trained on the flow ``cfg`` computes (naming what differs)."""
     from actionlab.features.store import compare_provenance
@@ -372,26 +344,22 @@ def check_flow_weights(cfg: ExtractConfig, resize: int) -> None:
                          "fine-tune a backbone on a raw store of these settings")
 
 
-def build_flow_backbone(cfg: ExtractConfig) -> tuple[Any, nn.Module]:
+def build_backbone(cfg: ExtractConfig) -> tuple[Any, nn.Module]:
     """``(spec, module)``: ``cfg.backbone`` reading the flow (``2L`` channels for ``encoding=stack``), its spec's
     decode size set to ``flow.size`` (the crop stays the backbone's). Weights fine-tuned on flow must have been
     trained on this flow (:func:`check_flow_weights`)."""
-    from actionlab.features.backbones import get_backbone_spec
-    from actionlab.features.frames import build_backbone
-
     check_flow_weights(cfg, get_backbone_spec(cfg.backbone).preprocess.resize)
-    spec, module = build_backbone(dataclasses.replace(cfg, modality="rgb", flow=FlowConfig(), view=cfg.resolved_view),
-                                  flow_weights=True)
+    spec, module = load_backbone(dataclasses.replace(cfg, modality="rgb", flow=FlowConfig(), view=cfg.resolved_view))
     if cfg.flow.encoding == "stack":
         cross_modality_init(module, 2 * cfg.flow.stack)
     pre = dataclasses.replace(spec.preprocess, resize=flow_size(cfg, spec.preprocess.resize))
     return dataclasses.replace(spec, preprocess=pre), module.eval()
 
 
-def video_flow_features(path: str | Path, cfg: ExtractConfig, spec: Any, engine: Callable[..., Any]
+def file_features(path: str | Path, cfg: ExtractConfig, spec: Any, engine: Callable[..., Any]
                         ) -> tuple[np.ndarray, np.ndarray, VideoInfo]:
     """``(positions (T,), features (T, D) float32, info)`` of one video file's flow, exactly as extraction
-    computes them (``spec``, ``engine``: from :func:`build_flow_backbone` and ``create_engine``)."""
+    computes them (``spec``, ``engine``: from :func:`build_backbone` and ``create_engine``)."""
     positions, x, info = FlowStep(cfg, spec.preprocess.resize, spec.preprocess)(path)
     feats = [np.asarray(engine(x[s:s + cfg.batch_size])[0], np.float32) for s in range(0, len(x), cfg.batch_size)]
     return positions, np.concatenate(feats), info
@@ -400,7 +368,22 @@ def video_flow_features(path: str | Path, cfg: ExtractConfig, spec: Any, engine:
 def video_flow_fields(path: str | Path, cfg: ExtractConfig) -> tuple[np.ndarray, np.ndarray, VideoInfo]:
     """``(positions (T,), quantised flow (T, 2L, H, W) uint8, info)`` of one video file, as a raw flow store
     made with ``cfg`` holds it (what a video network trained on flow clips reads)."""
-    from actionlab.features.backbones import get_backbone_spec
-
     positions, q, info = FlowStep(cfg, flow_size(cfg, get_backbone_spec(cfg.backbone).preprocess.resize), None)(path)
     return positions, q.numpy(), info
+
+
+NAME = "flow"
+
+
+def build_pipeline(cfg: ExtractConfig) -> FramePipeline:
+    """Extraction of optical flow: features of the flow through the backbone, or the quantised fields
+    themselves (``flow.output=raw``)."""
+    resize = get_backbone_spec(cfg.backbone).preprocess.resize
+    settings = flow_provenance(cfg, resize)
+    if cfg.flow.output == "raw":
+        return FramePipeline(FlowStep(cfg, flow_size(cfg, resize), None), None, None, 2 * cfg.flow.stack,
+                             flow_preprocessing(cfg, resize, None), settings, fresh_workers=True)
+    spec, module = build_backbone(cfg)
+    return FramePipeline(FlowStep(cfg, spec.preprocess.resize, spec.preprocess), spec, module,
+                         int(spec.feature_dim), flow_preprocessing(cfg, resize, spec.preprocess), settings,
+                         fresh_workers=True)

@@ -23,11 +23,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-import actionlab
+from actionlab._version import __version__
 from actionlab.config import ExtractConfig, to_dict
 from actionlab.data import sampling
-from actionlab.data.decode import VideoDecodeError, VideoInfo, VideoReader
 from actionlab.data.manifest import Manifest
+from actionlab.data.video.decode import VideoDecodeError, VideoInfo, VideoReader
 from actionlab.features import backbones
 from actionlab.features.store import COMPAT_FIELDS
 from actionlab.types import VideoRecord
@@ -86,42 +86,6 @@ def video_features(source: Any, cfg: ExtractConfig, preprocess: Any, engine: Cal
     return np.asarray(indices, np.int64), np.concatenate(feats)
 
 
-@dataclass(frozen=True)
-class RgbStep:
-    """The decoding workers' step for RGB frames (:func:`decode_frames`)."""
-
-    cfg: ExtractConfig
-    preprocess: Any
-
-    def __call__(self, path: str | Path, expected_frames: int = 0) -> tuple[np.ndarray, torch.Tensor, VideoInfo]:
-        return decode_frames(path, self.cfg, self.preprocess, expected_frames)
-
-
-def file_features(path: str | Path, cfg: ExtractConfig, spec: Any, engine: Callable[..., Any]
-                  ) -> tuple[np.ndarray, np.ndarray, VideoInfo]:
-    """``(indices (T,), features (T, D) float32, info)`` of one video file, as extraction stores them for
-    ``cfg.modality`` (``flow``: :func:`~actionlab.features.flow.video_flow_features`)."""
-    if cfg.modality == "flow":
-        from actionlab.features.flow import video_flow_features
-
-        return video_flow_features(path, cfg, spec, engine)
-    with VideoReader(path, size=spec.preprocess.short_side) as src:
-        indices, feats = video_features(src, cfg, spec.preprocess, engine)
-        return indices, feats, src.info
-
-
-def stacked_video_features(path: str | Path, parts: Sequence[tuple[ExtractConfig, Any, Callable[..., Any]]]
-                           ) -> tuple[np.ndarray, np.ndarray, VideoInfo]:
-    """``(indices (T,), features (T, sum D), info)``: :func:`video_features` of one video file for each
-    ``(cfg, spec, engine)`` of ``parts``, concatenated per step in that order, as a run trained on several
-    aligned stores reads them (``train --features rgb.h5 --features flow.h5``; the checkpoint's meta lists each
-    store's extraction config under ``stores``)."""
-    runs = [file_features(path, cfg, spec, engine) for cfg, spec, engine in parts]
-    if any(not np.array_equal(r[0], runs[0][0]) for r in runs):
-        raise ValueError(f"{path}: the stores' samplers chose different frames; they were not aligned")
-    return runs[0][0], np.concatenate([r[1] for r in runs], axis=1), runs[0][2]
-
-
 def sample_frame_indices(num_frames: int, cfg: ExtractConfig) -> np.ndarray:
     """``(T,) int64`` frames to extract from a video of ``num_frames`` frames, by ``cfg.sampler``."""
     if num_frames < 1:
@@ -170,19 +134,11 @@ class VideoFrames(Dataset):
         return {"i": i, "x": x, "indices": indices, "error": None}
 
 
-def build_backbone(cfg: ExtractConfig, flow_weights: bool = False) -> tuple[Any, torch.nn.Module]:
-    """``(spec, module in eval mode)`` of ``cfg.backbone`` with ``cfg.weights``, the same on every rank and run
-    (``modality=flow``: reading the flow, :func:`~actionlab.features.flow.build_flow_backbone`, which passes
-    ``flow_weights``: weights fine-tuned on flow, refused for RGB frames, are what it asks for)."""
-    from actionlab.features.flow import build_flow_backbone, finetuned_input
 
-    if cfg.modality == "flow":
-        return build_flow_backbone(cfg)
-    trained = None if flow_weights else finetuned_input(cfg.weights)
-    if trained is not None and trained[0] == "optical flow":
-        raise ValueError(f"--weights {cfg.weights} is a backbone fine-tuned on optical flow images: extract flow "
-                         "features with it (--modality flow), and RGB features with RGB weights (imagenet, or "
-                         "`actionlab finetune MANIFEST`)")
+
+def load_backbone(cfg: ExtractConfig) -> tuple[Any, torch.nn.Module]:
+    """``(spec, module in eval mode)`` of ``cfg.backbone`` with ``cfg.weights`` as an RGB network, the same on
+    every rank and run; each modality (:mod:`actionlab.features.modalities`) checks and adapts it."""
     spec = backbones.get_backbone_spec(cfg.backbone)
     if cfg.resolved_view != spec.preprocess.view:
         spec = dataclasses.replace(spec, preprocess=dataclasses.replace(spec.preprocess, view=cfg.resolved_view))
@@ -221,38 +177,25 @@ class FramePipeline:
     """D of a stored row ``(T, D)``; for stored arrays ``(T, C, H, W)``, their channels C."""
     preprocessing: dict[str, Any]
     """What the rows are, for the store's provenance and the checkpoints of runs trained on it."""
-
-
-def build_pipeline(cfg: ExtractConfig) -> FramePipeline:
-    """The :class:`FramePipeline` of ``cfg.modality``: RGB frames, or optical flow (features or raw fields)."""
-    if cfg.modality == "flow":
-        from actionlab.features.flow import FlowStep, flow_preprocessing, flow_size
-
-        resize = backbones.get_backbone_spec(cfg.backbone).preprocess.resize
-        if cfg.flow.output == "raw":
-            return FramePipeline(FlowStep(cfg, flow_size(cfg, resize), None), None, None, 2 * cfg.flow.stack,
-                                 flow_preprocessing(cfg, resize, None))
-        spec, module = build_backbone(cfg)
-        return FramePipeline(FlowStep(cfg, spec.preprocess.resize, spec.preprocess), spec, module,
-                             int(spec.feature_dim), flow_preprocessing(cfg, resize, spec.preprocess))
-    spec, module = build_backbone(cfg)
-    return FramePipeline(RgbStep(cfg, spec.preprocess), spec, module, int(spec.feature_dim), spec.preprocess.record())
+    settings: dict[str, Any] | None = None
+    """The modality's own settings two stores must share (optical flow: algorithm, bound, stack...)."""
+    light_workers: bool = False
+    """Decoding is a small share of the work (RGB: ~10%): on a CPU, its workers run at a lower priority and fill
+    the network's idle cycles."""
+    fresh_workers: bool = False
+    """Decoding workers start fresh (spawn) rather than forked: OpenCV workers forked from a process whose
+    OpenCV or FFmpeg threads have run can wait forever on a lock a parent thread held."""
 
 
 def build_provenance(manifest: Manifest, cfg: ExtractConfig, pipeline: FramePipeline, splits: Sequence[str],
                      engine_name: str) -> dict[str, Any]:
     """The provenance a store made by this run carries (see :mod:`actionlab.features.store`)."""
     weights_id, weights_sha = (None, None) if pipeline.module is None else _weights_identity(pipeline.module, cfg)
-    flow = None
-    if cfg.modality == "flow":
-        from actionlab.features.flow import flow_provenance
-
-        flow = flow_provenance(cfg, backbones.get_backbone_spec(cfg.backbone).preprocess.resize)
     raw = pipeline.module is None
     return {
         "modality": cfg.modality,
         "content": "flow_fields" if raw else "features",
-        "flow": flow,
+        "flow": pipeline.settings,
         "backbone": None if raw else cfg.backbone,
         "weights": weights_id,
         "weights_sha256": weights_sha,
@@ -267,7 +210,7 @@ def build_provenance(manifest: Manifest, cfg: ExtractConfig, pipeline: FramePipe
         "num_classes": len(manifest.classes),
         "engine": engine_name,
         "extract_config": to_dict(cfg),
-        "actionlab_version": actionlab.__version__,
+        "actionlab_version": __version__,
         "git_revision": git_revision(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

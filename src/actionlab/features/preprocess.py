@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from actionlab.config import VIEWS
-from actionlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, center_crop_box
+from actionlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, centre_crop_box
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Preprocess"]
 
@@ -72,7 +72,7 @@ class Preprocess:
             raise ValueError(f"video size must be positive, got {video_h}x{video_w}")
         side = self.short_side
         # the long side: truncated as torchvision does for the centre crop; rounded for the whole frame, as the
-        # decoder scales it (actionlab.data.decode), so frames in memory and decoded files give the same input
+        # decoder scales it (actionlab.data.video.decode), so frames in memory and decoded files give the same input
         long = round if self.view == "full" else int
         if video_h <= video_w:
             return side, long(side * video_w / video_h)
@@ -82,7 +82,7 @@ class Preprocess:
         """``(top, left, height, width)`` of what the network sees of a frame resized to :meth:`decode_size`."""
         if self.view == "full":
             return 0, 0, h, w
-        top, left, _, _ = center_crop_box(h, w, self.crop)
+        top, left, _, _ = centre_crop_box(h, w, self.crop)
         return top, left, self.crop, self.crop
 
     def preprocess_batch(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:

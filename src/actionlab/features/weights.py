@@ -243,3 +243,15 @@ def save_backbone_checkpoint(path: str | Path, *, backbone: str, state_dict: Map
 def read_backbone_checkpoint(path: str | Path) -> dict[str, Any] | None:
     """The metadata of an actionlab backbone checkpoint (no tensors), or None for a plain state_dict file."""
     return read_weights_file(path)[1]
+
+
+def finetuned_input(weights: str) -> tuple[str, dict[str, Any]] | None:
+    """``(input, flow settings)`` a backbone fine-tuned by actionlab was trained on (``"rgb frames"``, or
+    ``"optical flow"`` with the flow it read), or None for ImageNet, random and plain state_dict weights."""
+    if weights in ("imagenet", "none") or not Path(weights).is_file():
+        return None
+    meta = read_backbone_checkpoint(weights)
+    if meta is None:
+        return None
+    extra = meta.get("extra") or {}
+    return str(extra.get("input", "rgb frames")), dict(extra.get("flow") or {})

@@ -1,4 +1,4 @@
-"""``actionlab serve``: a :class:`~actionlab.experiments.predictor.Predictor` behind HTTP, with a page to try it.
+"""``actionlab serve``: a :class:`~actionlab.predict.predictor.Predictor` behind HTTP, with a page to try it.
 
 ::
 
@@ -36,8 +36,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from actionlab.data.decode import VideoDecodeError
-from actionlab.experiments.predictor import Predictor
+from actionlab.data.video.decode import VideoDecodeError
+from actionlab.predict.predictor import Predictor
 from actionlab.serve.upload import UploadError, receive_video, too_large
 
 logger = logging.getLogger(__name__)

@@ -44,8 +44,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from actionlab.config import TrainConfig, to_dict
+from actionlab.data.sampling import step_weights
+from actionlab.models.checkpoint import load_checkpoint, save_checkpoint, unwrap_model
 from actionlab.models.temporal import detach_state
-from actionlab.train.checkpoint import load_checkpoint, save_checkpoint, unwrap_model
 from actionlab.train.optim import lr_at
 from actionlab.utils import (
     atomic_path,
@@ -75,22 +76,13 @@ class History:
     """The epoch whose training loss or weights became NaN or infinite (training stopped there), else None."""
 
 
-def step_weights(num_steps: int, weighting: str, device: torch.device | str | None = None) -> Tensor:
-    """``(T,)`` per-step loss weights summing to 1: ``uniform``, ``linear`` (proportional to (t+1)/T) or ``last``.
+def step_weights_tensor(num_steps: int, weighting: str, device: torch.device | str | None = None) -> Tensor:
+    """:func:`actionlab.data.sampling.step_weights` as a float32 tensor ``(T,)`` on ``device``.
 
     Normalizing keeps every weighting on the cross-entropy scale, so changing it does not silently change
-    the effective learning rate (the LSTM ablation study's "scale factor" vs "simple addition" differ only by that scale).
+    the effective learning rate (the "scale factor" and "simple addition" of per-step losses differ only by it).
     """
-    if weighting == "uniform":
-        w = torch.ones(num_steps, device=device)
-    elif weighting == "linear":
-        w = torch.arange(1, num_steps + 1, device=device, dtype=torch.float32) / num_steps
-    elif weighting == "last":
-        w = torch.zeros(num_steps, device=device)
-        w[-1] = 1.0
-    else:
-        raise ValueError(f"unknown loss weighting {weighting!r}; choose uniform, linear or last")
-    return w / w.sum()
+    return torch.as_tensor(step_weights(num_steps, weighting), dtype=torch.float32, device=device)
 
 
 def sequence_loss(logits: Tensor, labels: Tensor, weights: Tensor) -> Tensor:
@@ -131,7 +123,7 @@ def train_one_epoch(model: nn.Module, batches: Iterable[Batch], optimizer: torch
         if x.ndim == 5 and device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last_3d)
         num_steps = x.shape[1] if x.ndim == 3 else 1
-        weights_cpu = step_weights(num_steps, cfg.sequence.loss_weighting)  # (T,); decisions without a sync
+        weights_cpu = step_weights_tensor(num_steps, cfg.sequence.loss_weighting)  # (T,); decisions without a sync
         weights = weights_cpu.to(device, non_blocking=True)
         bounds = [(s, min(s + tbptt, num_steps)) for s in range(0, num_steps, tbptt)] if tbptt else [(0, None)]
         state, scores, batch_loss = None, 0.0, 0.0

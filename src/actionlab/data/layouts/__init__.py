@@ -1,7 +1,7 @@
 """The public dataset layouts, one module each, and the dict that dispatches to them.
 
 Each layout module has a reader (``detect(root) -> evidence | None`` and ``read(root, split=, classes=,
-fractions=, seed=) -> Parsed``); the layouts that :mod:`actionlab.data.synth` writes also have a writer
+fractions=, seed=) -> Parsed``); the layouts that :mod:`actionlab.synth.families` writes also have a writer
 (``synth_path(cls, group, clip, groups, seed, ext) -> (path, label, split)`` and ``write_splits(root, classes,
 videos, groups, seed)``).
 

@@ -2,7 +2,7 @@
 
 The reader side (``Entry``, ``Parsed``, ``Resolver``, scanning, the seeded group hashes) serves every layout's
 ``read``; the synth side at the end (``SynthClass``, ``SynthVideo``) is what the layouts' writers receive from
-:func:`actionlab.data.synth.make_synthetic_dataset`.
+:func:`actionlab.synth.families.make_synthetic_dataset`.
 """
 
 from __future__ import annotations
@@ -297,7 +297,7 @@ class SynthVideo:
     label: str
     """Class name as the layout spells it."""
     synth_class: str
-    """Name in the family's class list (:data:`actionlab.data.synth.SYNTH_CLASSES` for the demo's)."""
+    """Name in the family's class list (:data:`actionlab.synth.families.SYNTH_CLASSES` for the demo's)."""
     group: int
     clip: int
     num_frames: int

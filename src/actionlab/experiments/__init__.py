@@ -1,1 +1,0 @@
-"""actionlab.experiments stage."""

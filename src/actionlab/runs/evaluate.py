@@ -1,0 +1,115 @@
+"""Evaluation of finished runs: metrics of saved predictions, comparison with a baseline, the single-frame
+baseline of a feature store, and reports over runs and sweeps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from actionlab.evaluate.aggregate import log_softmax
+from actionlab.evaluate.diagnose import memorisation_warning
+from actionlab.evaluate.inference import average_probabilities
+from actionlab.evaluate.metrics import class_changes, summarize, topk_accuracies
+from actionlab.evaluate.predictions import Predictions, load_predictions, save_predictions
+from actionlab.utils import atomic_write_text, read_json, strict_json
+
+RERUN = "rerun the same `actionlab train ... --resume` command: a finished run is evaluated again and rewrites it"
+
+
+def clip_metrics(preds: Predictions) -> dict[str, Any]:
+    """Accuracy of the parts of each video (windows, clips or frames), when the predictions keep them."""
+    labelled = preds.labelled()
+    if preds.part_scores is None or not labelled.num_videos:
+        return {}
+    clip_labels = np.asarray(preds.labels)[preds.part_video]
+    clip = topk_accuracies(preds.part_scores, clip_labels, (1, 5))
+    return {"clip_top1": clip["top1"], "clip_top5": clip["top5"], "num_clips": int(len(clip_labels))}
+
+
+def save_evaluation(out: Path, preds: Predictions, extra: dict[str, Any], split: str = "test") -> dict[str, Any]:
+    """Write ``predictions_<split>.npz``, ``metrics.json`` (strict JSON: NaN -> null) and ``labels.txt`` into
+    ``out``; returns the metrics."""
+    out.mkdir(parents=True, exist_ok=True)
+    save_predictions(out / f"predictions_{split}.npz", preds)
+    labelled = preds.labelled()
+    metrics = {**summarize(labelled.scores, labelled.labels, list(preds.classes)), **extra, **clip_metrics(preds)}
+    atomic_write_text(out / "metrics.json", strict_json(metrics, indent=2) + "\n")
+    atomic_write_text(out / "labels.txt", "".join(c + "\n" for c in preds.classes))
+    return metrics
+
+
+def evaluate_run(run_dir: str | Path, split: str = "test", baseline: str | Path | None = None) -> dict[str, Any]:
+    """Metrics of a run's saved predictions, and with ``baseline`` the classes it improved or hurt most."""
+    run_dir = Path(run_dir)
+    path = run_dir / f"predictions_{split}.npz"
+    saved = run_dir / "metrics.json"
+    trained = read_json(saved, RERUN) if saved.is_file() else {}
+    if not path.is_file():
+        if isinstance(trained, dict) and trained.get("diverged") and trained.get("top1") is None:
+            raise FileNotFoundError(f"{run_dir}: training diverged at epoch {trained.get('diverged_epoch')} before "
+                                    "any finite epoch, so there is no model to evaluate (retrain with a lower "
+                                    "optim.lr or with optim.grad_clip)")
+        raise FileNotFoundError(f"{path} does not exist: train the run first (`actionlab train ... --run "
+                                f"{run_dir}`), or pick another --split")
+    preds = load_predictions(path)
+    labelled = preds.labelled()
+    classes = list(preds.classes)
+    result: dict[str, Any] = {"run": str(run_dir), "name": run_dir.name, "split": split,
+                              "metrics": {**summarize(labelled.scores, labelled.labels, classes), **clip_metrics(preds)}}
+    if isinstance(trained, dict) and trained:
+        warning = memorisation_warning(_number(trained.get("best_train_acc")), _number(trained.get("val_top1")))
+        if warning:
+            result["warning"] = warning
+    if baseline is not None:
+        base_path = Path(baseline) / f"predictions_{split}.npz"
+        if not base_path.is_file():
+            raise FileNotFoundError(f"{base_path} does not exist: the baseline run has no {split} predictions")
+        base = load_predictions(base_path).align(list(preds.keys))
+        if list(base.classes) != classes:
+            raise ValueError(f"{baseline} and {run_dir} were trained on different class lists; they cannot be "
+                             "compared class by class")
+        result["baseline"] = str(baseline)
+        result["baseline_metrics"] = {k: v for k, v in summarize(base.scores, base.labels, classes).items()
+                                      if k in ("top1", "top5", "top10", "mean_class_accuracy")}
+        result["changes"] = class_changes(preds.labels, base.preds, preds.preds, classes, n=10)
+    return result
+
+
+def _number(x: Any) -> float:
+    """A metric read from JSON: ``null`` (a NaN written as strict JSON) back to NaN."""
+    return float("nan") if x is None else float(x)
+
+
+def single_frame_run(store_path: str | Path, out_dir: str | Path | None = None, split: str = "test") -> Path:
+    """The single-frame baseline of a fine-tuned backbone: the per-frame class scores it stored during
+    extraction (``extract --predictions``), probabilities averaged per video, saved as a run directory for
+    ``evaluate`` and ``--baseline``. Returns that directory (default: ``<store>.single_frame/``)."""
+    from actionlab.features.store import FeatureStore
+
+    store_path = Path(store_path)
+    out = Path(out_dir) if out_dir else store_path.with_name(store_path.stem + ".single_frame")
+    with FeatureStore(store_path) as store:
+        keys = store.keys(split)
+        if not keys:
+            raise ValueError(f"{store_path} has no {split!r} videos")
+        frames = [store.predictions(k) for k in keys]
+        if any(f is None for f in frames):
+            raise ValueError(f"{store_path} holds no per-frame predictions: extract with --predictions and a "
+                             "fine-tuned backbone (`actionlab finetune`, then `extract --weights RUN/backbone.pt`)")
+        classes = list(store.classes)
+        if frames[0].shape[1] != len(classes):
+            raise ValueError(f"{store_path}: the per-frame predictions have {frames[0].shape[1]} classes (the "
+                             f"backbone's own head, e.g. ImageNet) but the dataset has {len(classes)}; fine-tune "
+                             "the backbone on this dataset first (`actionlab finetune`)")
+        frame_logp = np.concatenate([log_softmax(f.astype(np.float64)) for f in frames]).astype(np.float32)
+        owner = np.concatenate([np.full(len(f), i, dtype=np.int64) for i, f in enumerate(frames)])
+        records = [store.record(k) for k in keys]
+        preds = Predictions(keys=[r.path for r in records], labels=np.array([r.label_index for r in records]),
+                            scores=average_probabilities(frame_logp, owner, len(keys)), classes=classes,
+                            part_scores=frame_logp, part_video=owner)
+    save_evaluation(out, preds, {"model": "single_frame (fine-tuned head)", "split": split,
+                                 "features": str(store_path)}, split=split)
+    return out
+
