@@ -7,6 +7,7 @@ stage is resumable: rerunning the demo reuses what is already on disk.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -94,3 +95,23 @@ def run_demo(out: Path, quick: bool = False, device: str = "auto",
     html, md = make_report(runs, out / "report.html", baseline=base)
     log(f"[{steps}/{steps}] the runs on the test split")
     return {"runs": results, "report": str(html), "markdown": str(md)}
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from actionlab.cli.text import format_comparison, format_per_class
+
+    result = run_demo(Path(args.out), quick=args.quick, device=args.device, log=print)
+    print(format_comparison(result["runs"]))
+    print()
+    print(format_per_class(result["runs"]))
+    print(f"\nreport: {result['report']}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add this module's verbs (``demo``) to the ``actionlab`` parser."""
+    p = sub.add_parser("demo", help="the whole pipeline on a generated dataset, in a few minutes on a CPU")
+    p.add_argument("--out", default="demo")
+    p.add_argument("--quick", action="store_true", help="smaller dataset and fewer epochs (for tests)")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_demo)

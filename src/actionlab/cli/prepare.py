@@ -7,6 +7,9 @@ import argparse
 from typing import Any
 
 from actionlab.cli.text import csv_list, fail, progress_bar, progress_callback
+from actionlab.config import VIEWS, ExtractConfig
+
+FAMILIES = ("demo", "textures", "gestures", "outdoor")  # actionlab.synth.families.FAMILIES, without importing it at start-up
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -74,3 +77,75 @@ def cmd_extract(args: argparse.Namespace) -> int:
               "the store holds the others: fix or remove those videos and rerun `actionlab index`)")
         return 1
     return 0
+
+
+def register(sub: Any) -> None:
+    """Add this module's verbs (``synth``, ``index``, ``extract``) to the ``actionlab`` parser."""
+    p = sub.add_parser("synth", help="generate a small action dataset as real encoded videos")
+    p.add_argument("out")
+    p.add_argument("--layout", default="ucf101", choices=["ucf101", "hmdb51", "kinetics", "folders"])
+    p.add_argument("--family", default="demo", choices=list(FAMILIES),
+                   help="which generated actions (each its own shapes, motions, textures, lengths, fps)")
+    p.add_argument("--classes", help="comma-separated subset of the family's classes")
+    p.add_argument("--groups", type=int)
+    p.add_argument("--clips-per-group", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_synth)
+    p = sub.add_parser("index", help="index a dataset in its public layout into a manifest")
+    p.add_argument("root")
+    p.add_argument("-o", "--output", default="manifest.csv")
+    p.add_argument("--layout", default="auto", choices=["auto", "ucf101", "hmdb51", "kinetics", "ucf11", "folders"])
+    p.add_argument("--split", type=int, default=1, help="official split number (UCF-101/HMDB-51: 1-3)")
+    p.add_argument("--classes", help="comma-separated class subset")
+    p.add_argument("--val-fraction", type=float, default=0.1,
+                   help="carve a group-aware val split of this fraction of the train groups when the layout has "
+                        "none (default 0.1; 0 = no val split; Kinetics keeps its own val split)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-probe", action="store_true", help="skip reading frame counts (faster, less checked)")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 (manifest not written) when a listed video is missing, unreadable, skipped or in "
+                        "another class's folder")
+    p.set_defaults(func=cmd_index)
+    p = sub.add_parser("extract", help="cache per-frame CNN features to HDF5")
+    p.add_argument("manifest")
+    p.add_argument("-o", "--output", default="features.h5")
+    p.add_argument("--backbone", default="mobilenet_v2")
+    p.add_argument("--weights", default="imagenet", help="imagenet, none, or a .pth / fine-tuned checkpoint path")
+    p.add_argument("--sampler", default="uniform", choices=["all", "stride", "uniform"])
+    p.add_argument("--view", default=ExtractConfig.view, choices=("auto", *VIEWS),
+                   help="what of each frame (or flow image) the CNN sees: full, the whole frame at short side 224 "
+                        "(keeps what happens at the sides of wide video), or centre, the ImageNet centre crop; auto: "
+                        "full for RGB, centre for flow (default: %(default)s)")
+    p.add_argument("--num-frames", type=int, default=25)
+    p.add_argument("--stride", type=int, default=1)
+    p.add_argument("--dtype", default="float16", choices=["float16", "float32"])
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--engine", default="auto", choices=["auto", "onnx", "torch"])
+    p.add_argument("--predictions", action="store_true", help="also store per-frame class scores")
+    p.add_argument("--modality", default="rgb", choices=["rgb", "flow"],
+                   help="rgb frames, or dense optical flow from each sampled frame on (OpenCV)")
+    p.add_argument("--flow-algorithm", choices=["dis", "farneback", "tvl1"],
+                   help="flow estimator (default farneback; dis is 3-4x faster to extract but sees motion in flat, "
+                        "noisy areas; tvl1 needs OpenCV's contrib build)")
+    p.add_argument("--flow-preset", choices=["ultrafast", "fast", "medium"], help="DIS preset (default fast)")
+    p.add_argument("--flow-bound", type=float, help="flow clipped to +-bound pixels, then uint8 (default 20)")
+    p.add_argument("--flow-stack", type=int, help="L flow fields stacked per sampled frame (default 5)")
+    p.add_argument("--flow-size", type=int, help="short side flow is computed at (default: the backbone's resize)")
+    p.add_argument("--flow-output", choices=["features", "raw"],
+                   help="features of the backbone over the flow (temporal models; default), or the raw "
+                        "quantised flow (video networks: --sampler all --flow-stack 1 --flow-size 64)")
+    p.add_argument("--flow-encoding", choices=["image", "stack"],
+                   help="how the backbone reads flow: image (the L fields summed, camera motion removed, drawn as "
+                        "x, y, magnitude; default) or stack (2L channels, TSN's cross-modality first convolution)")
+    p.add_argument("--flow-from", metavar="FLOW_RAW.h5",
+                   help="flow features: read the flow from this raw flow store (--flow-output raw, same manifest, "
+                        "sampler and flow settings) instead of computing it again; the store made is the same")
+    p.add_argument("--splits", help="comma-separated splits to extract (default: all)")
+    p.add_argument("--skip-bad", action="store_true", help="list undecodable videos and go on")
+    p.add_argument("--overwrite", action="store_true", help="replace a store made with other settings")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 when a video was left out as undecodable (with --skip-bad; the store is kept)")
+    p.set_defaults(func=cmd_extract)

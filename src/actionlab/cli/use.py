@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from actionlab.cli.text import emit
 
@@ -66,3 +67,49 @@ def cmd_explain(args: argparse.Namespace) -> int:
               f"{e.classes[e.target]}; {e.map_method}")
         print("  " + "  ".join(str(p) for p in paths.values()))
     return 0
+
+
+def register(sub: Any) -> None:
+    """Add this module's verbs (``predict``, ``explain``, ``export``, ``serve``) to the ``actionlab`` parser."""
+    p = sub.add_parser("predict", help="top labels and a timeline for video files with a trained run or export")
+    p.add_argument("videos", nargs="+")
+    p.add_argument("--run", required=True, help="a run directory, or an export (actionlab export)")
+    p.add_argument("--top", type=int, default=5)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="the whole answer as JSON (top, timeline and segments)")
+    p.add_argument("--segments", action="store_true",
+                   help="print the timeline merged into segments (smoothed) instead of every window")
+    p.add_argument("--output", help="write the video with the current label drawn on each frame (.mp4/.avi/.mkv)")
+    p.add_argument("--window", type=float, help="timeline window in seconds (default: the training videos' median)")
+    p.add_argument("--hop", type=float, help="seconds between timeline windows (default: half a window)")
+    p.add_argument("--smoothing", type=int, default=3, help="windows averaged when merging segments (1 = none)")
+    p.set_defaults(func=cmd_predict)
+    p = sub.add_parser("explain", help="where a run's prediction for a video comes from: heat maps and per-frame "
+                                       "weights as a PNG strip, an MP4 and JSON")
+    p.add_argument("run", help="run directory")
+    p.add_argument("videos", nargs="+", help="video file(s)")
+    p.add_argument("-o", "--output", default="explain", help="output directory (default: explain/)")
+    p.add_argument("--target", help="class to explain, by name or index (default: the predicted class)")
+    p.add_argument("--layer", help="module whose activations Grad-CAM reads, e.g. layer3 (default: the deepest "
+                                   "feature map at least 4 cells across)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, auto ...")
+    p.set_defaults(func=cmd_explain)
+    p = sub.add_parser("export", help="a run as ONNX (or TorchScript) graphs + manifest.json, checked against PyTorch")
+    p.add_argument("run")
+    p.add_argument("-o", "--output", required=True, help="export directory, e.g. lstm.actionlab")
+    p.add_argument("--format", default="onnx", choices=["onnx", "torchscript"])
+    p.add_argument("--tolerance", type=float, default=1e-3,
+                   help="largest accepted |PyTorch - export|, relative to the outputs' scale (default 1e-3)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing export directory")
+    p.set_defaults(func=cmd_export)
+    p = sub.add_parser("serve", help="a web page and a JSON API for a run or an export (FastAPI + uvicorn)")
+    p.add_argument("run", help="a run directory, or an export (actionlab export)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-upload-mb", type=float, default=200.0, help="larger uploads get 413 (default 200)")
+    p.add_argument("--workers", type=int, help="inference threads (default: 1 up to 4 cores, else cores/4)")
+    p.add_argument("--queue", type=int, default=32, help="requests that may wait for a worker (503 past it)")
+    p.add_argument("--timeout-s", type=float, default=120.0,
+                   help="time limit of a request, waiting included (503 while queued, 504 while running)")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_serve)
