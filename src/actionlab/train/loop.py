@@ -47,6 +47,7 @@ from actionlab.config import TrainConfig, to_dict
 from actionlab.data.sampling import step_weights
 from actionlab.models.checkpoint import load_checkpoint, save_checkpoint, unwrap_model
 from actionlab.models.temporal import detach_state
+from actionlab.rundir import RunDir
 from actionlab.train.optim import lr_at
 from actionlab.utils import (
     atomic_path,
@@ -193,6 +194,72 @@ def fit(model: nn.Module, train_batches: Callable[[int], Iterable[Batch]], optim
         log: called with each epoch's metrics dict (default: ``logger.info``).
     """
     rank, world, local_rank = distributed_info()
+    model, device, amp_dtype = _place(model, cfg, device, rank, world, local_rank)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    steps_per_epoch = steps_per_epoch if steps_per_epoch is not None else _steps(train_batches)
+    if cfg.sequence.tbptt and not getattr(unwrap_model(model), "is_recurrent", False):
+        logger.warning("sequence.tbptt=%d ignored: %s is not recurrent", cfg.sequence.tbptt, type(model).__name__)
+    log = log or (lambda row: logger.info("epoch %s", json.dumps(row)))
+    run = RunDir(run_dir) if run_dir is not None else None
+    state = _LoopState()
+    if resume:
+        state = _resume(run, model, optimizer, scaler, device, rank)
+    net = model
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                                  else None)
+    classes = len((meta or {}).get("classes") or ())
+    exploded = EXPLODED_LOSS * math.log(classes) if classes > 1 else math.inf
+    hist = state.hist
+    for epoch in range(state.start, cfg.epochs):
+        if hist.stopped_early or hist.diverged_epoch is not None:
+            break
+        torch.manual_seed(_epoch_seed(cfg.seed, epoch, rank))
+        t0 = time.perf_counter()
+        row: dict[str, Any] = {"epoch": epoch}
+        row.update(train_one_epoch(net, train_batches(epoch), optimizer, cfg, epoch=epoch,
+                                   steps_per_epoch=steps_per_epoch, device=device, scaler=scaler,
+                                   loss_fn=loss_fn, amp_dtype=amp_dtype))
+        # a NaN/inf loss, a loss far past a uniform guess's, or weights that became NaN/inf in the last steps
+        diverged = (not math.isfinite(row["train_loss"]) or row["train_loss"] > exploded
+                    or not all(bool(torch.isfinite(p).all()) for p in model.parameters()))
+        if diverged:
+            hist.diverged_epoch = epoch
+        row.update(_validation(model, validate if not diverged else None, rank, world))
+        row["seconds"] = time.perf_counter() - t0
+        monitored = row.get("val_loss", row["train_loss"])
+        if not diverged and monitored < hist.best_loss:  # (a NaN compares False: never the best)
+            hist.best_loss, hist.best_epoch, state.bad_epochs = monitored, epoch, 0
+        else:
+            state.bad_epochs += 1
+        hist.stopped_early = bool(cfg.patience and "val_loss" in row and state.bad_epochs >= cfg.patience)
+        hist.epochs.append(row)
+        if rank == 0 and run is not None:
+            _commit(run, model, optimizer, scaler, epoch, state, {**dict(meta or {}), "config": to_dict(cfg)}, device)
+        if rank == 0:
+            log(row)
+        if hist.stopped_early:
+            logger.info("early stop after epoch %d: no val_loss improvement for %d epochs", epoch, state.bad_epochs)
+        if diverged:
+            logger.warning("training diverged at epoch %d (train_loss %s, or NaN/infinite weights): stopped; "
+                           "checkpoints/best.pt is the best finite epoch (%s)", epoch, row["train_loss"],
+                           hist.best_epoch if hist.best_epoch >= 0 else "none")
+    return hist
+
+
+@dataclass
+class _LoopState:
+    """What a resumed run continues from: the history, the next epoch and the early-stopping counter."""
+
+    hist: History = field(default_factory=History)
+    start: int = 0
+    bad_epochs: int = 0
+
+
+def _place(model: nn.Module, cfg: TrainConfig, device: str | torch.device | None, rank: int, world: int,
+           local_rank: int) -> tuple[nn.Module, torch.device, torch.dtype | None]:
+    """``(model on its device, device, autocast dtype or None)``: the process group under torchrun, SyncBatchNorm
+    where it works, channels-last 3D weights on CUDA, and mixed precision when ``cfg.amp`` on CUDA."""
     device = torch.device(device) if device is not None else select_device(cfg.device)
     if world > 1:
         if device.type == "cuda":
@@ -214,104 +281,75 @@ def fit(model: nn.Module, train_batches: Callable[[int], Iterable[Batch]], optim
     amp_dtype = None
     if cfg.amp and device.type == "cuda":
         amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    if steps_per_epoch is None:
-        if not hasattr(train_batches, "__len__"):
-            raise TypeError("fit needs steps_per_epoch= (the learning-rate schedule is per step) when "
-                            "train_batches has no len(); SequenceBatches has one")
-        steps_per_epoch = len(train_batches)  # type: ignore[arg-type]
-    recurrent = getattr(unwrap_model(model), "is_recurrent", False)
-    if cfg.sequence.tbptt and not recurrent:
-        logger.warning("sequence.tbptt=%d ignored: %s is not recurrent", cfg.sequence.tbptt,
-                       type(model).__name__)
-    log = log or (lambda row: logger.info("epoch %s", json.dumps(row)))
-    ckpt_dir = Path(run_dir) / "checkpoints" if run_dir is not None else None
-    hist, start = History(), 0
-    bad_epochs = 0
-    if resume and ckpt_dir is not None and (ckpt_dir / "last.pt").is_file():
-        ckpt = load_checkpoint(ckpt_dir / "last.pt", map_location=device)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if ckpt["scaler"] is not None:
-            scaler.load_state_dict(ckpt["scaler"])
-        loop = ckpt["meta"]["loop"]
-        hist = History(list(loop["history"]), loop["best_epoch"], loop["best_loss"], loop["stopped_early"],
-                       loop.get("diverged_epoch"))
-        start, bad_epochs = ckpt["epoch"] + 1, loop["bad_epochs"]
-        torch.set_rng_state(loop["rng_cpu"].cpu())
-        if device.type == "cuda" and loop.get("rng_cuda") is not None:
-            torch.cuda.set_rng_state(loop["rng_cuda"].cpu(), device)
-        if rank == 0:
-            _repair_commit(Path(run_dir), ckpt, hist)  # type: ignore[arg-type]
-        logger.info("resumed %s at epoch %d", ckpt_dir / "last.pt", start)
-    elif resume:
-        logger.info("resume requested but %s has no last.pt: starting from scratch", ckpt_dir)
-    net = model
+    return model, device, amp_dtype
+
+
+def _steps(train_batches: Any) -> int:
+    if not hasattr(train_batches, "__len__"):
+        raise TypeError("fit needs steps_per_epoch= (the learning-rate schedule is per step) when "
+                        "train_batches has no len(); SequenceBatches has one")
+    return len(train_batches)
+
+
+def _resume(run: RunDir | None, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+            device: torch.device, rank: int) -> _LoopState:
+    """Load ``last.pt`` into the model, optimizer, scaler and RNGs; the loop state to continue from."""
+    if run is None or not run.last.is_file():
+        logger.info("resume requested but %s has no last.pt: starting from scratch",
+                    run.checkpoints if run is not None else "a run without a directory")
+        return _LoopState()
+    ckpt = load_checkpoint(run.last, map_location=device)
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    if ckpt["scaler"] is not None:
+        scaler.load_state_dict(ckpt["scaler"])
+    loop = ckpt["meta"]["loop"]
+    hist = History(list(loop["history"]), loop["best_epoch"], loop["best_loss"], loop["stopped_early"],
+                   loop.get("diverged_epoch"))
+    torch.set_rng_state(loop["rng_cpu"].cpu())
+    if device.type == "cuda" and loop.get("rng_cuda") is not None:
+        torch.cuda.set_rng_state(loop["rng_cuda"].cpu(), device)
+    if rank == 0:
+        _repair_commit(run, ckpt, hist)
+    logger.info("resumed %s at epoch %d", run.last, ckpt["epoch"] + 1)
+    return _LoopState(hist, ckpt["epoch"] + 1, loop["bad_epochs"])
+
+
+def _validation(model: nn.Module, validate: Callable[[nn.Module], Mapping[str, float]] | None, rank: int,
+                world: int) -> dict[str, float]:
+    """``validate(model)`` in eval mode on rank 0, broadcast to every rank (``{}`` without it)."""
+    val: list[Any] = [{}]
+    if validate is not None and rank == 0:
+        model.eval()
+        with torch.no_grad():
+            val = [{k: float(v) for k, v in validate(model).items()}]
+        model.train()
     if world > 1:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
-                                                  else None)
-    classes = len((meta or {}).get("classes") or ())
-    exploded = EXPLODED_LOSS * math.log(classes) if classes > 1 else math.inf
-    for epoch in range(start, cfg.epochs):
-        if hist.stopped_early or hist.diverged_epoch is not None:
-            break
-        torch.manual_seed(_epoch_seed(cfg.seed, epoch, rank))
-        t0 = time.perf_counter()
-        row: dict[str, Any] = {"epoch": epoch}
-        row.update(train_one_epoch(net, train_batches(epoch), optimizer, cfg, epoch=epoch,
-                                   steps_per_epoch=steps_per_epoch, device=device, scaler=scaler,
-                                   loss_fn=loss_fn, amp_dtype=amp_dtype))
-        # a NaN/inf loss, a loss far past a uniform guess's, or weights that became NaN/inf in the last steps
-        diverged = (not math.isfinite(row["train_loss"]) or row["train_loss"] > exploded
-                    or not all(bool(torch.isfinite(p).all()) for p in model.parameters()))
-        if diverged:
-            hist.diverged_epoch = epoch
-        val: list[Any] = [{}]
-        if validate is not None and rank == 0 and not diverged:
-            model.eval()
-            with torch.no_grad():
-                val = [{k: float(v) for k, v in validate(model).items()}]
-            model.train()
-        if world > 1:
-            dist.broadcast_object_list(val, src=0)
-        row.update(val[0])
-        row["seconds"] = time.perf_counter() - t0
-        monitored = row.get("val_loss", row["train_loss"])
-        if not diverged and monitored < hist.best_loss:  # (a NaN compares False: never the best)
-            hist.best_loss, hist.best_epoch, bad_epochs = monitored, epoch, 0
-        else:
-            bad_epochs += 1
-        hist.stopped_early = bool(cfg.patience and "val_loss" in row and bad_epochs >= cfg.patience)
-        hist.epochs.append(row)
-        if rank == 0 and ckpt_dir is not None:
-            loop = {"history": hist.epochs, "best_epoch": hist.best_epoch, "best_loss": hist.best_loss,
-                    "bad_epochs": bad_epochs, "stopped_early": hist.stopped_early,
-                    "rng_cpu": torch.get_rng_state(),
-                    "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
-            loop["diverged_epoch"] = hist.diverged_epoch
-            extra = {**dict(meta or {}), "config": to_dict(cfg), "loop": loop}
-            # the commit order: last.pt last (see the module docstring)
-            _write_history(Path(run_dir), hist)  # type: ignore[arg-type]
-            if hist.best_epoch == epoch:
-                save_checkpoint(ckpt_dir / "best.pt", model, optimizer, scaler, epoch, extra)
-            save_checkpoint(ckpt_dir / "last.pt", model, optimizer, scaler, epoch, extra)
-            kill_point("train:epoch")
-        if rank == 0:
-            log(row)
-        if hist.stopped_early:
-            logger.info("early stop after epoch %d: no val_loss improvement for %d epochs", epoch, bad_epochs)
-        if diverged:
-            logger.warning("training diverged at epoch %d (train_loss %s, or NaN/infinite weights): stopped; "
-                           "checkpoints/best.pt is the best finite epoch (%s)", epoch, row["train_loss"],
-                           hist.best_epoch if hist.best_epoch >= 0 else "none")
-    return hist
+        dist.broadcast_object_list(val, src=0)
+    return val[0]
 
 
-def _write_history(run_dir: Path, hist: History) -> None:
-    atomic_write_text(run_dir / "metrics.jsonl", "".join(strict_json(r) + "\n" for r in hist.epochs))
+def _commit(run: RunDir, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+            epoch: int, state: _LoopState, extra: dict[str, Any], device: torch.device) -> None:
+    """Commit an epoch: ``metrics.jsonl``, then ``best.pt`` (when it is the best), then ``last.pt`` (the commit)."""
+    hist = state.hist
+    loop = {"history": hist.epochs, "best_epoch": hist.best_epoch, "best_loss": hist.best_loss,
+            "bad_epochs": state.bad_epochs, "stopped_early": hist.stopped_early, "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            "diverged_epoch": hist.diverged_epoch}
+    extra = {**extra, "loop": loop}
+    _write_history(run, hist)
+    if hist.best_epoch == epoch:
+        save_checkpoint(run.best, model, optimizer, scaler, epoch, extra)
+    save_checkpoint(run.last, model, optimizer, scaler, epoch, extra)
+    kill_point("train:epoch")
 
 
-def _repair_commit(run_dir: Path, ckpt: Mapping[str, Any], hist: History) -> None:
+def _write_history(run: RunDir, hist: History) -> None:
+    atomic_write_text(run.history, "".join(strict_json(r) + "\n" for r in hist.epochs))
+
+
+def _repair_commit(run: RunDir, ckpt: Mapping[str, Any], hist: History) -> None:
     """On resume: make ``metrics.jsonl`` and ``best.pt`` agree with ``last.pt``, the committed state.
 
     ``metrics.jsonl`` may hold a row of an epoch that was not committed (it is redone) or, written by an older
@@ -319,8 +357,8 @@ def _repair_commit(run_dir: Path, ckpt: Mapping[str, Any], hist: History) -> Non
     after a crash between ``last.pt`` and ``best.pt`` of older versions, an earlier epoch: when the committed
     epoch is the best one, ``last.pt`` holds exactly its weights.
     """
-    _write_history(run_dir, hist)
-    best = run_dir / "checkpoints" / "best.pt"
+    _write_history(run, hist)
+    best = run.best
     if hist.best_epoch != ckpt["epoch"]:
         return
     if best.is_file() and load_checkpoint(best)["epoch"] == ckpt["epoch"]:
@@ -328,4 +366,4 @@ def _repair_commit(run_dir: Path, ckpt: Mapping[str, Any], hist: History) -> Non
     logger.warning("%s does not hold the best epoch %d (a crash between checkpoint writes); rewriting it from "
                    "last.pt", best, hist.best_epoch)
     with atomic_path(best, suffix=".pt") as tmp:
-        shutil.copyfile(run_dir / "checkpoints" / "last.pt", tmp)
+        shutil.copyfile(run.last, tmp)
