@@ -371,77 +371,102 @@ def _run_shard(manifest: Manifest, shard: list[VideoRecord], pdir: Path, cfg: Ex
     if not shard:
         return 0, 0, []
     source = VideoFrames(manifest, shard, pipeline.step)
-    # Bounded prefetch: at most workers x 2 decoded videos wait in shared memory, whatever the dataset size.
-    behind = dev.type == "cpu" and pipeline.light_workers  # see FramePipeline
-    fresh = multiprocessing.get_context("spawn") if cfg.workers and pipeline.fresh_workers else None
-    loader = DataLoader(source, batch_size=None, shuffle=False, num_workers=cfg.workers, collate_fn=_identity,
-                        prefetch_factor=2 if cfg.workers else None, multiprocessing_context=fresh,
-                        worker_init_fn=_lower_priority if behind else None)
-    it: Iterator[dict[str, Any]] = iter(loader)  # start decoding before the engine is built (overlap)
-    batcher: Batcher | None = None
-    if pipeline.module is not None:
-        spec = pipeline.spec
-        engine = create_engine(pipeline.module, spec, dev, cfg.engine, with_head=cfg.predictions)
-        provenance["engine"] = describe_engine(engine)  # informative only (not a compatibility field)
-
-        def run(batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
-            feats, logits = engine(batch)
-            kill_point("extract:infer")
-            return np.asarray(feats, np.float32), (None if logits is None else np.asarray(logits, np.float32))
-
-        batcher = Batcher(run, cfg.batch_size, pin=dev.type == "cuda")
-    buffer: list[VideoFeatures] = []
-    failed: list[tuple[str, str]] = []
-    unsaved_failed: list[tuple[str, str]] = []  # written with the next part, so a rerun knows them
-    state = {"part": next_part, "last": time.monotonic(), "videos": 0, "frames": 0, "bytes": 0}
-
-    def flush(force: bool = False) -> None:
-        if not (buffer or (force and unsaved_failed)):
-            return
-        path = pdir / f"part-{rank:03d}-{state['part']:06d}.h5"
-        write_part(path, provenance, manifest.classes, buffer, failed=unsaved_failed)
-        unsaved_failed.clear()
-        logger.debug("wrote %s (%d videos)", path, len(buffer))
-        state["part"] += 1
-        state["last"] = time.monotonic()
-        state["bytes"] = 0
-        buffer.clear()
-
-    def finish(jobs: list[Job]) -> None:
-        for job in jobs:
-            buffer.append(VideoFeatures(job.record, job.features, job.indices, job.predictions))
-            state["videos"] += 1
-            state["frames"] += len(job.indices)
-            state["bytes"] += job.features.nbytes
-            if progress:
-                progress(finished_before + state["videos"], total)
-        if buffer and (len(buffer) >= part_videos or time.monotonic() - state["last"] >= part_seconds
-                       or state["bytes"] >= 256 << 20):
-            flush()
-
+    it: Iterator[dict[str, Any]] = iter(_loader(source, cfg, pipeline, dev))  # decoding starts before the engine
+    batcher = _batcher(pipeline, cfg, dev, provenance)
+    parts = _PartWriter(pdir, rank, next_part, provenance, list(manifest.classes), part_videos, part_seconds,
+                        progress, finished_before, total)
     for item in it:
         rec = shard[item["i"]]
         if item["error"] is not None:
             path = str(source.path(item["i"]))
             if not skip_bad:
-                finish(batcher.flush() if batcher else [])
-                flush()  # keep the finished work
+                parts.finish(batcher.flush() if batcher else [])
+                parts.flush()  # keep the finished work
                 raise ExtractError(f"cannot decode {path}: {item['error']}. Fix or remove the file (and rerun "
                                    "`actionlab index`), or pass --skip-bad (skip_bad=True in Python) to leave it out; it "
                                    "will be listed in the report and in the store's 'skipped' attribute")
             logger.warning("skipping %s: %s", path, item["error"])
-            failed.append((rec.path, item["error"]))
-            unsaved_failed.append((rec.path, item["error"]))
+            parts.fail(rec.path, item["error"])
             continue
         x = item["x"]  # (T, C, S, S) float32 for the network, or (T, C, H, W) uint8 arrays to store
         t = x.shape[0]
         if batcher is None:
-            finish([Job(rec, item["indices"], x.numpy(), None, filled=t)])
+            parts.finish([Job(rec, item["indices"], x.numpy(), None, filled=t)])
             continue
         job = Job(rec, item["indices"], np.empty((t, pipeline.feature_dim), np.float32), None)
-        finish(batcher.add(job, x))
-    finish(batcher.flush() if batcher else [])
-    flush(force=True)
+        parts.finish(batcher.add(job, x))
+    parts.finish(batcher.flush() if batcher else [])
+    parts.flush(force=True)
     del it
-    return state["videos"], state["frames"], failed
+    return parts.videos, parts.frames, parts.failed
+
+
+def _loader(source: VideoFrames, cfg: ExtractConfig, pipeline: FramePipeline, dev: torch.device) -> DataLoader:
+    """Decoding workers with bounded prefetch: at most workers x 2 decoded videos wait in shared memory."""
+    behind = dev.type == "cpu" and pipeline.light_workers  # see FramePipeline
+    fresh = multiprocessing.get_context("spawn") if cfg.workers and pipeline.fresh_workers else None
+    return DataLoader(source, batch_size=None, shuffle=False, num_workers=cfg.workers, collate_fn=_identity,
+                      prefetch_factor=2 if cfg.workers else None, multiprocessing_context=fresh,
+                      worker_init_fn=_lower_priority if behind else None)
+
+
+def _batcher(pipeline: FramePipeline, cfg: ExtractConfig, dev: torch.device, provenance: dict[str, Any]
+             ) -> Batcher | None:
+    """Frames of several videos batched through the network (None: the step's arrays are stored as they are)."""
+    if pipeline.module is None:
+        return None
+    engine = create_engine(pipeline.module, pipeline.spec, dev, cfg.engine, with_head=cfg.predictions)
+    provenance["engine"] = describe_engine(engine)  # informative only (not a compatibility field)
+
+    def run(batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
+        feats, logits = engine(batch)
+        kill_point("extract:infer")
+        return np.asarray(feats, np.float32), (None if logits is None else np.asarray(logits, np.float32))
+
+    return Batcher(run, cfg.batch_size, pin=dev.type == "cuda")
+
+
+class _PartWriter:
+    """Finished videos -> part files of this rank, written every ``part_videos`` videos, ``part_seconds`` seconds
+    or 256 MiB; undecodable videos are recorded in the next part, so a rerun knows them."""
+
+    def __init__(self, pdir: Path, rank: int, next_part: int, provenance: dict[str, Any], classes: list[str],
+                 part_videos: int, part_seconds: float, progress: ProgressFn | None, finished_before: int,
+                 total: int) -> None:
+        self.pdir, self.rank, self.part, self.provenance, self.classes = pdir, rank, next_part, provenance, classes
+        self.part_videos, self.part_seconds = part_videos, part_seconds
+        self.progress, self.finished_before, self.total = progress, finished_before, total
+        self.buffer: list[VideoFeatures] = []
+        self.failed: list[tuple[str, str]] = []
+        self.unsaved_failed: list[tuple[str, str]] = []
+        self.videos = self.frames = self.bytes = 0
+        self.last = time.monotonic()
+
+    def fail(self, path: str, error: str) -> None:
+        self.failed.append((path, error))
+        self.unsaved_failed.append((path, error))
+
+    def finish(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            self.buffer.append(VideoFeatures(job.record, job.features, job.indices, job.predictions))
+            self.videos += 1
+            self.frames += len(job.indices)
+            self.bytes += job.features.nbytes
+            if self.progress:
+                self.progress(self.finished_before + self.videos, self.total)
+        if self.buffer and (len(self.buffer) >= self.part_videos or self.bytes >= 256 << 20
+                            or time.monotonic() - self.last >= self.part_seconds):
+            self.flush()
+
+    def flush(self, force: bool = False) -> None:
+        if not (self.buffer or (force and self.unsaved_failed)):
+            return
+        path = self.pdir / f"part-{self.rank:03d}-{self.part:06d}.h5"
+        write_part(path, self.provenance, self.classes, self.buffer, failed=self.unsaved_failed)
+        self.unsaved_failed.clear()
+        logger.debug("wrote %s (%d videos)", path, len(self.buffer))
+        self.part += 1
+        self.last = time.monotonic()
+        self.bytes = 0
+        self.buffer.clear()
 
