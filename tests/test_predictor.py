@@ -137,6 +137,15 @@ def test_import_actionlab_stays_light() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
 
 
+def test_predictor_loads_no_training_sweep_or_tensorboard_code() -> None:
+    """Scoring a video needs the model, not the machinery that trained it."""
+    code = ("import sys; from actionlab import Predictor; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorboard', 'optuna') or "
+            "m.startswith(('actionlab.train', 'actionlab.runs', 'actionlab.sweep', 'actionlab.synth'))))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, timeout=300, capture_output=True, text=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
 def test_export_refuses_what_it_cannot_vouch_for(tiny_video_run: Path, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "strict.actionlab"
