@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from actionlab.cli.text import csv_list, fail, print_json
+from actionlab.rundir import RunDir
 
 
 def _train_config(args: argparse.Namespace, base_preset: str | None = None) -> Any:
@@ -58,10 +59,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         summary = train_seeds(cfg, args.run, seeds, features=_features(args), manifest=args.manifest,
                               resume=args.resume, log=print, tensorboard=args.tensorboard)
         print(format_seeds(summary))
-        print(f"per-seed runs in {args.run}/seed-*/, summary: {Path(args.run) / 'seeds.json'}")
+        print(f"per-seed runs in {args.run}/seed-*/, summary: {RunDir(args.run).seeds}")
         for seed in summary.get("diverged", []):
             epoch = summary["runs"][str(seed)].get("diverged_epoch", "?")
-            fail(divergence_message(Path(args.run) / f"seed-{seed}", cfg, epoch))
+            fail(divergence_message(RunDir(args.run).seed(seed).path, cfg, epoch))
         return 1 if summary.get("diverged") else 0
     result = train_run(cfg, args.run, features=_features(args), manifest=args.manifest, resume=args.resume,
                        log=print, tensorboard=args.tensorboard)

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from actionlab.rundir import RunDir
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["INSTALL", "TensorBoardLog", "open_tensorboard", "scalar_tag", "tensorboard_available"]
@@ -50,7 +52,7 @@ class TensorBoardLog:
         fresh = not any(self.dir.glob("events.out.tfevents.*"))
         self.writer = SummaryWriter(str(self.dir))
         self.last_epoch = -1
-        history = self.run_dir / "metrics.jsonl"
+        history = RunDir(self.run_dir).history
         if fresh and history.is_file():
             for line in history.read_text().splitlines():
                 if line.strip():

@@ -33,6 +33,7 @@ from actionlab.evaluate.predictions import Predictions
 from actionlab.features.flow import flow_image
 from actionlab.features.preprocess import Preprocess
 from actionlab.models.registry import model_entry, models_taking, normalization_of
+from actionlab.rundir import RunDir
 from actionlab.runs.inputs.base import DatasetInputs, StorePaths, store_paths
 from actionlab.utils import available_memory
 
@@ -254,7 +255,7 @@ class FlowFrameInputs(DatasetInputs):
         from actionlab.features.weights import save_backbone_checkpoint
 
         path = save_backbone_checkpoint(
-            run_dir / "backbone.pt", backbone=self.cfg.model.backbone, state_dict=best.state_dict(),
+            RunDir(run_dir).backbone, backbone=self.cfg.model.backbone, state_dict=best.state_dict(),
             num_classes=len(self.classes), classes=self.classes, base_weights=str(getattr(best, "weights_id", "")),
             extra={"input": "optical flow", "flow": self.flow_settings(), "train_layers": self.cfg.model.train_layers,
                    "crop": self.crop})

@@ -15,6 +15,7 @@ from actionlab.config import TrainConfig, to_dict
 from actionlab.evaluate.inference import predict_clips, predict_frames
 from actionlab.evaluate.predictions import Predictions
 from actionlab.models.registry import normalization_of
+from actionlab.rundir import RunDir
 from actionlab.runs.inputs.base import DatasetInputs, median_seconds
 from actionlab.utils import available_memory
 
@@ -132,7 +133,7 @@ class FrameInputs(_ManifestInputs):
         from actionlab.features.weights import save_backbone_checkpoint
 
         path = save_backbone_checkpoint(
-            run_dir / "backbone.pt", backbone=self.cfg.model.backbone, state_dict=best.state_dict(),
+            RunDir(run_dir).backbone, backbone=self.cfg.model.backbone, state_dict=best.state_dict(),
             num_classes=len(self.classes), classes=self.classes, base_weights=str(getattr(best, "weights_id", "")),
             extra={"train_layers": self.cfg.model.train_layers, "crop": self.crop, "resize": self.resize})
         return {"backbone": self.cfg.model.backbone, "backbone_checkpoint": str(path)}
