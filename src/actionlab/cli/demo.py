@@ -8,9 +8,11 @@ stage is resumable: rerunning the demo reuses what is already on disk.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,50 +53,67 @@ def run_demo(out: Path, quick: bool = False, device: str = "auto",
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     configs = demo_configs(quick, device)
-    steps = len(configs) + 6  # synth, index, two extractions, one per run, fuse, evaluate + report
+    step = _Steps(len(configs) + 6, log)  # synth, index, two extractions, one per run, fuse, evaluate + report
     data_root = out / "data"
     size = {"groups": 4, "clips_per_group": 2} if quick else {}
-    if not (data_root / ".complete").exists():
-        log(f"[1/{steps}] generating a synthetic UCF-101-style dataset in {data_root}")
-        make_synthetic_dataset(data_root, layout="ucf101", seed=0, **size)
-        (data_root / ".complete").write_text("ok\n")
-    else:
-        log(f"[1/{steps}] reusing the synthetic dataset in {data_root}")
+    with step("generate the dataset", f"a synthetic UCF-101-style dataset in {data_root}"):
+        if (data_root / ".complete").exists():
+            log(f"      reusing the synthetic dataset in {data_root}")
+        else:
+            make_synthetic_dataset(data_root, layout="ucf101", seed=0, **size)
+            (data_root / ".complete").write_text("ok\n")
 
     manifest_path = out / "manifest.csv"
-    if not manifest_path.exists():
-        manifest, report = index_dataset(data_root, layout="ucf101", split=1, seed=0)
-        write_manifest(manifest, manifest_path)
-        log(f"[2/{steps}] indexed {len(manifest.records)} videos of {len(manifest.classes)} classes -> "
-            f"{manifest_path}")
-    manifest = read_manifest(manifest_path)
+    with step("index", f"the videos -> {manifest_path}"):
+        if not manifest_path.exists():
+            manifest, report = index_dataset(data_root, layout="ucf101", split=1, seed=0)
+            write_manifest(manifest, manifest_path)
+        manifest = read_manifest(manifest_path)
+        log(f"      {len(manifest.records)} videos of {len(manifest.classes)} classes")
 
     ext = ExtractConfig(num_frames=16, workers=1) if quick else ExtractConfig()
     stores = {"rgb": out / "features.h5", "flow": out / "flow.h5"}
-    for i, (modality, store) in enumerate(stores.items()):
+    for modality, store in stores.items():
         what = "MobileNetV2 (ImageNet) features" if modality == "rgb" else f"optical flow ({ext.flow.algorithm}) features"
-        log(f"[{3 + i}/{steps}] extracting {what} -> {store}")
-        rep = extract_features(manifest, store, dataclasses.replace(ext, modality=modality), device=device)
-        log(f"      {rep.summary() if hasattr(rep, 'summary') else rep}")
+        with step(f"extract {modality}", f"{what} -> {store}"):
+            rep = extract_features(manifest, store, dataclasses.replace(ext, modality=modality), device=device)
+            log(f"      {rep.summary() if hasattr(rep, 'summary') else rep}")
 
-    results: dict[str, Any] = {}
-    for i, (name, cfg) in enumerate(configs.items()):
+    for name, cfg in configs.items():
         video = model_kind(cfg.model.name) == "video"
         data = "raw clips" if video else f"the cached {'flow' if name == 'flow_lstm' else 'RGB'} features"
-        log(f"[{5 + i}/{steps}] training {name} ({cfg.model.name}, {cfg.epochs} epochs) on {data}")
-        features = None if video else stores["flow" if name == "flow_lstm" else "rgb"]
-        train_run(cfg, out / "runs" / name, features=features, manifest=manifest_path if video else None,
-                  resume=True, log=lambda line: log("      " + line),
-                  tensorboard=tensorboard_available())  # event files when TensorBoard is installed
-    log(f"[{steps - 1}/{steps}] two-stream: lstm and flow_lstm fused late (weight chosen on val)")
-    fuse_runs(out / "runs" / "lstm", out / "runs" / "flow_lstm", out / "runs" / "two_stream")
+        with step(f"train {name}", f"{cfg.model.name}, {cfg.epochs} epochs, on {data}"):
+            features = None if video else stores["flow" if name == "flow_lstm" else "rgb"]
+            train_run(cfg, out / "runs" / name, features=features, manifest=manifest_path if video else None,
+                      resume=True, log=lambda line: log("      " + line),
+                      tensorboard=tensorboard_available())  # event files when TensorBoard is installed
+    with step("fuse", "two-stream: lstm and flow_lstm fused late (weight chosen on val)"):
+        fuse_runs(out / "runs" / "lstm", out / "runs" / "flow_lstm", out / "runs" / "two_stream")
     base = out / "runs" / "single_frame"
     runs = [out / "runs" / name for name in ("single_frame", "lstm", "flow_lstm", "two_stream", "tsm")]
-    for run in runs:
-        results[run.name] = evaluate_run(run, baseline=None if run == base else base)
-    html, md = make_report(runs, out / "report.html", baseline=base)
-    log(f"[{steps}/{steps}] the runs on the test split")
-    return {"runs": results, "report": str(html), "markdown": str(md)}
+    results: dict[str, Any] = {}
+    with step("evaluate + report", f"the runs on the test split -> {out / 'report.html'}"):
+        for run in runs:
+            results[run.name] = evaluate_run(run, baseline=None if run == base else base)
+        html, md = make_report(runs, out / "report.html", baseline=base)
+    return {"runs": results, "report": str(html), "markdown": str(md), "seconds": step.seconds}
+
+
+class _Steps:
+    """``with step(name, what):`` logs ``[i/n] name: what``, then how long the step took; ``seconds`` keeps
+    each step's time by name, so a newcomer sees what the minutes buy."""
+
+    def __init__(self, total: int, log: Callable[[str], Any]) -> None:
+        self.total, self.log, self.seconds = total, log, {}  # type: dict[str, float]
+
+    @contextlib.contextmanager
+    def __call__(self, name: str, what: str) -> Iterator[None]:
+        self.log(f"[{len(self.seconds) + 1}/{self.total}] {name}: {what}")
+        t0 = time.perf_counter()
+        yield
+        took = time.perf_counter() - t0
+        self.seconds[name] = took
+        self.log(f"      ({took:.0f} s)")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -104,6 +123,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(format_comparison(result["runs"]))
     print()
     print(format_per_class(result["runs"]))
+    print("\ntime per step:")
+    for name, seconds in result["seconds"].items():
+        print(f"  {seconds:7.1f} s  {name}")
+    print(f"  {sum(result['seconds'].values()):7.1f} s  in all")
     print(f"\nreport: {result['report']}")
     return 0
 

@@ -97,6 +97,10 @@ def format_evaluation(result: dict[str, Any]) -> str:
         b = result["baseline_metrics"]
         lines.append(f"baseline {Path(result['baseline']).name}: top-1 {_pct(b.get('top1'))}  "
                      f"mean class acc {_pct(b.get('mean_class_accuracy'))}")
+    if "difference" in result:
+        lines += _paired_lines(result, "vs baseline")
+    for member in result.get("vs_members", []):
+        lines += _paired_lines(member, f"vs {Path(member['member']).name}")
     classes = m.get("classes", [])
     acc = m.get("per_class_accuracy", [])
     if classes and acc:
@@ -109,13 +113,30 @@ def format_evaluation(result: dict[str, Any]) -> str:
         for p in pairs[:5]:
             lines.append(f"  {p.get('true')} -> {p.get('predicted')}: {p.get('count')}")
     ch = result.get("changes")
+    discordant = _class_discordance(result)
     if ch:
         for title, key in (("improved most vs baseline", "improved"), ("hurt most vs baseline", "hurt")):
             if ch.get(key):
                 lines.append(f"{title}:")
                 for c in ch[key]:
-                    lines.append(f"  {c['class']}: {_pct(c.get('base_accuracy'))} -> {_pct(c.get('new_accuracy'))}")
+                    lines.append(f"  {c['class']}: {_pct(c.get('base_accuracy'))} -> {_pct(c.get('new_accuracy'))}"
+                                 + discordant.get(c.get("index"), ""))
     return "\n".join(lines)
+
+
+def _paired_lines(c: dict[str, Any], title: str) -> list[str]:
+    """A paired comparison (``evaluate --baseline``, a fused run against a stream): the sentence, which carries
+    the discordant counts, the top-1 difference, its 95% interval and McNemar's p-value."""
+    return [f"{title}: {c.get('verdict', '')}"]
+
+
+def _class_discordance(result: dict[str, Any]) -> dict[int, str]:
+    """Per class index: `` (3 fixed, 1 broken; rests on few videos)`` from the comparison's per-class counts."""
+    out = {}
+    for c in result.get("per_class") or []:
+        few = "; rests on few videos" if c.get("few_videos") else ""
+        out[c["index"]] = f"  ({c['b_right_a_wrong']} fixed, {c['a_right_b_wrong']} broken{few})"
+    return out
 
 
 def format_comparison(results: dict[str, dict[str, Any]]) -> str:
@@ -159,7 +180,8 @@ def format_predictions(results: list[dict[str, Any]], segments: bool = False) ->
 
 
 def format_seeds(summary: dict[str, Any]) -> str:
-    """A table of a multi-seed run: one row per seed, then mean ± std (sample standard deviation)."""
+    """A table of a multi-seed run: one row per seed, then mean ± std (sample standard deviation) and the 95%
+    t-interval of the mean."""
     keys = [k for k in ("top1", "mean_class_accuracy", "val_top1", "best_train_acc") if k in summary["mean"]]
     names = {"top1": "test top-1", "mean_class_accuracy": "mean class", "val_top1": "val top-1",
              "best_train_acc": "train acc"}
@@ -169,7 +191,17 @@ def format_seeds(summary: dict[str, Any]) -> str:
         lines.append(f"{seed:<8}" + "".join(f" {_pct(m.get(k)):>16}" for k in keys))
     cells = "".join(f" {100 * summary['mean'][k]:>8.1f} ± {100 * summary['std'][k]:<4.1f}%" for k in keys)
     lines.append(f"{'mean':<8}{cells}")
+    intervals = summary.get("ci95") or {}
+    if any(_interval(intervals.get(k)) != "-" for k in keys):
+        lines.append(f"{'95% CI':<8}" + "".join(f" {_interval(intervals.get(k)):>16}" for k in keys))
     return "\n".join(lines)
+
+
+def _interval(bounds: Any) -> str:
+    """``[68.1, 73.5]%`` from ``[low, high]`` fractions, ``-`` when unknown (one seed)."""
+    if not bounds or None in bounds or any(math.isnan(float(b)) for b in bounds):
+        return "-"
+    return f"[{100 * bounds[0]:.1f}, {100 * bounds[1]:.1f}]%"
 
 
 def format_index_report(manifest: Manifest, report: IndexReport, max_items: int = 10, max_classes: int = 30) -> str:

@@ -25,13 +25,14 @@ from typing import Any
 
 import numpy as np
 
+from actionlab.evaluate.compare import PairedComparison, format_p
 from actionlab.evaluate.diagnose import best_epoch_accuracies, memorisation_warning
 from actionlab.report import gallery
 from actionlab.report.charts import RASTER_CSS, RASTER_JS, class_bars, confusion_matrix, line_chart
 from actionlab.report.escape import esc
 from actionlab.report.gallery import Gallery, build_gallery, gallery_html
 from actionlab.report.markdown import markdown_summary
-from actionlab.report.run_data import RunData, changes_against, load_run, resolve_baseline
+from actionlab.report.run_data import RunData, changes_against, comparison_against, load_run, resolve_baseline
 from actionlab.report.sweep_table import SweepResult, as_sweep_result
 from actionlab.utils import atomic_write_text
 
@@ -90,6 +91,8 @@ tbody tr:hover td{background:#f1f5f9}
 .bfill{display:block;height:100%;border-radius:4px}
 .bval{text-align:right;color:#475569;font-variant-numeric:tabular-nums}
 .delta{display:inline-block;height:10px;border-radius:3px;vertical-align:middle;margin-right:6px}
+.verdict{background:#f1f5f9;border-left:4px solid var(--accent);border-radius:6px;padding:8px 12px;margin:6px 0 12px}
+.verdict.clear{border-left-color:var(--good)} .ci{color:var(--muted);font-size:12.5px}
 details{margin-top:10px} summary{cursor:pointer;color:var(--accent);font-weight:560}
 pre{background:#0f172a;color:#e2e8f0;padding:12px 14px;border-radius:8px;overflow:auto;font-size:12.5px;max-height:420px}
 .empty{color:var(--muted);font-style:italic;padding:8px 0}
@@ -225,31 +228,69 @@ def _run_section(run: RunData, anchor: str, videos: Gallery | None = None) -> st
     return "".join(parts)
 
 
-def _comparison_section(runs: Sequence[RunData], base: RunData | None) -> str:
+def _delta_cell(d: float, c: PairedComparison | None) -> _Raw:
+    """A top-1 difference, with its paired 95% interval and p-value beside it (the sentence on hover)."""
+    if math.isnan(d):
+        return _Raw("–")
+    shown = f'<span class="{"up" if d > 0 else "down" if d < 0 else "muted"}">{d:+.4f}</span>'
+    if c is None:
+        return _Raw(shown)
+    low, high = c.ci95
+    return _Raw(f'<span data-tip="{esc(c.verdict)}">{shown} <span class="ci">[{low:+.3f}, {high:+.3f}] '
+                f"{esc(format_p(c.mcnemar_p))}</span></span>")
+
+
+def _verdict(c: PairedComparison) -> str:
+    """The plain sentence of a comparison, as a paragraph."""
+    return f'<p class="verdict{" clear" if c.clear else ""}">{esc(c.verdict)}</p>'
+
+
+def _comparison_section(runs: Sequence[RunData], base: RunData | None,
+                        paired: Mapping[int, PairedComparison | None] | None = None) -> str:
+    """The table of runs; against ``base``, each run's top-1 difference with its paired interval and p-value
+    (``paired``: by ``id(run)``, from :func:`comparison_against`) and the sentences below the table."""
+    paired = paired or {}
     keys = ("top1", "top5", "top10", "mean_class_accuracy")
     header = ["run", "model", "top-1", "top-5", "top-10", "mean class acc", "epochs"]
     if base is not None:
-        header.append(f"Δ top-1 vs {base.name}")
-    rows, scores = [], []
+        header.append(f"Δ top-1 vs {base.name} [95% interval] p")
+    rows, scores, sentences = [], [], []
     for run in runs:
         row: list[Any] = [run.name, run.model, *[run.metrics.get(k) for k in keys], len(run.history) or "–"]
         if base is not None:
-            d = (run.metrics.get("top1") or math.nan) - (base.metrics.get("top1") or math.nan)
-            row.append(_Raw("–") if math.isnan(d) or run is base else
-                       _Raw(f'<span class="{"up" if d > 0 else "down" if d < 0 else "muted"}">{d:+.4f}</span>'))
+            c = paired.get(id(run)) if run is not base else None
+            # the paired difference is on the videos both runs predicted: the one its interval belongs to
+            d = c.difference if c is not None else (run.metrics.get("top1") or math.nan) - (
+                base.metrics.get("top1") or math.nan)
+            row.append(_Raw("–") if run is base else _delta_cell(d, c))
+            if c is not None:
+                sentences.append(_verdict(c))
         rows.append(row)
         scores.append(run.metrics.get("top1") if run.metrics.get("top1") is not None else -1.0)
     best = int(np.argmax(scores)) if scores and max(scores) >= 0 else None
+    note = ('<p class="muted">Δ: paired on the same test videos; the interval is a bootstrap over videos, p is '
+            "McNemar's exact test on the videos one run gets right and the other wrong.</p>" if sentences else "")
     return ('<section id="compare"><h2>Runs compared</h2>'
-            + _table(header, rows, best) + "</section>")
+            + _table(header, rows, best) + note + "".join(sentences) + "</section>")
 
 
-def _changes_section(run: RunData, base: RunData, n: int, videos: Gallery | None = None) -> str:
+def _changes_section(run: RunData, base: RunData, n: int, videos: Gallery | None = None,
+                     paired: PairedComparison | None = None) -> str:
     ch = changes_against(run, base, n)
     title = f"{esc(run.name)} vs {esc(base.name)}: which classes changed"
     if ch is None:
         return (f"<section><h2>{title}</h2><div class=\"empty\">cannot compare: the runs need predictions on the "
                 "same videos and classes</div></section>")
+    per_class = {c["index"]: c for c in paired.per_class} if paired is not None else {}
+
+    def counts(index: int) -> _Raw:
+        c = per_class.get(index)
+        if c is None:
+            return _Raw("–")
+        flag = (' <span class="muted" data-tip="fewer than 5 videos changed: a video or two either way">'
+                "⚑ few videos</span>" if c["few_videos"] else "")
+        return _Raw(f'<span class="up">+{c["b_right_a_wrong"]}</span> / '
+                    f'<span class="down">−{c["a_right_b_wrong"]}</span>{flag}')
 
     def rows(items: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
         out = []
@@ -266,14 +307,16 @@ def _changes_section(run: RunData, base: RunData, n: int, videos: Gallery | None
                         _Raw(f'<span data-tip="{esc(it["base_correct"])} of {it["support"]} correct">'
                              f'{it["base_accuracy"]:.0%}</span>'),
                         _Raw(f'<span data-tip="{esc(it["new_correct"])} of {it["support"]} correct">'
-                             f'{it["new_accuracy"]:.0%}</span>'), bar, conf[0], conf[1]])
+                             f'{it["new_accuracy"]:.0%}</span>'), bar, counts(it["index"]), conf[0], conf[1]])
         return out
 
-    header = ["class", "videos", base.name, run.name, "change",
+    header = ["class", "videos", base.name, run.name, "change", "videos fixed / broken",
               f"most confused with ({base.name})", f"most confused with ({run.name})"]
-    parts = [f"<section><h2>{title}</h2>",
+    parts = [f"<section><h2>{title}</h2>", _verdict(paired) if paired is not None else "",
              f'<p class="muted">{ch["num_improved"]} classes improved, {ch["num_hurt"]} got worse, '
-             f'{len(ch["unchanged"])} unchanged.</p>']
+             f'{len(ch["unchanged"])} unchanged. Per class, "fixed" counts the videos {esc(run.name)} gets right '
+             f"and {esc(base.name)} wrong, \"broken\" the reverse; ⚑ marks a change that rests on fewer than 5 "
+             "videos.</p>"]
     parts += ["<h3>Improved most</h3>", _table(header, rows(ch["improved"])) if ch["improved"] else
               '<div class="empty">none</div>']
     parts += ["<h3>Hurt most</h3>", _table(header, rows(ch["hurt"])) if ch["hurt"] else '<div class="empty">none</div>']
@@ -292,7 +335,9 @@ def _changes_section(run: RunData, base: RunData, n: int, videos: Gallery | None
 def _sweep_section(sweeps: Sequence[SweepResult]) -> str:
     parts = ['<section id="sweeps"><h2>Sweeps</h2>',
              '<p class="muted">mean ± std over seeds; ★ marks the best setting, picked on validation numbers '
-             '(train ones where a sweep has none, as its note says), never on test numbers.</p>']
+             '(train ones where a sweep has none, as its note says), never on test numbers. "vs best": each '
+             "setting's validation top-1 minus the best's, paired over videos and seeds, with its 95% interval "
+             "and p-value; \"within chance\" means the data cannot tell them apart.</p>"]
     for s in sweeps:
         picked = f' <span class="muted">· best by {esc(s.selected_by)}</span>' if s.best is not None else ""
         parts += [f"<h3>{esc(s.title or s.name)}{picked}</h3>", _table(s.header(), s.formatted_rows(), s.best)]
@@ -313,10 +358,12 @@ def render_html(runs: Sequence[RunData], sweeps: Sequence[Any] = (), baseline: R
     if tables:
         nav += '<a href="#sweeps">sweeps</a>'
     body = []
+    paired = {id(run): comparison_against(run, base) for run in runs if run is not base} if base is not None else {}
     if runs:
-        body.append(_comparison_section(runs, base))
+        body.append(_comparison_section(runs, base, paired))
     if base is not None:
-        body += [_changes_section(run, base, num_changes, g) for run, g in zip(runs, shown) if run is not base]
+        body += [_changes_section(run, base, num_changes, g, paired[id(run)])
+                 for run, g in zip(runs, shown) if run is not base]
     body += [_run_section(run, a, g) for run, a, g in zip(runs, anchors, shown)]
     if tables:
         body.append(_sweep_section(tables))

@@ -12,7 +12,7 @@ from typing import Any
 
 from actionlab.evaluate.diagnose import best_epoch_accuracies, memorisation_warning
 from actionlab.report.escape import md_escape
-from actionlab.report.run_data import RunData, changes_against, resolve_baseline
+from actionlab.report.run_data import RunData, changes_against, comparison_against, resolve_baseline
 from actionlab.report.sweep_table import as_sweep_result
 
 __all__ = ["markdown_summary"]
@@ -52,13 +52,20 @@ def _changes(run: RunData, base: RunData, num_changes: int) -> list[str]:
     if ch is None:
         return []
     out = [f"## {md_escape(run.name)} vs {md_escape(base.name)}", ""]
+    paired = comparison_against(run, base)
+    per_class = {c["index"]: c for c in paired.per_class} if paired is not None else {}
+    if paired is not None:  # the sentence carries the difference, its interval and McNemar's p-value
+        out += [f"{md_escape(paired.verdict)}.", ""]
     for kind in ("improved", "hurt"):
         out += [f"**{kind.capitalize()} most**", ""]
         for it in ch[kind]:
             why = it["base_confused_with"] if kind == "improved" else it["new_confused_with"]
             because = f"; confused with {md_escape(why['class'])} ({why['count']})" if why else ""
+            c = per_class.get(it["index"])
+            moved = (f"; {c['b_right_a_wrong']} fixed, {c['a_right_b_wrong']} broken"
+                     + (", rests on fewer than 5 videos" if c["few_videos"] else "")) if c else ""
             out.append(f"- {md_escape(it['class'])}: {it['base_accuracy']:.0%} → {it['new_accuracy']:.0%} "
-                       f"({it['delta']:+.0%}, {it['support']} videos{because})")
+                       f"({it['delta']:+.0%}, {it['support']} videos{because}{moved})")
         out.append("")
     return out
 

@@ -11,13 +11,14 @@ from typing import Any
 
 import numpy as np
 
+from actionlab.evaluate.compare import PairedComparison, compare_predictions
 from actionlab.evaluate.metrics import class_changes, summarize
 from actionlab.evaluate.predictions import Predictions, load_predictions
 from actionlab.utils import FileError, read_json
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RunData", "changes_against", "load_run", "resolve_baseline"]
+__all__ = ["RunData", "changes_against", "comparison_against", "load_run", "resolve_baseline"]
 
 
 @dataclass
@@ -121,8 +122,9 @@ def resolve_baseline(runs: Sequence[RunData], baseline: RunData | str | None) ->
     raise KeyError(f"baseline {baseline!r} is not one of the runs ({[r.name for r in runs]})")
 
 
-def changes_against(run: RunData, base: RunData, n: int = 10) -> dict[str, Any] | None:
-    """Class changes of ``run`` against ``base`` on the videos both predicted (matched by key when possible)."""
+def _aligned(run: RunData, base: RunData) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(labels, base preds, run preds)`` on the labelled videos both predicted (matched by key when both have
+    keys), or None when the runs cannot be compared video by video."""
     a, b = run.preds_and_labels(), base.preds_and_labels()
     if a is None or b is None or list(run.classes) != list(base.classes):
         return None
@@ -134,7 +136,27 @@ def changes_against(run: RunData, base: RunData, n: int = 10) -> dict[str, Any] 
         if not common:
             return None
         other = [index[keys_a[i]] for i in common]
-        labels_a, preds_a, preds_b = labels_a[common], preds_a[common], preds_b[other]
-    elif len(labels_a) != len(labels_b) or not np.array_equal(labels_a, labels_b):
+        return labels_a[common], preds_b[other], preds_a[common]
+    if len(labels_a) != len(labels_b) or not np.array_equal(labels_a, labels_b):
         return None
-    return class_changes(labels_a, preds_b, preds_a, run.classes, n)
+    return labels_a, preds_b, preds_a
+
+
+def changes_against(run: RunData, base: RunData, n: int = 10) -> dict[str, Any] | None:
+    """Class changes of ``run`` against ``base`` on the videos both predicted (matched by key when possible)."""
+    aligned = _aligned(run, base)
+    if aligned is None:
+        return None
+    labels, preds_base, preds_run = aligned
+    return class_changes(labels, preds_base, preds_run, run.classes, n)
+
+
+def comparison_against(run: RunData, base: RunData) -> PairedComparison | None:
+    """``run`` against ``base`` on the videos both predicted, paired: the top-1 difference with its bootstrap
+    95% interval, McNemar's p-value, the discordant counts (overall and per class) and the plain sentence."""
+    aligned = _aligned(run, base)
+    if aligned is None or not len(aligned[0]):
+        return None
+    labels, preds_base, preds_run = aligned
+    names = (base.name, run.name) if base.name != run.name else ("the baseline", "this run")
+    return compare_predictions(labels, preds_base, preds_run, run.classes, names=names)

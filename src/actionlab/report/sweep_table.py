@@ -8,6 +8,11 @@ same columns, numbers and best row.
 a validation metric (``val_top1`` by default); a ``test_*`` metric asked for is replaced by its ``val_*``
 counterpart, and when the results have no validation metric the train metric is used with a note saying so
 (see :func:`selection_metric`).
+
+**Differences from the best row are tested, not eyeballed.** When the trial runs kept their validation
+predictions (``predictions_val.npz``), :meth:`SweepResult.compare_with_best` compares every row with the best
+one video by video, each seed paired with the same seed (:func:`actionlab.evaluate.compare.
+paired_seed_comparison`): the top-1 difference, its 95% interval and p-value, and whether it is more than chance.
 """
 
 from __future__ import annotations
@@ -22,7 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from actionlab.evaluate.compare import format_p, paired_seed_comparison
+from actionlab.evaluate.predictions import Predictions, load_predictions
 from actionlab.report.escape import md_escape
+from actionlab.rundir import RunDir
 from actionlab.utils import atomic_write_text
 
 __all__ = [
@@ -32,6 +40,7 @@ __all__ = [
     "as_sweep_result",
     "canonical_setting",
     "format_mean_std",
+    "format_vs_best",
     "load_sweep",
     "selection_metric",
 ]
@@ -90,6 +99,11 @@ class SweepRow:
     metrics: dict[str, list[float]]
     trial: int | None = None
     """Optuna trial number that produced the row (``None``: not finished)."""
+    run_dirs: list[str] = field(default_factory=list)
+    """The run directory of each finished seed (in ``seeds`` order), when the objective trained runs there."""
+    vs_best: dict[str, Any] | None = None
+    """Paired comparison with the best row (:meth:`SweepResult.compare_with_best`): ``difference`` (this row -
+    best, top-1), ``ci95``, ``p``, ``clear`` (more than chance), ``seeds``, ``videos``, ``split``, ``verdict``."""
 
     def mean(self, key: str) -> float:
         values = self.metrics.get(key, [])
@@ -121,6 +135,8 @@ class SweepResult:
     study_dir: str = ""
     notes: list[str] = field(default_factory=list)
     """What went wrong while running (unfinished seeds, failed trials)."""
+    compared_with: int | None = None
+    """The best row the rows' ``vs_best`` refer to (``None``: not compared)."""
 
     @property
     def columns(self) -> list[str]:
@@ -150,18 +166,71 @@ class SweepResult:
         sign = -1.0 if self.direction == "maximize" else 1.0
         return min(scored, key=lambda t: (sign * t[0], t[1]))[1]
 
+    @property
+    def compared(self) -> bool:
+        """Whether the rows carry a comparison with the current best row."""
+        return self.compared_with is not None and self.compared_with == self.best
+
     def header(self) -> list[str]:
-        return ["setting", "seeds", *self.columns]
+        vs = [f"{self.comparison_split()} top-1 vs best"] if self.compared else []
+        return ["setting", "seeds", *self.columns, *vs]
+
+    def comparison_split(self) -> str:
+        return next((r.vs_best["split"] for r in self.rows if r.vs_best), "val")
 
     def formatted_rows(self) -> list[list[str]]:
-        """Unescaped cells under :meth:`header`: label, finished seeds, ``mean ± std`` of each metric."""
+        """Unescaped cells under :meth:`header`: label, finished seeds, ``mean ± std`` of each metric, and the
+        comparison with the best row when there is one."""
         cols = self.columns
-        return [[r.label, str(len(r.seeds)), *(r.mean_std(k) for k in cols)] for r in self.rows]
+        rows = [[r.label, str(len(r.seeds)), *(r.mean_std(k) for k in cols)] for r in self.rows]
+        if self.compared:
+            for i, (row, r) in enumerate(zip(rows, self.rows)):
+                row.append("best" if i == self.best else format_vs_best(r.vs_best))
+        return rows
 
     def all_notes(self) -> list[str]:
-        """The run's notes, then how the best row was chosen when that needs saying."""
+        """The run's notes, how the best row was chosen when that needs saying, and which rows differ from it by
+        more than chance."""
         note = self.selection_note
-        return [*self.notes, note] if note else list(self.notes)
+        notes = [*self.notes, note] if note else list(self.notes)
+        verdict = self.chance_note()
+        return [*notes, verdict] if verdict else notes
+
+    def differing(self) -> list[SweepRow]:
+        """The rows that differ from the best row by more than chance (empty when not compared)."""
+        return [r for r in self.rows if self.compared and r.vs_best and r.vs_best.get("clear")]
+
+    def chance_note(self) -> str | None:
+        """One sentence: which settings differ from the best by more than chance, or that none does."""
+        if not self.compared or self.best is None:
+            return None
+        tested = [r for r in self.rows if r.vs_best]
+        if not tested:
+            return None
+        best, split = self.rows[self.best].label, self.comparison_split()
+        real = [f"{r.label} ({format_vs_best(r.vs_best)})" for r in self.differing()]
+        if not real:
+            return (f"No setting differs from the best ({best}) by more than chance on {split} top-1 (paired over "
+                    "videos and seeds).")
+        return (f"Differs from the best ({best}) by more than chance on {split} top-1 (paired over videos and "
+                f"seeds): {'; '.join(real)}.")
+
+    def compare_with_best(self, split: str = "val") -> None:
+        """Compare every row with the best row on ``split`` (the rows' run directories' ``predictions_<split>.npz``),
+        each seed paired with its own seed and each video with itself; fills ``vs_best`` of each row and
+        :attr:`compared_with`. Rows without predictions (an objective that trains no runs) are left out."""
+        self.compared_with = None
+        for r in self.rows:
+            r.vs_best = None
+        best = self.best
+        reference = _seed_predictions(self.rows[best], split) if best is not None else {}
+        if best is None or not reference:
+            return
+        for i, row in enumerate(self.rows):
+            if i != best:
+                row.vs_best = _compare_rows(reference, _seed_predictions(row, split), self.rows[best].label,
+                                            row.label, split)
+        self.compared_with = best
 
     def table(self) -> list[dict[str, Any]]:
         """Flat rows: ``setting``, ``n_seeds``, then ``<metric>_mean`` / ``<metric>_std`` per metric."""
@@ -171,6 +240,10 @@ class SweepResult:
             for key in self.columns:
                 row[f"{key}_mean"] = r.mean(key)
                 row[f"{key}_std"] = r.std(key)
+            if self.compared and r.vs_best:
+                low, high = r.vs_best["ci95"]
+                row.update(vs_best_difference=r.vs_best["difference"], vs_best_low=low, vs_best_high=high,
+                           vs_best_p=r.vs_best["p"], vs_best_clear=r.vs_best["clear"])
             row["overrides"] = canonical_setting(r.overrides)
             out.append(row)
         return out
@@ -179,6 +252,7 @@ class SweepResult:
         table = self.table()
         buf = io.StringIO()
         fields = list(table[0]) if table else ["setting", "n_seeds", "overrides"]
+        fields = list(dict.fromkeys(k for row in table for k in row)) or fields  # vs_best only on some rows
         writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         writer.writerows(table)
@@ -186,10 +260,9 @@ class SweepResult:
 
     def to_markdown(self, heading: str = "###") -> str:
         """One row per setting, ``mean ± std`` over seeds, the best row in bold; ``heading`` marks the title."""
-        cols = self.columns
         lines = [f"{heading} {md_escape(self.title)}", ""] if self.title else []
         lines += ["| " + " | ".join(md_escape(h) for h in self.header()) + " |",
-                  "|" + "|".join(["---"] * 2 + ["---:"] * len(cols)) + "|"]
+                  "|" + "|".join(["---"] * 2 + ["---:"] * (len(self.header()) - 2)) + "|"]
         best = self.best
         for i, cells in enumerate(self.formatted_rows()):
             cells = [md_escape(c) for c in cells]
@@ -205,9 +278,10 @@ class SweepResult:
         return {
             "name": self.name, "title": self.title, "metric": self.metric, "direction": self.direction,
             "selected_by": self.selected_by, "seeds": self.seeds, "best": self.best, "study_dir": self.study_dir,
-            "notes": self.notes,
+            "notes": self.notes, "compared_with": self.compared_with,
             "rows": [{"index": r.index, "label": r.label, "overrides": r.overrides, "seeds": r.seeds,
-                      "metrics": r.metrics, "trial": r.trial} for r in self.rows],
+                      "metrics": r.metrics, "trial": r.trial, "run_dirs": r.run_dirs, "vs_best": r.vs_best}
+                     for r in self.rows],
         }
 
     @classmethod
@@ -215,12 +289,14 @@ class SweepResult:
         """Read :meth:`to_json`'s dict; the best row is chosen again (a stored ``best`` is not trusted)."""
         rows = [SweepRow(index=r.get("index", i), label=r["label"], overrides=dict(r.get("overrides", {})),
                          seeds=list(r.get("seeds", [])),
-                         metrics={k: [float(x) for x in v] for k, v in r["metrics"].items()}, trial=r.get("trial"))
+                         metrics={k: [float(x) for x in v] for k, v in r["metrics"].items()}, trial=r.get("trial"),
+                         run_dirs=[str(d) for d in r.get("run_dirs") or []], vs_best=r.get("vs_best"))
                 for i, r in enumerate(data["rows"])]
+        # the comparisons hold only against the best row they were made with (``compared`` checks it)
         return cls(name=data.get("name", "sweep"), metric=data.get("metric", "val_top1"),
                    direction=data.get("direction", "maximize"), seeds=list(data.get("seeds", [])), rows=rows,
                    title=data.get("title", ""), study_dir=data.get("study_dir", ""),
-                   notes=list(data.get("notes", [])))
+                   notes=list(data.get("notes", [])), compared_with=data.get("compared_with"))
 
     def write(self, out_dir: str | Path, stem: str = "results") -> dict[str, Path]:
         """Write ``<stem>.csv``, ``<stem>.json`` and ``<stem>.md`` atomically; returns their paths."""
@@ -230,6 +306,45 @@ class SweepResult:
         atomic_write_text(paths["json"], json.dumps(self.to_json(), indent=1, default=str))
         atomic_write_text(paths["md"], self.to_markdown())
         return paths
+
+
+def format_vs_best(vs: Mapping[str, Any] | None) -> str:
+    """``-3.6 pts (-6.1 to -1.1), p = 0.004: worse`` or ``...: within chance``; ``–`` when not compared."""
+    if not vs:
+        return "–"
+    low, high = vs["ci95"]
+    judged = ("worse" if vs["difference"] < 0 else "better") if vs.get("clear") else "within chance"
+    return (f"{100 * vs['difference']:+.1f} pts ({100 * low:+.1f} to {100 * high:+.1f}), {format_p(vs['p'])}: "
+            f"{judged}")
+
+
+def _seed_predictions(row: SweepRow, split: str) -> dict[int, Predictions]:
+    """The labelled ``split`` predictions of each finished seed of ``row`` that has them."""
+    out = {}
+    for seed, run_dir in zip(row.seeds, row.run_dirs):
+        path = RunDir(run_dir).predictions(split)
+        if path.is_file():
+            out[seed] = load_predictions(path).labelled()
+    return out
+
+
+def _compare_rows(best: dict[int, Predictions], row: dict[int, Predictions], best_label: str, label: str,
+                  split: str) -> dict[str, Any] | None:
+    """``row`` against ``best`` over their common seeds (seed paired with seed) and videos (by key)."""
+    seeds = [s for s in best if s in row]
+    if not seeds:
+        return None
+    reference = best[seeds[0]]
+    keys = list(reference.keys)
+    try:
+        preds_best = [best[s].align(keys).preds for s in seeds]
+        preds_row = [row[s].align(keys).preds for s in seeds]
+    except KeyError:  # another split or manifest: not comparable video by video
+        return None
+    c = paired_seed_comparison(reference.labels, preds_best, preds_row, names=(best_label, label))
+    return {"difference": c.difference, "ci95": list(c.ci95), "p": c.mcnemar_p, "clear": c.clear,
+            "b_right_a_wrong": c.b_right_a_wrong, "a_right_b_wrong": c.a_right_b_wrong, "seeds": c.seeds,
+            "videos": c.n_videos, "split": split, "verdict": c.verdict}
 
 
 def load_sweep(path: str | Path) -> SweepResult:

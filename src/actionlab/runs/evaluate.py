@@ -9,11 +9,16 @@ from typing import Any
 import numpy as np
 
 from actionlab.evaluate.aggregate import log_softmax
+from actionlab.evaluate.compare import PairedComparison, compare_predictions
 from actionlab.evaluate.diagnose import memorisation_warning
 from actionlab.evaluate.inference import average_probabilities
 from actionlab.evaluate.metrics import class_changes, summarize, topk_accuracies
 from actionlab.evaluate.predictions import Predictions, load_predictions, save_predictions
 from actionlab.utils import atomic_write_text, read_json, strict_json
+
+PAIRED_FIELDS = ("difference", "ci95", "mcnemar_p", "b_right_a_wrong", "a_right_b_wrong", "clear", "verdict",
+                 "per_class", "resamples")
+"""What a paired comparison adds to an evaluation (:class:`~actionlab.evaluate.compare.PairedComparison`)."""
 
 RERUN = "rerun the same `actionlab train ... --resume` command: a finished run is evaluated again and rewrites it"
 
@@ -40,8 +45,25 @@ def save_evaluation(out: Path, preds: Predictions, extra: dict[str, Any], split:
     return metrics
 
 
+def paired_fields(comparison: PairedComparison) -> dict[str, Any]:
+    """The JSON fields of a comparison that an evaluation carries (:data:`PAIRED_FIELDS`)."""
+    data = comparison.as_dict()
+    return {k: data[k] for k in PAIRED_FIELDS}
+
+
+def compare_runs(base: Predictions, new: Predictions, names: tuple[str, str]) -> PairedComparison:
+    """``new`` against ``base`` on the labelled videos of ``new`` (``base`` aligned to them by key): the paired
+    top-1 difference, its interval, McNemar's p-value, the per-class discordant counts and the sentence."""
+    labelled = new.labelled()
+    other = base.align(list(labelled.keys))
+    return compare_predictions(labelled.labels, other.preds, labelled.preds, list(new.classes), names=names)
+
+
 def evaluate_run(run_dir: str | Path, split: str = "test", baseline: str | Path | None = None) -> dict[str, Any]:
-    """Metrics of a run's saved predictions, and with ``baseline`` the classes it improved or hurt most."""
+    """Metrics of a run's saved predictions; with ``baseline`` the classes it improved or hurt most and the
+    paired comparison (:data:`PAIRED_FIELDS`: the top-1 difference run - baseline, its 95% interval, McNemar's
+    p-value, the discordant counts overall and per class, and a sentence). A fused run also carries its
+    comparison with each member stream (``vs_members``) when ``split`` is the one it was evaluated on."""
     run_dir = Path(run_dir)
     path = run_dir / f"predictions_{split}.npz"
     saved = run_dir / "metrics.json"
@@ -74,6 +96,12 @@ def evaluate_run(run_dir: str | Path, split: str = "test", baseline: str | Path 
         result["baseline_metrics"] = {k: v for k, v in summarize(base.scores, base.labels, classes).items()
                                       if k in ("top1", "top5", "top10", "mean_class_accuracy")}
         result["changes"] = class_changes(preds.labels, base.preds, preds.preds, classes, n=10)
+        names = (Path(baseline).name, run_dir.name)
+        if names[0] == names[1]:  # e.g. two seed-0 directories: the sentence must still say which is which
+            names = ("the baseline", "this run")
+        result.update(paired_fields(compare_runs(base, preds, names)))
+    if isinstance(trained, dict) and trained.get("vs_members") and trained.get("split") == split:
+        result["vs_members"] = trained["vs_members"]
     return result
 
 

@@ -6,7 +6,8 @@ The fused run directory is a run like the others for ``evaluate``, ``report`` an
     config.yaml            {model: {name: two_stream}, fusion: <the same record>}
     predictions_val.npz    fused validation predictions (the weight was chosen on them)
     predictions_test.npz   fused test predictions
-    metrics.json           the evaluation of the test predictions (+ val_top1, the weights, the members)
+    metrics.json           the evaluation of the test predictions (+ val_top1, the weights, the members, and
+                           ``vs_members``: the fused run against each stream on the test videos, paired)
     labels.txt
 
 The weight of the first run is chosen on the validation split alone (:func:`actionlab.evaluate.two_stream.
@@ -27,7 +28,7 @@ import yaml
 from actionlab.evaluate.predictions import Predictions, load_predictions, save_predictions
 from actionlab.evaluate.two_stream import choose_weight, fuse_log_probs
 from actionlab.rundir import RunDir
-from actionlab.runs.evaluate import save_evaluation
+from actionlab.runs.evaluate import compare_runs, paired_fields, save_evaluation
 from actionlab.utils import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -109,8 +110,22 @@ def fuse_runs(first: str | Path, second: str | Path, out: str | Path, val_split:
     save_predictions(target.predictions(val_split), fused[val_split])
     extra = {"split": eval_split, "model": f"{MODEL_NAME} ({names[0]} x {weights[0]:g} + {names[1]} x "
                                            f"{weights[1]:g})", "val_top1": best_val["top1"],
-             "fusion_weights": weights, "members": record["members"]}
+             "fusion_weights": weights, "members": record["members"],
+             "vs_members": against_members(fused[eval_split], test, runs, out)}
     metrics = save_evaluation(out, fused[eval_split], extra, split=eval_split)
     logger.info("fused %s (x%.2f) and %s (x%.2f): val top-1 %.3f, %s top-1 %.3f -> %s", runs[0], weights[0],
                 runs[1], weights[1], best_val["top1"], eval_split, metrics["top1"], out)
+    for member in extra["vs_members"]:
+        logger.info("%s", member["verdict"])
     return metrics
+
+
+def against_members(fused: Predictions, members: list[Predictions], runs: list[Path], out: Path
+                    ) -> list[dict[str, Any]]:
+    """The fused predictions against each member's on the same videos (paired): is fusion better than each
+    stream alone by more than chance? One record per member (``member`` + the paired fields)."""
+    names = [r.name if r.name != out.name else str(r) for r in runs]
+    if names[0] == names[1]:
+        names = [str(r) for r in runs]
+    return [{"member": str(run), **paired_fields(compare_runs(member, fused, (name, out.name)))}
+            for run, member, name in zip(runs, members, names)]

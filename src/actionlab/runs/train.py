@@ -26,7 +26,6 @@ import contextlib
 import dataclasses
 import logging
 import math
-import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from actionlab.config import ModelConfig, TrainConfig, flatten, read_yaml, save_yaml, to_dict
+from actionlab.evaluate.compare import seed_interval
 from actionlab.evaluate.diagnose import memorisation_warning
 from actionlab.evaluate.metrics import topk_accuracies
 from actionlab.evaluate.predictions import Predictions, save_predictions
@@ -159,7 +159,9 @@ def train_seeds(cfg: TrainConfig, run_dir: str | Path, seeds: Sequence[int], fea
                 manifest: str | Path | None = None, resume: bool = False, log: Log = logger.info,
                 tensorboard: bool = False) -> dict[str, Any]:
     """The same run once per seed, in ``run_dir/seed-<s>/``, and ``run_dir/seeds.json`` with every seed's
-    headline metrics and their mean and sample standard deviation. Returns that summary."""
+    headline metrics, their mean, sample standard deviation and 95% Student-t interval of the mean (``ci95``:
+    ``[low, high]``, ``null`` with one seed; :func:`actionlab.evaluate.compare.seed_interval`). Returns that
+    summary."""
     run_dir = Path(run_dir)
     per_seed: dict[str, dict[str, Any]] = {}
     diverged: list[int] = []
@@ -170,15 +172,17 @@ def train_seeds(cfg: TrainConfig, run_dir: str | Path, seeds: Sequence[int], fea
         per_seed[str(seed)] = {k: out[k] for k in SEED_METRICS if k in out}
         if out.get("diverged"):
             diverged.append(int(seed))
-    summary: dict[str, Any] = {"seeds": [int(s) for s in seeds], "runs": per_seed, "mean": {}, "std": {}}
+    summary: dict[str, Any] = {"seeds": [int(s) for s in seeds], "runs": per_seed, "mean": {}, "std": {},
+                               "ci95": {}, "n": {}}
     if diverged:
         summary["diverged"] = diverged
     for key in SEED_METRICS:
         values = [float(m[key]) for m in per_seed.values() if m.get(key) is not None]
         if values and not any(math.isnan(v) for v in values):
-            summary["mean"][key] = statistics.fmean(values)
-            summary["std"][key] = statistics.stdev(values) if len(values) > 1 else 0.0
-    atomic_write_text(run_dir / "seeds.json", strict_json(summary, indent=2) + "\n")
+            interval = seed_interval(values, level=0.95)
+            summary["mean"][key], summary["std"][key] = interval.mean, interval.std
+            summary["ci95"][key], summary["n"][key] = [interval.low, interval.high], interval.n
+    RunDir(run_dir).write_seeds(summary)
     return summary
 
 

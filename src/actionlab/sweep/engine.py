@@ -123,6 +123,11 @@ def _slug(text: str, limit: int = 60) -> str:
     return re.sub(r"[^A-Za-z0-9._=-]+", "_", text).strip("_")[:limit] or "setting"
 
 
+def seed_run_dir(trial_dir: Path, seed: int) -> Path:
+    """The directory one seed of a setting runs in (``objective``'s ``trial_dir``)."""
+    return trial_dir / f"seed{seed}"
+
+
 # ----------------------------------------------------------------------------------- the sweep engine
 
 
@@ -221,13 +226,14 @@ def _run_trial(trial: Any, spec: SweepSpec, objective: Objective) -> float:
     trial.set_user_attr("overrides", overrides)
     trial.set_user_attr("label", label)
     trial_dir = Path(spec.study_dir) / "trials" / _slug(f"{index:03d}-{label}")
+    trial.set_user_attr("trial_dir", str(trial_dir))  # where the table finds the seeds' runs (paired comparisons)
     per_seed = []
     for seed in spec.seeds:
         done = finished.get(f"seed_{seed}")
         if done is None:
             where = f"setting {label!r}, seed {seed}"
             logger.info("sweep %s: running %s", spec.study_name, where)
-            seed_dir = trial_dir / f"seed{seed}"
+            seed_dir = seed_run_dir(trial_dir, seed)
             seed_dir.mkdir(parents=True, exist_ok=True)
             done = _check_metrics(objective(dict(overrides), seed, seed_dir), spec, where)
             logger.info("sweep %s: finished %s", spec.study_name, where)
@@ -305,8 +311,12 @@ def _collect(study: Any, spec: SweepSpec, name: str) -> SweepResult:
         done = [s for s in spec.seeds if s in per_seed]
         if len(done) < len(spec.seeds):
             notes.append(f"{label}: {len(done)}/{len(spec.seeds)} seeds finished")
+        trial_dir = entry[1].user_attrs.get("trial_dir") if entry is not None else None
+        if trial_dir is None and entry is not None:  # a sweep run before trial_dir was recorded: where it ran
+            trial_dir = str(Path(spec.study_dir) / "trials" / _slug(f"{index:03d}-{label}"))
         rows.append(SweepRow(index=index, label=label, overrides=dict(overrides), seeds=done, metrics=metrics,
-                             trial=entry[1].number if entry is not None and entry[0] == 2 else None))
+                             trial=entry[1].number if entry is not None and entry[0] == 2 else None,
+                             run_dirs=[str(seed_run_dir(Path(trial_dir), s)) for s in done] if trial_dir else []))
     done_keys = {k for k, v in by_key.items() if v[0] == 2}
     failed = [t for t in trials if t.state == TrialState.FAIL
               and canonical_setting(t.user_attrs.get("overrides", {})) not in done_keys]
@@ -431,6 +441,7 @@ def run_sweep(
         _worker(spec, objective, worker=n_jobs, handles=handles)  # picks up trials of crashed workers, if any
     result = _collect(handles.study, spec, name=spec.study_name)
     result.title = title
+    result.compare_with_best()  # each setting against the best, paired, on the trial runs' val predictions
     if result.selection_note:
         logger.warning("sweep %s: %s", spec.study_name, result.selection_note)
     paths = result.write(study_dir)

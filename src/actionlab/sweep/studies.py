@@ -16,13 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from actionlab.report.escape import md_escape
 from actionlab.report.sweep_table import SweepResult, SweepRow, canonical_setting
 from actionlab.sweep.engine import Objective, run_sweep, setting_labels
 from actionlab.utils import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["STUDIES", "Experiment", "get_study", "lstm_ablation", "run_experiments"]
+__all__ = ["STUDIES", "Experiment", "get_study", "lstm_ablation", "real_differences", "run_experiments",
+           "study_summary"]
 
 
 @dataclass(frozen=True)
@@ -65,13 +67,41 @@ def run_experiments(experiments: Sequence[Experiment], objective: Objective, stu
         for i, (s, label) in enumerate(zip(exp.resolved(), labels)):
             src = rows_by_key[canonical_setting(s)]
             rows.append(SweepRow(index=i, label=label, overrides=s, seeds=src.seeds, metrics=src.metrics,
-                                 trial=src.trial))
+                                 trial=src.trial, run_dirs=src.run_dirs))
         res = SweepResult(name=exp.name, title=exp.title, metric=combined.metric, direction=combined.direction,
                           seeds=combined.seeds, rows=rows, study_dir=str(study_dir))
+        res.compare_with_best()
         res.write(study_dir / "experiments", stem=exp.name)
         results.append(res)
-    atomic_write_text(study_dir / "summary.md", "\n".join(r.to_markdown() for r in results))
+    atomic_write_text(study_dir / "summary.md", study_summary(results))
     return results
+
+
+def real_differences(results: Sequence[SweepResult]) -> str:
+    """Which knobs made a real difference: per experiment, whether some setting differs from the experiment's
+    best by more than chance on validation top-1 (paired over videos and seeds). Markdown, ``""`` when no
+    experiment could be compared (no trial kept its validation predictions)."""
+    compared = [r for r in results if r.compared and any(row.vs_best for row in r.rows)]
+    if not compared:
+        return ""
+    real = [r for r in compared if r.differing()]
+    lines = ["## Which knobs made a real difference", "",
+             "Each setting against the best of its table, on validation top-1, paired over videos and seeds "
+             "(a difference is real when McNemar's/sign-flip p < 0.05 and its 95% interval leaves out 0).", ""]
+    for r in real:
+        best = r.rows[r.best].label if r.best is not None else "?"
+        worse = ", ".join(md_escape(row.label) for row in r.differing())
+        lines.append(f"- **{md_escape(r.title or r.name)}**: best {md_escape(best)}; clearly different: {worse}")
+    quiet = [md_escape(r.title or r.name) for r in compared if not r.differing()]
+    if quiet:
+        lines.append(f"- No clear difference (within chance): {', '.join(quiet)}")
+    return "\n".join(lines) + "\n"
+
+
+def study_summary(results: Sequence[SweepResult]) -> str:
+    """``summary.md`` of a study: which knobs made a real difference, then every experiment's table."""
+    head = real_differences(results)
+    return (head + "\n" if head else "") + "\n".join(r.to_markdown() for r in results)
 
 
 def lstm_ablation(scale: float = 1.0, seq_scale: float = 1.0) -> list[Experiment]:

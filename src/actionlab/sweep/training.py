@@ -115,7 +115,7 @@ def sweep_run(cfg: TrainConfig, out: str | Path, features: StorePaths | None = N
     """Run a sweep (``grid``) or a named study (``study``, e.g. ``lstm_ablation``) on top of ``cfg``; returns
     its Markdown table(s)."""
     from actionlab.sweep.engine import run_sweep
-    from actionlab.sweep.studies import get_study, run_experiments
+    from actionlab.sweep.studies import get_study, run_experiments, study_summary
 
     stores = [str(p) for p in store_paths(features)] if features else None
     objective = functools.partial(sweep_objective, to_dict(cfg), stores[0] if stores and len(stores) == 1 else stores,
@@ -135,7 +135,7 @@ def sweep_run(cfg: TrainConfig, out: str | Path, features: StorePaths | None = N
         context = sweep_context(cfg, features, manifest, sorted({k for s in settings for k in s}))
         results = run_experiments(experiments, objective, out, seeds=tuple(seeds), n_jobs=n_jobs, storage=storage,
                                   context=context)
-        return "\n".join(r.to_markdown() for r in results)
+        return study_summary(results)  # which knobs made a real difference, then the tables
     if not grid:
         raise ValueError("give --grid FIELD=V1,V2 (repeatable) or --study NAME")
     from actionlab.sweep.engine import expand_grid
