@@ -96,13 +96,14 @@ def test_tensorboard_reader_finds_every_epoch(video_run: dict[str, Path]) -> Non
     assert "test/confusion_matrix" in tags["images"]
 
 
-def test_tensorboard_missing_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tensorboard_missing_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
     from actionlab.runs import tensorboard
 
     monkeypatch.setattr(tensorboard, "tensorboard_available", lambda: False)
-    said: list[str] = []
-    assert tensorboard.open_tensorboard(tmp_path, said.append) is None
-    assert "pip install 'actionlab[tensorboard]'" in said[0]
+    with caplog.at_level("INFO", logger="actionlab.runs.tensorboard"):
+        assert tensorboard.open_tensorboard(tmp_path) is None
+    assert "pip install 'actionlab[tensorboard]'" in caplog.text
     assert not (tmp_path / "tensorboard").exists()
 
 

@@ -34,7 +34,7 @@ SCRIPT = textwrap.dedent("""
             "model.name": "c3d_small", "model.dropout": 0.0, "epochs": 2, "batch_size": batch_size,
             "device": "cpu", "clip.clip_len": 8, "clip.size": 32, "clip.resize": 40, "clip.augment": True,
             "optim.name": "sgd", "optim.lr": 0.01, "optim.weight_decay": 0.0, "val_split": "none"})
-        train_run(cfg, run_dir, manifest=manifest, log=lambda msg: None)
+        train_run(cfg, run_dir, manifest=manifest)
         if dist.is_initialized():
             dist.destroy_process_group()
 

@@ -85,8 +85,7 @@ def run_demo(out: Path, quick: bool = False, device: str = "auto",
         with step(f"train {name}", f"{cfg.model.name}, {cfg.epochs} epochs, on {data}"):
             features = None if video else stores["flow" if name == "flow_lstm" else "rgb"]
             train_run(cfg, out / "runs" / name, features=features, manifest=manifest_path if video else None,
-                      resume=True, log=lambda line: log("      " + line),
-                      tensorboard=tensorboard_available())  # event files when TensorBoard is installed
+                      resume=True, tensorboard=tensorboard_available())  # event files when TensorBoard is installed
     with step("fuse", "two-stream: lstm and flow_lstm fused late (weight chosen on val)"):
         fuse_runs(out / "runs" / "lstm", out / "runs" / "flow_lstm", out / "runs" / "two_stream")
     base = out / "runs" / "single_frame"

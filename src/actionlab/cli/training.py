@@ -42,7 +42,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     flow = Path(args.source).is_file() and h5py.is_hdf5(args.source)  # a raw optical flow store, else a manifest
     cfg = _train_config(args, base_preset="finetune_flow" if flow else "finetune")
     source = {"features": args.source} if flow else {"manifest": args.source}
-    result = train_run(cfg, args.out, **source, resume=args.resume, log=print)
+    result = train_run(cfg, args.out, **source, resume=args.resume)
     print_json(result)
     use = "extract --modality flow --weights" if flow else "extract --weights"
     print(f"fine-tuned backbone: {Path(args.out) / 'backbone.pt'} (use it with `actionlab {use}`)")
@@ -57,7 +57,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.seeds:
         seeds = [int(s) for s in csv_list(args.seeds) or []]
         summary = train_seeds(cfg, args.run, seeds, features=_features(args), manifest=args.manifest,
-                              resume=args.resume, log=print, tensorboard=args.tensorboard)
+                              resume=args.resume, tensorboard=args.tensorboard)
         print(format_seeds(summary))
         print(f"per-seed runs in {args.run}/seed-*/, summary: {RunDir(args.run).seeds}")
         for seed in summary.get("diverged", []):
@@ -65,7 +65,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             fail(divergence_message(RunDir(args.run).seed(seed).path, cfg, epoch))
         return 1 if summary.get("diverged") else 0
     result = train_run(cfg, args.run, features=_features(args), manifest=args.manifest, resume=args.resume,
-                       log=print, tensorboard=args.tensorboard)
+                       tensorboard=args.tensorboard)
     print_json(result)
     if result.get("diverged"):
         fail(divergence_message(Path(args.run), cfg, result.get("diverged_epoch", "?")))
@@ -97,7 +97,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     result = sweep_run(cfg, args.out, features=_features(args), manifest=args.manifest, study=study,
                        grid=list(args.grid or []), seeds=[int(s) for s in csv_list(args.seeds) or [0]],
                        sampler=args.sampler, n_trials=args.n_trials, n_jobs=args.n_jobs, storage=args.storage,
-                       scale=args.scale, log=print)
+                       scale=args.scale)
     print(result)
     return 0
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -86,11 +86,11 @@ class TensorBoardLog:
         self.writer.close()
 
 
-def open_tensorboard(run_dir: str | Path, log: Callable[[str], Any] = logger.info) -> TensorBoardLog | None:
+def open_tensorboard(run_dir: str | Path) -> TensorBoardLog | None:
     """A :class:`TensorBoardLog` for ``run_dir``, or None (after saying how to install it) without TensorBoard."""
     if not tensorboard_available():
-        log(f"TensorBoard is not installed, so no event files are written for {run_dir}: {INSTALL}")
+        logger.info(f"TensorBoard is not installed, so no event files are written for {run_dir}: {INSTALL}")
         return None
     board = TensorBoardLog(run_dir)
-    log(f"TensorBoard events: {board.dir} (tensorboard --logdir {Path(run_dir).parent})")
+    logger.info(f"TensorBoard events: {board.dir} (tensorboard --logdir {Path(run_dir).parent})")
     return board

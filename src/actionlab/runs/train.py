@@ -58,14 +58,12 @@ from actionlab.utils import (
 
 logger = logging.getLogger(__name__)
 
-Log = Callable[[str], Any]
 HEADLINE = ("top1", "top5", "top10", "mean_class_accuracy", "clip_top1", "train_loss", "train_acc", "val_top1",
             "best_train_acc", "epochs", "best_epoch", "diverged", "diverged_epoch")
 
 
 def train_run(cfg: TrainConfig, run_dir: str | Path, features: StorePaths | None = None,
-              manifest: str | Path | None = None, resume: bool = False, log: Log = logger.info,
-              tensorboard: bool = False) -> dict[str, Any]:
+              manifest: str | Path | None = None, resume: bool = False, tensorboard: bool = False) -> dict[str, Any]:
     """Train ``cfg.model`` into ``run_dir`` and evaluate its best checkpoint on ``cfg.eval_split`` (and save its
     predictions on the validation split too).
 
@@ -82,35 +80,35 @@ def train_run(cfg: TrainConfig, run_dir: str | Path, features: StorePaths | None
     run_dir.mkdir(parents=True, exist_ok=True)
     rank, world, _ = distributed_info()
     with output_lock(run_dir, run_dir / ".lock") if rank == 0 else contextlib.nullcontext():
-        return _train_run(cfg, run_dir, entry, features, manifest, resume, log, rank, world, tensorboard)
+        return _train_run(cfg, run_dir, entry, features, manifest, resume, rank, world, tensorboard)
 
 
 def _train_run(cfg: TrainConfig, run_dir: Path, entry: ModelEntry, features: StorePaths | None,
-               manifest: str | Path | None, resume: bool, log: Log, rank: int, world: int,
+               manifest: str | Path | None, resume: bool, rank: int, world: int,
                tensorboard: bool) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     device = select_device(cfg.device)
     with open_inputs(entry.kind, cfg, device, rank, world, features, manifest) as data:
         check_run_data(run_dir, data.provenance(), resume)
-        val_split, eval_split = data.validation_split(log), data.evaluation_split()
+        val_split, eval_split = data.validation_split(), data.evaluation_split()
         kwargs = {**model_kwargs(cfg.model, entry, data.builder_args()), "num_classes": len(data.classes)}
         model = create_model(cfg.model.name, **kwargs)
-        data.bind(model, val_split, log)
+        data.bind(model, val_split)
         optimizer = build_optimizer(model, cfg.optim)
         if rank == 0:
             save_yaml(cfg, run_dir / "config.yaml", extra={"git": git_revision(), "meta": data.provenance()})
         meta = {"model_name": cfg.model.name, "model_kwargs": kwargs, "classes": data.classes, "kind": entry.kind,
                 **data.checkpoint_meta()}
-        board = open_tensorboard(run_dir, log) if tensorboard and rank == 0 else None
+        board = open_tensorboard(run_dir) if tensorboard and rank == 0 else None
         history = fit(model, data.train_batches, optimizer, cfg, run_dir=run_dir,
                       validate=validator(data, val_split), steps_per_epoch=data.steps_per_epoch, resume=resume,
-                      device=device, log=epoch_log(log, board.epoch if board else None), meta=meta)
+                      device=device, log=epoch_log(board.epoch if board else None), meta=meta)
         if rank != 0:
             return {}
         diverged = {} if history.diverged_epoch is None else {"diverged": True,
                                                                 "diverged_epoch": history.diverged_epoch}
         if diverged:
-            log(f"warning: {divergence_message(run_dir, cfg, history.diverged_epoch)}")  # type: ignore[arg-type]
+            logger.warning(divergence_message(run_dir, cfg, history.diverged_epoch))  # type: ignore[arg-type]
             if history.best_epoch < 0:  # not one finite epoch: nothing to evaluate
                 return write_diverged(run_dir, history, {"split": eval_split, "model": cfg.model.name, **diverged})
         best_path = run_dir / "checkpoints" / "best.pt"
@@ -127,11 +125,11 @@ def _train_run(cfg: TrainConfig, run_dir: Path, entry: ModelEntry, features: Sto
                             {"split": eval_split, "model": cfg.model.name, **extra, **diverged})
     if board is not None:
         board.finish(metrics)
-    log(f"{cfg.model.name}: {eval_split} top-1 {metrics['top1']:.3f}  top-5 {metrics.get('top5', math.nan):.3f}  "
+    logger.info(f"{cfg.model.name}: {eval_split} top-1 {metrics['top1']:.3f}  top-5 {metrics.get('top5', math.nan):.3f}  "
         f"mean class acc {metrics.get('mean_class_accuracy', math.nan):.3f}  -> {run_dir}")
     warning = memorisation_warning(metrics.get("best_train_acc", math.nan), metrics.get("val_top1", math.nan))
     if warning:
-        log(f"warning: {warning}")
+        logger.warning(warning)
     return {k: metrics[k] for k in HEADLINE if k in metrics}
 
 
@@ -156,8 +154,7 @@ SEED_METRICS = ("top1", "top5", "mean_class_accuracy", "val_top1", "best_train_a
 
 
 def train_seeds(cfg: TrainConfig, run_dir: str | Path, seeds: Sequence[int], features: StorePaths | None = None,
-                manifest: str | Path | None = None, resume: bool = False, log: Log = logger.info,
-                tensorboard: bool = False) -> dict[str, Any]:
+                manifest: str | Path | None = None, resume: bool = False, tensorboard: bool = False) -> dict[str, Any]:
     """The same run once per seed, in ``run_dir/seed-<s>/``, and ``run_dir/seeds.json`` with every seed's
     headline metrics, their mean, sample standard deviation and 95% Student-t interval of the mean (``ci95``:
     ``[low, high]``, ``null`` with one seed; :func:`actionlab.evaluate.compare.seed_interval`). Returns that
@@ -166,9 +163,9 @@ def train_seeds(cfg: TrainConfig, run_dir: str | Path, seeds: Sequence[int], fea
     per_seed: dict[str, dict[str, Any]] = {}
     diverged: list[int] = []
     for seed in seeds:
-        log(f"seed {seed}: {run_dir / f'seed-{seed}'}")
+        logger.info(f"seed {seed}: {run_dir / f'seed-{seed}'}")
         out = train_run(dataclasses.replace(cfg, seed=int(seed)), run_dir / f"seed-{seed}", features=features,
-                        manifest=manifest, resume=resume, log=log, tensorboard=tensorboard)
+                        manifest=manifest, resume=resume, tensorboard=tensorboard)
         per_seed[str(seed)] = {k: out[k] for k in SEED_METRICS if k in out}
         if out.get("diverged"):
             diverged.append(int(seed))
@@ -262,7 +259,7 @@ def write_results(run_dir: Path, predictions: Predictions, history: History, ext
     return save_evaluation(run_dir, predictions, {**trained, **extra})
 
 
-def epoch_log(log: Log, also: Callable[[dict[str, Any]], None] | None = None) -> Callable[[dict[str, Any]], None]:
+def epoch_log(also: Callable[[dict[str, Any]], None] | None = None) -> Callable[[dict[str, Any]], None]:
     """One line per epoch: ``epoch 3  lr 0.001  train_loss 0.52  train_acc 0.81  val_loss ...``; ``also`` gets
     every row too (e.g. the TensorBoard writer)."""
     def fmt(row: dict[str, Any]) -> None:
@@ -272,6 +269,6 @@ def epoch_log(log: Log, also: Callable[[dict[str, Any]], None] | None = None) ->
         for key in ("lr", "train_loss", "train_acc", "val_loss", "val_top1", "seconds"):
             if key in row and row[key] is not None:
                 parts.append(f"{key} {row[key]:.4g}" if isinstance(row[key], float) else f"{key} {row[key]}")
-        log("  ".join(parts))
+        logger.info("  ".join(parts))
 
     return fmt

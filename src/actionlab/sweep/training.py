@@ -12,10 +12,11 @@ model or other settings is refused naming what changed, never answered with the 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +35,25 @@ ALWAYS = ("train_loss", "train_acc", "test_top1")
 """Reported even when unknown (NaN); the others only when the run has them (no validation split: no val_top1)."""
 
 
+@contextlib.contextmanager
+def quiet(name: str, level: int = logging.WARNING) -> Iterator[None]:
+    """Raise logger ``name`` to ``level`` for the duration (warnings still show)."""
+    log = logging.getLogger(name)
+    before = log.level
+    log.setLevel(max(level, before))
+    try:
+        yield
+    finally:
+        log.setLevel(before)
+
+
 def sweep_objective(base: dict[str, Any], features: str | list[str] | None, manifest: str | None,
                     overrides: dict[str, Any],
                     seed: int, trial_dir: Path) -> dict[str, float]:
     """One (setting, seed) of a sweep: a full training run in ``trial_dir``; returns its metrics."""
     cfg = apply_overrides(from_dict(TrainConfig, base), {**overrides, "seed": seed})
-    metrics = train_run(cfg, trial_dir, features=features, manifest=manifest, resume=True, log=logger.debug)
+    with quiet("actionlab.runs"):  # a trial's epochs would drown the sweep's own progress
+        metrics = train_run(cfg, trial_dir, features=features, manifest=manifest, resume=True)
     if metrics.get("diverged"):
         if metrics.get("top1") is None:
             raise RuntimeError(f"{trial_dir}: training diverged at epoch {metrics.get('diverged_epoch')} before any "
@@ -111,7 +125,7 @@ def sweep_context(cfg: TrainConfig, features: StorePaths | None, manifest: str |
 def sweep_run(cfg: TrainConfig, out: str | Path, features: StorePaths | None = None,
               manifest: str | Path | None = None, study: str | None = None, grid: Sequence[str] = (),
               seeds: Sequence[int] = (0,), sampler: str = "grid", n_trials: int | None = None, n_jobs: int = 1,
-              storage: str | None = None, scale: float = 1.0, log: Callable[[str], Any] = logger.info) -> str:
+              storage: str | None = None, scale: float = 1.0) -> str:
     """Run a sweep (``grid``) or a named study (``study``, e.g. ``lstm_ablation``) on top of ``cfg``; returns
     its Markdown table(s)."""
     from actionlab.sweep.engine import run_sweep
@@ -128,7 +142,7 @@ def sweep_run(cfg: TrainConfig, out: str | Path, features: StorePaths | None = N
             # the study's lengths (120-step sequences, 60-step windows) are for ~150-frame UCF-101 videos;
             # scale them to the store's videos so every setting is meaningful.
             seq_scale = min(1.0, _median_length(features) / 150)
-        log(f"{study}: epochs x{scale:g}, sequence lengths x{seq_scale:.2f}, seeds {list(seeds)}")
+        logger.info(f"{study}: epochs x{scale:g}, sequence lengths x{seq_scale:.2f}, seeds {list(seeds)}")
         experiments = build(scale=scale, seq_scale=seq_scale)
         settings = [s for exp in experiments for s in exp.resolved()]
         check_settings(cfg, settings, where=f"study {study}")

@@ -39,10 +39,10 @@ class RunInputs:
         self._eval: dict[str, Any] = {}
 
     # -- splits
-    def validation_split(self, log: Callable[[str], Any]) -> str | None:
+    def validation_split(self) -> str | None:
         if self.cfg.val_split in self.splits:
             return self.cfg.val_split
-        log(f"no {self.cfg.val_split!r} split in {self.what}: no validation, so checkpoints/best.pt follows the "
+        logger.info(f"no {self.cfg.val_split!r} split in {self.what}: no validation, so checkpoints/best.pt follows the "
             "training loss and there is no early stopping (carve one with `actionlab index --val-fraction 0.1`)")
         return None
 
@@ -61,7 +61,7 @@ class RunInputs:
         """Arguments of the model's builder that come from the data (``input_dim``, ``clip_len``...)."""
         return {}
 
-    def bind(self, model: nn.Module, val_split: str | None, log: Callable[[str], Any]) -> None:
+    def bind(self, model: nn.Module, val_split: str | None) -> None:
         """Make the training data for ``model`` (with the preprocessing its weights expect)."""
 
     def train_batches(self, epoch: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:

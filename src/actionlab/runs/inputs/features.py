@@ -4,7 +4,7 @@ fusion of RGB and flow) for ``temporal`` models."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,7 @@ class FeatureInputs(RunInputs):
             x = [np.concatenate([a, b], axis=1) for a, b in zip(x, ox)]
         return x, y, keys
 
-    def bind(self, model: nn.Module, val_split: str | None, log: Callable[[str], Any]) -> None:
+    def bind(self, model: nn.Module, val_split: str | None) -> None:
         from actionlab.train.sequences import SequenceBatches
 
         train_x, train_y, _ = self.load_split("train")

@@ -17,7 +17,7 @@ then caches features from it for the temporal models, and refuses other flow set
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -84,7 +84,7 @@ class FlowClipInputs(DatasetInputs):
                              train=train, seed=self.cfg.seed, crops=c.test_crops, augment=c.augment, flip=c.flip)
         return ds
 
-    def bind(self, model: nn.Module, val_split: str | None, log: Callable[[str], Any]) -> None:
+    def bind(self, model: nn.Module, val_split: str | None) -> None:
         need = sum(self.store.nbytes(k) for s in ["train", *([val_split] if val_split else [])]
                    for k in self.store.keys(s))
         free = available_memory()
@@ -204,7 +204,7 @@ class FlowFrameInputs(DatasetInputs):
         self.pre: Preprocess | None = None
         self.crop = 0
 
-    def bind(self, model: nn.Module, val_split: str | None, log: Callable[[str], Any]) -> None:
+    def bind(self, model: nn.Module, val_split: str | None) -> None:
         from actionlab.features.backbones import get_backbone_spec
 
         norm = normalization_of(model)

@@ -4,7 +4,8 @@ of a manifest."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from actionlab.models.registry import normalization_of
 from actionlab.rundir import RunDir
 from actionlab.runs.inputs.base import DatasetInputs, median_seconds
 from actionlab.utils import available_memory
+
+logger = logging.getLogger(__name__)
 
 
 class _ManifestInputs(DatasetInputs):
@@ -53,14 +56,14 @@ class ClipInputs(_ManifestInputs):
         return ClipDataset.from_config(self.manifest, split, self.cfg.clip, train=train, seed=self.cfg.seed,
                                        mean=self.norm["mean"], std=self.norm["std"])
 
-    def bind(self, model: nn.Module, val_split: str | None, log: Callable[[str], Any]) -> None:
+    def bind(self, model: nn.Module, val_split: str | None) -> None:
         self.norm = normalization_of(model)
         self.train_ds = self.make_dataset("train", train=True)
         self.sampler = self._sampler()
         if self.cfg.clip.cache_frames:
-            self._prepare_cache([val_split] if val_split else [], log)
+            self._prepare_cache([val_split] if val_split else [])
 
-    def _prepare_cache(self, splits: Sequence[str], log: Callable[[str], Any]) -> None:
+    def _prepare_cache(self, splits: Sequence[str]) -> None:
         """``clip.cache_frames``: refuse a cache that would not fit, fill it before DataLoader workers fork."""
         datasets = [self.train_ds, *(self.eval_data(s) for s in splits)]
         need, free = sum(ds.cache_estimate() for ds in datasets), available_memory()
@@ -71,7 +74,7 @@ class ClipInputs(_ManifestInputs):
                              "decoded every epoch) or lower clip.resize")
         if self.cfg.num_workers > 0:  # decode before the workers fork, or each fills a copy of its own every epoch
             held = sum(ds.fill_cache() for ds in datasets)
-            log(f"decoded {sum(ds.num_videos for ds in datasets)} videos into memory: {held / 2**20:.0f} MiB")
+            logger.info(f"decoded {sum(ds.num_videos for ds in datasets)} videos into memory: {held / 2**20:.0f} MiB")
 
     def predict(self, model: nn.Module, split: str) -> Predictions:
         ds = self.eval_data(split)
@@ -92,7 +95,7 @@ class FrameInputs(_ManifestInputs):
 
     kind = "frames"
 
-    def bind(self, model: nn.Module, val_split: str | None, log: Callable[[str], Any]) -> None:
+    def bind(self, model: nn.Module, val_split: str | None) -> None:
         from actionlab.features.backbones import get_backbone_spec
 
         self.norm = normalization_of(model)
