@@ -21,6 +21,7 @@ through :class:`RunDir`, so a file name is spelled once.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,8 @@ from actionlab.utils import FileError, atomic_write_text, read_json, strict_json
 
 if TYPE_CHECKING:
     from actionlab.config import TrainConfig
+
+logger = logging.getLogger(__name__)
 
 RERUN = "rerun the same `actionlab train ... --resume` command: a finished run is evaluated again and rewrites it"
 
@@ -145,7 +148,8 @@ class RunDir:
             return {}
         data = read_json(self.metrics, RERUN)
         if not isinstance(data, dict):
-            raise FileError(self.metrics, f"expected a JSON object, got {type(data).__name__}", RERUN)
+            raise FileError(self.metrics, f"expected a JSON object, got {type(data).__name__}",
+                            "rerun `actionlab train ... --resume` to rewrite it")
         return data
 
     def read_labels(self) -> list[str]:
@@ -156,10 +160,18 @@ class RunDir:
         return read_json(self.fusion, "fuse the runs again (`actionlab fuse`)") if self.is_fused() else None
 
     def read_history(self) -> list[dict[str, Any]]:
-        """The per-epoch rows of ``metrics.jsonl`` (``[]`` when absent)."""
+        """The per-epoch rows of ``metrics.jsonl`` (``[]`` when absent); a line that is not JSON (a crash
+        mid-write of an older version) is skipped with a warning."""
         if not self.history.is_file():
             return []
-        return [json.loads(line) for line in self.history.read_text().splitlines() if line.strip()]
+        rows = []
+        for i, line in enumerate(self.history.read_text().splitlines()):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    logger.warning("%s line %d is not JSON (a crash mid-write?); skipped", self.history, i + 1)
+        return rows
 
     # ------------------------------------------------------------------------------------------ writing
     def write_metrics(self, metrics: dict[str, Any]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ import numpy as np
 from actionlab.evaluate.compare import PairedComparison, compare_predictions
 from actionlab.evaluate.metrics import class_changes, summarize
 from actionlab.evaluate.predictions import Predictions, load_predictions
-from actionlab.utils import FileError, read_json
+from actionlab.rundir import RunDir
 
 logger = logging.getLogger(__name__)
 
@@ -70,43 +69,28 @@ def _pick_metrics(data: Mapping[str, Any], split: str) -> dict[str, Any]:
 def load_run(run_dir: str | Path, split: str = "test", name: str | None = None) -> RunData:
     """Read ``config.yaml``, ``metrics.jsonl``, ``metrics.json`` and ``predictions_<split>.npz`` (all optional
     except that at least one must exist). Missing metrics are recomputed from the predictions."""
-    from actionlab.config import read_yaml
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"{run_dir}: no such run directory")
-    files = {n: run_dir / n for n in ("config.yaml", "metrics.jsonl", "metrics.json", f"predictions_{split}.npz",
-                                      "labels.txt")}
-    if not any(files[n].is_file() for n in list(files)[:4]):
+    files = RunDir(run_dir)
+    if not any(f.is_file() for f in (files.config, files.history, files.metrics, files.predictions(split))):
         raise FileNotFoundError(f"{run_dir}: not a run directory (no config.yaml, metrics.jsonl, metrics.json or "
                                 f"predictions_{split}.npz); train or evaluate into it first")
     run = RunData(name=name or run_dir.name, path=run_dir)
-    if files["config.yaml"].is_file():
-        run.config = read_yaml(files["config.yaml"])
-    if files["metrics.jsonl"].is_file():
-        for i, line in enumerate(files["metrics.jsonl"].read_text().splitlines()):
-            if line.strip():
-                try:
-                    run.history.append(json.loads(line))
-                except json.JSONDecodeError:
-                    logger.warning("%s line %d is not JSON (a crash mid-write?); skipped", files["metrics.jsonl"], i + 1)
-    if files["metrics.json"].is_file():
-        data = read_json(files["metrics.json"], "rerun the same `actionlab train ... --resume` command: a finished "
-                                                "run is evaluated again and rewrites it")
-        if not isinstance(data, Mapping):
-            raise FileError(files["metrics.json"], f"expected a JSON object, got {type(data).__name__}",
-                            "rerun `actionlab train ... --resume` to rewrite it")
-        run.metrics = _pick_metrics(data, split)
-    if files[f"predictions_{split}.npz"].is_file():
-        run.predictions = load_predictions(files[f"predictions_{split}.npz"])
+    if files.config.is_file():
+        run.config = files.read_config()
+    run.history = files.read_history()
+    run.metrics = _pick_metrics(files.read_metrics(), split)
+    if files.predictions(split).is_file():
+        run.predictions = load_predictions(files.predictions(split))
         run.classes = list(run.predictions.classes)
         labelled = run.predictions.labelled()
         if "confusion_matrix" not in run.metrics and labelled.num_videos:
             run.metrics = {**summarize(labelled.scores, labelled.labels, run.classes), **run.metrics}
     if not run.classes:
         run.classes = list(run.metrics.get("classes") or [])
-    if not run.classes and files["labels.txt"].is_file():
-        run.classes = [c for c in files["labels.txt"].read_text().splitlines() if c]
+    if not run.classes:
+        run.classes = files.read_labels()
     if "confusion_matrix" in run.metrics:
         run.confusion = np.asarray(run.metrics["confusion_matrix"], dtype=np.int64)
     return run

@@ -14,13 +14,12 @@ from actionlab.evaluate.diagnose import memorisation_warning
 from actionlab.evaluate.inference import average_probabilities
 from actionlab.evaluate.metrics import class_changes, summarize, topk_accuracies
 from actionlab.evaluate.predictions import Predictions, load_predictions, save_predictions
-from actionlab.utils import atomic_write_text, read_json, strict_json
+from actionlab.rundir import RunDir
 
 PAIRED_FIELDS = ("difference", "ci95", "mcnemar_p", "b_right_a_wrong", "a_right_b_wrong", "clear", "verdict",
                  "per_class", "resamples")
 """What a paired comparison adds to an evaluation (:class:`~actionlab.evaluate.compare.PairedComparison`)."""
 
-RERUN = "rerun the same `actionlab train ... --resume` command: a finished run is evaluated again and rewrites it"
 
 
 def clip_metrics(preds: Predictions) -> dict[str, Any]:
@@ -37,11 +36,12 @@ def save_evaluation(out: Path, preds: Predictions, extra: dict[str, Any], split:
     """Write ``predictions_<split>.npz``, ``metrics.json`` (strict JSON: NaN -> null) and ``labels.txt`` into
     ``out``; returns the metrics."""
     out.mkdir(parents=True, exist_ok=True)
-    save_predictions(out / f"predictions_{split}.npz", preds)
+    run = RunDir(out)
+    save_predictions(run.predictions(split), preds)
     labelled = preds.labelled()
     metrics = {**summarize(labelled.scores, labelled.labels, list(preds.classes)), **extra, **clip_metrics(preds)}
-    atomic_write_text(out / "metrics.json", strict_json(metrics, indent=2) + "\n")
-    atomic_write_text(out / "labels.txt", "".join(c + "\n" for c in preds.classes))
+    run.write_metrics(metrics)
+    run.write_labels(list(preds.classes))
     return metrics
 
 
@@ -65,9 +65,8 @@ def evaluate_run(run_dir: str | Path, split: str = "test", baseline: str | Path 
     p-value, the discordant counts overall and per class, and a sentence). A fused run also carries its
     comparison with each member stream (``vs_members``) when ``split`` is the one it was evaluated on."""
     run_dir = Path(run_dir)
-    path = run_dir / f"predictions_{split}.npz"
-    saved = run_dir / "metrics.json"
-    trained = read_json(saved, RERUN) if saved.is_file() else {}
+    path = RunDir(run_dir).predictions(split)
+    trained = RunDir(run_dir).read_metrics()
     if not path.is_file():
         if isinstance(trained, dict) and trained.get("diverged") and trained.get("top1") is None:
             raise FileNotFoundError(f"{run_dir}: training diverged at epoch {trained.get('diverged_epoch')} before "
@@ -85,7 +84,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", baseline: str | Path 
         if warning:
             result["warning"] = warning
     if baseline is not None:
-        base_path = Path(baseline) / f"predictions_{split}.npz"
+        base_path = RunDir(baseline).predictions(split)
         if not base_path.is_file():
             raise FileNotFoundError(f"{base_path} does not exist: the baseline run has no {split} predictions")
         base = load_predictions(base_path).align(list(preds.keys))

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from actionlab.config import ModelConfig, TrainConfig, flatten, read_yaml, save_yaml, to_dict
+from actionlab.config import ModelConfig, TrainConfig, flatten, save_yaml, to_dict
 from actionlab.evaluate.compare import seed_interval
 from actionlab.evaluate.diagnose import memorisation_warning
 from actionlab.evaluate.metrics import topk_accuracies
@@ -48,12 +48,10 @@ from actionlab.train.loop import History, fit
 from actionlab.train.optim import build_optimizer
 from actionlab.utils import (
     FileError,
-    atomic_write_text,
     distributed_info,
     git_revision,
     output_lock,
     select_device,
-    strict_json,
 )
 
 logger = logging.getLogger(__name__)
@@ -96,7 +94,7 @@ def _train_run(cfg: TrainConfig, run_dir: Path, entry: ModelEntry, features: Sto
         data.bind(model, val_split)
         optimizer = build_optimizer(model, cfg.optim)
         if rank == 0:
-            save_yaml(cfg, run_dir / "config.yaml", extra={"git": git_revision(), "meta": data.provenance()})
+            save_yaml(cfg, RunDir(run_dir).config, extra={"git": git_revision(), "meta": data.provenance()})
         meta = {"model_name": cfg.model.name, "model_kwargs": kwargs, "classes": data.classes, "kind": entry.kind,
                 **data.checkpoint_meta()}
         board = open_tensorboard(run_dir) if tensorboard and rank == 0 else None
@@ -111,7 +109,7 @@ def _train_run(cfg: TrainConfig, run_dir: Path, entry: ModelEntry, features: Sto
             logger.warning(divergence_message(run_dir, cfg, history.diverged_epoch))  # type: ignore[arg-type]
             if history.best_epoch < 0:  # not one finite epoch: nothing to evaluate
                 return write_diverged(run_dir, history, {"split": eval_split, "model": cfg.model.name, **diverged})
-        best_path = run_dir / "checkpoints" / "best.pt"
+        best_path = RunDir(run_dir).best
         best, best_meta = load_model_from_checkpoint(best_path, map_location=device)
         if best_meta["epoch"] != history.best_epoch:
             raise FileError(best_path, f"holds epoch {best_meta['epoch']}, but the best validation epoch is "
@@ -119,7 +117,7 @@ def _train_run(cfg: TrainConfig, run_dir: Path, entry: ModelEntry, features: Sto
                             "train into a new --run directory")
         predictions = data.predict(best, eval_split)
         if val_split is not None and val_split != eval_split:
-            save_predictions(run_dir / f"predictions_{val_split}.npz", data.predict(best, val_split))
+            save_predictions(RunDir(run_dir).predictions(val_split), data.predict(best, val_split))
         extra = data.finish(run_dir, best)
     metrics = write_results(run_dir, predictions, history,
                             {"split": eval_split, "model": cfg.model.name, **extra, **diverged})
@@ -146,7 +144,7 @@ def write_diverged(run_dir: Path, history: History, extra: dict[str, Any]) -> di
     last = history.epochs[-1] if history.epochs else {}
     metrics = {**extra, "top1": None, "epochs": len(history.epochs), "best_epoch": history.best_epoch,
                "train_loss": last.get("train_loss"), "train_acc": last.get("train_acc")}
-    atomic_write_text(run_dir / "metrics.json", strict_json(metrics, indent=2) + "\n")
+    RunDir(run_dir).write_metrics(metrics)
     return {k: metrics[k] for k in HEADLINE if k in metrics}
 
 
@@ -163,8 +161,8 @@ def train_seeds(cfg: TrainConfig, run_dir: str | Path, seeds: Sequence[int], fea
     per_seed: dict[str, dict[str, Any]] = {}
     diverged: list[int] = []
     for seed in seeds:
-        logger.info(f"seed {seed}: {run_dir / f'seed-{seed}'}")
-        out = train_run(dataclasses.replace(cfg, seed=int(seed)), run_dir / f"seed-{seed}", features=features,
+        logger.info("seed %d: %s", seed, RunDir(run_dir).seed(seed).path)
+        out = train_run(dataclasses.replace(cfg, seed=int(seed)), RunDir(run_dir).seed(seed).path, features=features,
                         manifest=manifest, resume=resume, tensorboard=tensorboard)
         per_seed[str(seed)] = {k: out[k] for k in SEED_METRICS if k in out}
         if out.get("diverged"):
@@ -215,12 +213,13 @@ def validator(data: RunInputs, split: str | None) -> Callable[[torch.nn.Module],
 
 def check_run_dir(run_dir: Path, cfg: TrainConfig, resume: bool) -> None:
     """Refuse to train over a finished run without ``resume``, or to resume it with other settings."""
-    last = run_dir / "checkpoints" / "last.pt"
+    run = RunDir(run_dir)
+    last = run.last
     if last.exists() and not resume:
         raise FileExistsError(f"{run_dir} already holds a training run; pass --resume to continue it or choose "
                               "another --run directory")
-    if resume and last.exists() and (run_dir / "config.yaml").exists():
-        saved = RunDir(run_dir).train_config()
+    if resume and last.exists() and run.config.exists():
+        saved = run.train_config()
         if saved != cfg:
             have, want = flatten(saved), flatten(cfg)
             diff = [f"{k}: run={have.get(k)!r} now={v!r}" for k, v in sorted(want.items()) if have.get(k) != v]
@@ -232,9 +231,10 @@ def check_run_data(run_dir: Path, provenance: dict[str, Any], resume: bool) -> N
     """Refuse to resume (or re-evaluate) a run on other data than it was trained on: another store (its
     provenance: backbone, weights, sampler, manifest checksum, splits...) or another manifest (its checksum).
     The path may differ (a moved file); the content may not."""
-    if not (resume and (run_dir / "checkpoints" / "last.pt").exists() and (run_dir / "config.yaml").exists()):
+    run = RunDir(run_dir)
+    if not (resume and run.last.exists() and run.config.exists()):
         return
-    saved = read_yaml(run_dir / "config.yaml").get("meta") or {}
+    saved = run.meta()
     paths = ("features", "manifest")
     have = {k: v for k, v in flatten(saved).items() if k.split(".")[0] not in paths}
     now = {k: v for k, v in flatten(provenance).items() if k.split(".")[0] not in paths}

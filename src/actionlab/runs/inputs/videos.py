@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from actionlab.config import TrainConfig, to_dict
+from actionlab.data.video.decode import DECODE_PROVENANCE
 from actionlab.evaluate.inference import predict_clips, predict_frames
 from actionlab.evaluate.predictions import Predictions
 from actionlab.models.registry import normalization_of
@@ -39,7 +40,8 @@ class _ManifestInputs(DatasetInputs):
         self.norm: dict[str, tuple[float, ...]] = {}
 
     def provenance(self) -> dict[str, Any]:
-        return {"kind": self.kind, "manifest": str(self.path), "manifest_checksum": self.manifest.checksum()}
+        return {"kind": self.kind, "manifest": str(self.path), "manifest_checksum": self.manifest.checksum(),
+                "decode": dict(DECODE_PROVENANCE)}  # frames upright at the displayed size (rotation, flips, SAR)
 
 
 class ClipInputs(_ManifestInputs):
