@@ -371,59 +371,21 @@ def run_sweep(
         context: JSON-able facts the objective depends on besides the setting (the base config, the data);
             resuming the study with another context is refused naming what changed.
     """
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
-    if direction not in ("maximize", "minimize"):
-        raise ValueError(f"direction must be 'maximize' or 'minimize', got {direction!r}")
-    if n_jobs < 1:
-        raise ValueError(f"n_jobs must be >= 1, got {n_jobs}")
-    if metric.startswith("test_"):
-        raise ValueError(f"metric={metric!r}: the test split never selects a setting (its numbers would no longer "
-                         f"estimate new data); use a validation metric such as {'val_' + metric[5:]!r}")
+    _check_arguments(sampler, direction, n_jobs, metric, objective)
     seeds = tuple(int(s) for s in seeds)
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be a non-empty list of distinct integers, got {seeds}")
     study_dir = Path(study_dir).resolve()
     study_dir.mkdir(parents=True, exist_ok=True)
-
-    settings: tuple[dict[str, Any], ...] | None = None
-    params: dict[str, Any] | None = None
-    if isinstance(space, Mapping):
-        if sampler == "grid":
-            settings = tuple(expand_grid(space))
-        else:
-            params = dict(space)
-            if n_trials is None:
-                raise ValueError(f"sampler={sampler!r} needs n_trials (how many settings to sample)")
-    else:
-        settings = tuple(dict(s) for s in space)
-    if validate:
-        _validate_keys(settings if settings is not None else [dict.fromkeys(params or {})])
-    if settings is not None:
-        if not settings:
-            raise ValueError("the sweep has no settings")
-        keys = [canonical_setting(s) for s in settings]
-        if len(set(keys)) != len(keys):
-            raise ValueError("the sweep lists the same setting twice")
-        if labels is not None and len(labels) != len(settings):
-            raise ValueError(f"{len(labels)} labels for {len(settings)} settings")
-        labels = tuple(labels) if labels is not None else tuple(setting_labels(settings))
-        if sampler != "grid":  # a sampled setting already done is skipped, so cap at the number of settings
-            n_trials = len(settings) if n_trials is None else min(n_trials, len(settings))
+    settings, params, labels, n_trials = _resolve_space(space, sampler, n_trials, labels, validate)
     spec = SweepSpec(study_name=study_name or study_dir.name, storage=storage or f"sqlite:///{study_dir / 'study.db'}",
-                 study_dir=str(study_dir), sampler=sampler, direction=direction, metric=metric, seeds=seeds,
-                 settings=settings, params=params, labels=tuple(labels or ()), n_trials=n_trials,
-                 heartbeat_interval=heartbeat_interval, max_retries=max_retries, sampler_seed=sampler_seed,
-                 context=json.loads(json.dumps(dict(context or {}), sort_keys=True, default=str)))
+                     study_dir=str(study_dir), sampler=sampler, direction=direction, metric=metric, seeds=seeds,
+                     settings=settings, params=params, labels=labels, n_trials=n_trials,
+                     heartbeat_interval=heartbeat_interval, max_retries=max_retries, sampler_seed=sampler_seed,
+                     context=json.loads(json.dumps(dict(context or {}), sort_keys=True, default=str)))
 
     handles = resume_study(spec)  # refuses a different sweep; re-queues dead and failed trials
 
-    if n_jobs > 1:
-        try:
-            pickle.dumps(objective)
-        except Exception as err:
-            raise TypeError(f"n_jobs={n_jobs} runs the objective in worker processes, so it must be picklable "
-                            f"(a module-level function, not a lambda or closure): {err}") from err
     if n_jobs == 1:
         _worker(spec, objective, worker=0, handles=handles)
     else:
@@ -447,3 +409,53 @@ def run_sweep(
     paths = result.write(study_dir)
     logger.info("sweep %s: %d settings; table in %s", spec.study_name, len(result.rows), paths["md"])
     return result
+
+
+def _check_arguments(sampler: str, direction: str, n_jobs: int, metric: str, objective: Objective) -> None:
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if direction not in ("maximize", "minimize"):
+        raise ValueError(f"direction must be 'maximize' or 'minimize', got {direction!r}")
+    if n_jobs < 1:
+        raise ValueError(f"n_jobs must be >= 1, got {n_jobs}")
+    if metric.startswith("test_"):
+        raise ValueError(f"metric={metric!r}: the test split never selects a setting (its numbers would no longer "
+                         f"estimate new data); use a validation metric such as {'val_' + metric[5:]!r}")
+    if n_jobs > 1:
+        try:
+            pickle.dumps(objective)
+        except Exception as err:
+            raise TypeError(f"n_jobs={n_jobs} runs the objective in worker processes, so it must be picklable "
+                            f"(a module-level function, not a lambda or closure): {err}") from err
+
+
+def _resolve_space(space: Mapping[str, Any] | Sequence[Mapping[str, Any]], sampler: str, n_trials: int | None,
+                   labels: Sequence[str] | None, validate: bool
+                   ) -> tuple[tuple[dict[str, Any], ...] | None, dict[str, Any] | None, tuple[str, ...], int | None]:
+    """``(settings, params, labels, n_trials)``: explicit settings (a list, or a grid expanded), or the ranges a
+    random/TPE sampler draws from, checked (known keys, no setting twice, one label each)."""
+    settings: tuple[dict[str, Any], ...] | None = None
+    params: dict[str, Any] | None = None
+    if isinstance(space, Mapping):
+        if sampler == "grid":
+            settings = tuple(expand_grid(space))
+        else:
+            params = dict(space)
+            if n_trials is None:
+                raise ValueError(f"sampler={sampler!r} needs n_trials (how many settings to sample)")
+    else:
+        settings = tuple(dict(s) for s in space)
+    if validate:
+        _validate_keys(settings if settings is not None else [dict.fromkeys(params or {})])
+    if settings is None:
+        return None, params, (), n_trials
+    if not settings:
+        raise ValueError("the sweep has no settings")
+    keys = [canonical_setting(s) for s in settings]
+    if len(set(keys)) != len(keys):
+        raise ValueError("the sweep lists the same setting twice")
+    if labels is not None and len(labels) != len(settings):
+        raise ValueError(f"{len(labels)} labels for {len(settings)} settings")
+    if sampler != "grid":  # a sampled setting already done is skipped, so cap at the number of settings
+        n_trials = len(settings) if n_trials is None else min(n_trials, len(settings))
+    return settings, None, tuple(labels) if labels is not None else tuple(setting_labels(settings)), n_trials
