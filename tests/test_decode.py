@@ -3,9 +3,11 @@ full sequential decode), real files (frame counts against ffprobe), and the erro
 
 from __future__ import annotations
 
+import gzip
 import pickle
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -57,10 +59,19 @@ def encode(path: Path, codec: str, pix_fmt: str = "yuv420p", gop: int = 8, bfram
 
 
 def sequential(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
-    """The reference: every frame of a plain PyAV sequential decode, ``(T, H, W, 3)``."""
+    """The reference: every frame of a plain PyAV sequential decode, ``(T, H, W, 3)`` (packets the decoder
+    rejects are skipped, as ``ffmpeg`` does)."""
+    kw = {"width": size[1], "height": size[0]} if size else {}
+    frames = []
     with av.open(str(path)) as container:
-        kw = {"width": size[1], "height": size[0]} if size else {}
-        return np.stack([f.to_ndarray(format="rgb24", **kw) for f in container.decode(video=0)])
+        stream = container.streams.video[0]
+        for packet in container.demux(stream):
+            try:
+                decoded = stream.codec_context.decode(packet)
+            except av.error.InvalidDataError:
+                continue
+            frames += [f.to_ndarray(format="rgb24", **kw) for f in decoded]
+    return np.stack(frames)
 
 
 @pytest.fixture(scope="module")
@@ -306,3 +317,132 @@ def test_mp4_edit_list_with_discarded_frames(videos: dict[str, Path], tmp_path: 
     with VideoReader(path) as reader:
         for i in range(len(ref) - 1, -1, -1):
             assert np.array_equal(reader.get_frames([i])[0], ref[i]), f"frame {i}"
+
+
+# ----------------------------------------------------------------------------------- damage: seeks recover
+
+BOX_GZ = Path("/usr/share/doc/opencv-doc/opencv4/html/box.mp4.gz")
+
+
+def remux(src: Path, dst: Path, edit: Callable[[int, av.Packet], av.Packet | None]) -> Path:
+    """Copy the video packets of ``src`` to ``dst`` through ``edit(n, packet)`` (None drops the packet)."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        stream = inp.streams.video[0]
+        target = out.add_stream_from_template(stream)
+        for n, packet in enumerate(p for p in inp.demux(stream) if p.size):
+            edited = edit(n, packet)
+            if edited is not None:
+                edited.stream = target
+                out.mux(edited)
+    return dst
+
+
+def repacket(packet: av.Packet, data: bytes | None = None, keyframe: bool | None = None) -> av.Packet:
+    """A copy of ``packet`` with other bytes or another keyframe flag."""
+    new = av.Packet(bytes(packet) if data is None else data)
+    new.pts, new.dts, new.time_base = packet.pts, packet.dts, packet.time_base
+    new.is_keyframe = packet.is_keyframe if keyframe is None else keyframe
+    return new
+
+
+def scramble(data: bytes, at: float) -> bytes:
+    """``data`` with 16 bytes from ``at`` (a fraction of its length) replaced by seeded noise."""
+    out = bytearray(data)
+    k = int(len(out) * at)
+    out[k:k + 16] = np.random.default_rng(0).integers(0, 256, 16, dtype=np.uint8).tobytes()
+    return bytes(out)
+
+
+def assert_random_access_is_sequential(path: Path, ref: np.ndarray, size: tuple[int, int] | None = None
+                                       ) -> VideoReader:
+    """Every frame, fetched one per call from last to first (each reached through a seek), equals ``ref``."""
+    reader = VideoReader(path, size=size)
+    assert reader.info.num_frames == len(ref)
+    for i in range(len(ref) - 1, -1, -1):
+        assert np.array_equal(reader.get_frames([i])[0], ref[i]), f"{path.name}: frame {i}"
+    return reader
+
+
+def test_timestamps_that_are_decode_times(tmp_path: Path) -> None:
+    """MP4 whose pts are its dts although it has B-frames (like opencv-doc's box.mp4): the frames' timestamps
+    identify pictures but not their order, which is learned from one decode."""
+    if not has_encoder("libx264"):
+        pytest.skip("this PyAV build cannot encode H.264")
+    src = encode(tmp_path / "b.mp4", "libx264", options={"bf": "3", "g": "9", "sc_threshold": "0"})
+
+    def dts_as_pts(n: int, packet: av.Packet) -> av.Packet:
+        packet.pts = packet.dts
+        return packet
+
+    path = remux(src, tmp_path / "dts_as_pts.mp4", dts_as_pts)
+    with av.open(str(path)) as c:
+        out_pts = [f.pts for f in c.decode(video=0)]
+    assert out_pts != sorted(out_pts)  # the premise: decoder output order is not timestamp order
+    reader = assert_random_access_is_sequential(path, sequential(path))
+    assert reader.mode == "pts" and reader._table.learned and reader.seeks > 0
+    assert probe(path).num_frames == len(sequential(path)) == ffprobe_count(path)
+
+
+@pytest.mark.parametrize("damage", ["scrambled keyframe", "scrambled P slices"])
+def test_seek_into_damaged_gop_recovers(videos: dict[str, Path], tmp_path: Path, damage: str,
+                                        caplog: pytest.LogCaptureFixture) -> None:
+    """A seek landing where decoding from the keyframe differs from the sequential decode recovers instead of
+    raising or returning other pixels: damaged slices, which the decoder conceals from whatever it decoded
+    before, are decoded from the start. (A P-frame listed as a keyframe cannot be made for H.264 here:
+    FFmpeg's parser re-derives keyframes from the NAL units.)"""
+    src = video(videos, "h264_mkv")
+    with av.open(str(src)) as c:
+        keys = [n for n, p in enumerate(p for p in c.demux(video=0) if p.size) if p.is_keyframe]
+    assert len(keys) >= 3
+    scrambled = {keys[2]: 0.5} if damage == "scrambled keyframe" else {keys[1] + 1: 0.7, keys[2] + 2: 0.7}
+    path = remux(src, tmp_path / "damaged.mkv",
+                 lambda n, p: repacket(p, scramble(bytes(p), scrambled[n])) if n in scrambled else p)
+    ref = sequential(path)
+    assert len(ref) == ffprobe_count(path)
+    reader = assert_random_access_is_sequential(path, ref)
+    assert reader.seeks > 0 and reader.mode == "pts"
+    assert "concealed by the decoder" in caplog.text
+
+
+def test_pictures_lost_to_a_missing_keyframe(videos: dict[str, Path], tmp_path: Path,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    """A keyframe packet lost: the decoder drops the pictures that need it, which the frame table (one demux
+    pass) cannot know. Decoding through the damage finds it out, the table is rebuilt from the decode, and
+    from then on every frame by index equals the sequential decode. (Known limit: a reader that seeks past
+    the damage before decoding through it numbers the later frames as the table does.)"""
+    src = video(videos, "h264_mkv")
+    with av.open(str(src)) as c:
+        second_key = [n for n, p in enumerate(p for p in c.demux(video=0) if p.size) if p.is_keyframe][2]
+    path = remux(src, tmp_path / "lost_key.mkv", lambda n, p: None if n == second_key else p)
+    ref = sequential(path)
+    assert len(ref) == ffprobe_count(path) < probe(path).num_frames - 1
+    with VideoReader(path) as reader:
+        assert np.array_equal(np.stack(list(reader)), ref)
+        assert reader.info.num_frames == len(ref) and "rebuilding its frame table" in caplog.text
+        for i in range(len(ref) - 1, -1, -1):
+            assert np.array_equal(reader.get_frames([i])[0], ref[i]), f"frame {i}"
+        with pytest.raises(IndexError, match=f"{len(ref)} frames"):
+            reader.get_frames([len(ref)])  # the table's count before the decode showed the loss
+
+
+@pytest.fixture(scope="module")
+def box_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Debian opencv-doc's box.mp4: real H.264 with slice errors and timestamps that are decode times."""
+    if not BOX_GZ.exists():
+        pytest.skip(f"{BOX_GZ} is not installed (apt-get install opencv-doc)")
+    path = tmp_path_factory.mktemp("real") / "box.mp4"
+    path.write_bytes(gzip.decompress(BOX_GZ.read_bytes()))
+    return path
+
+
+def test_box_mp4_by_index_equals_sequential_decode(box_mp4: Path) -> None:
+    size = (24, 32)  # small output keeps it fast; the decode itself is full size
+    ref = sequential(box_mp4, size=size)
+    assert probe(box_mp4).num_frames == len(ref) == ffprobe_count(box_mp4) == 455
+    rng = np.random.default_rng(3)
+    with VideoReader(box_mp4, size=size) as reader:
+        for i in [454, 300, 251, 250, 249, 9, 8, *rng.integers(0, len(ref), size=10).tolist()]:  # one per call
+            assert np.array_equal(reader.get_frames([i])[0], ref[i]), f"frame {i}"
+        assert reader.seeks > 0
+        idx = np.concatenate([rng.integers(0, len(ref), size=20), np.arange(300, 280, -1)])
+        assert np.array_equal(reader.get_frames(idx), ref[idx])

@@ -40,13 +40,8 @@ INSTALL = "pip install 'actionlab[explain]'"
 _POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
 
 
-def _require(module: str, package: str) -> Any:
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as err:
-        raise ImportError(f"saliency maps need the {package!r} package: {INSTALL}") from err
+def _missing(package: str, err: ImportError) -> ImportError:
+    return ImportError(f"saliency maps need the {package!r} package: {INSTALL}")
 
 
 def cam_layer(model: nn.Module, x: torch.Tensor, min_size: int = 4) -> tuple[str, int]:
@@ -121,8 +116,11 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: int, layer: str | None =
     Maps are upsampled with cell centres aligned (``align_corners=False``) and scaled by their common peak.
     ``layer``: a module name (``"layer3"``), default :func:`cam_layer` (``model(x[:1])`` must run).
     """
-    cam_mod = _require("pytorch_grad_cam", "grad-cam")
-    targets_mod = _require("pytorch_grad_cam.utils.model_targets", "grad-cam")
+    try:
+        import pytorch_grad_cam as cam_mod
+        import pytorch_grad_cam.utils.model_targets as targets_mod
+    except ImportError as err:
+        raise _missing("grad-cam", err) from err
     model.eval()
     with _gradients_through_frozen(model):
         if layer is None:
@@ -190,7 +188,10 @@ def step_occlusion(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Ten
     """``(T,)``: how much the target's score drops when step ``t`` of ``x (T, D)`` is replaced by zero (the
     train-set mean of normalized features). ``forward(x (B, T, D)) -> (B, K)`` scores; positive values are
     steps the prediction rests on. Uses ``captum.attr.FeatureAblation`` (all steps in one batch)."""
-    attr = _require("captum.attr", "captum")
+    try:
+        import captum.attr as attr
+    except ImportError as err:
+        raise _missing("captum", err) from err
     t = x.shape[0]
     mask = torch.arange(t, device=x.device).view(1, t, 1).expand(1, t, x.shape[1])
     with torch.no_grad():

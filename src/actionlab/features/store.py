@@ -64,8 +64,8 @@ logger = logging.getLogger(__name__)
 
 FORMAT = "actionlab-features"
 VERSION = 1
-COMPAT_FIELDS = ("modality", "content", "flow", "backbone", "weights", "weights_sha256", "preprocessing", "sampler",
-                 "feature_dim", "dtype", "manifest_checksum", "splits", "predictions")
+COMPAT_FIELDS = ("modality", "content", "flow", "backbone", "weights", "weights_sha256", "preprocessing", "decode",
+                 "sampler", "feature_dim", "dtype", "manifest_checksum", "splits", "predictions")
 """Provenance fields that must agree for two runs to share a store."""
 ALIGN_FIELDS = ("manifest_checksum", "sampler", "splits")
 """Provenance fields that must agree for stores to be read side by side (early fusion of RGB and flow)."""

@@ -5,6 +5,12 @@ It records the presentation timestamp of every packet, where the keyframes are a
 packet holds, and picks how frames are identified after a seek: ``pts`` (timestamps against the table),
 ``count`` (counting decoder outputs from a clean keyframe; AVI with B-frames) or ``sequential`` (streams the
 table cannot describe for sure, counted by one full decode). See :mod:`actionlab.data.video.decode`.
+
+Some files store decode times as presentation times (every packet's pts equals its dts although the stream
+has B-frames: Debian opencv-doc's ``box.mp4``). Their timestamps still identify each picture (a frame keeps
+its packet's pts through reordering) but sorting them does not give the output order, so the order is
+learned from one full decode (``FrameTable.learned``) and the clean keyframes are those whose GOP no frame
+crosses.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any
 import av
 
 from actionlab.data.video.bitstream import VOL_START, container_truncation, mpeg4_vops, vol_time_bits
+from actionlab.data.video.orientation import Display, read_display
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +71,21 @@ class VideoInfo:
     """Seconds."""
     codec: str
     """FFmpeg decoder name, e.g. ``mpeg4`` (XviD/DivX), ``h264``, ``ffv1``."""
+    rotation: int = 0
+    """Clockwise degrees the stored pictures are turned to be shown (display matrix or ``rotate`` tag)."""
+    mirrored: bool = False
+    """Mirrored left-right after the rotation (a display matrix with a flip)."""
+    sar: float = 1.0
+    """Sample aspect ratio of the stored pictures (``width`` already includes it)."""
+    coded_width: int = 0
+    """Stored picture width (0: same as ``width``); ``width``/``height`` are the displayed size, what
+    :class:`~actionlab.data.video.decode.VideoReader` outputs at ``size=None``."""
+    coded_height: int = 0
+
+    @property
+    def display(self) -> Display:
+        """How stored pictures are turned and stretched to be shown."""
+        return Display(self.rotation, self.mirrored, self.sar)
 
 
 
@@ -98,6 +120,8 @@ class FrameTable:
     """Byte position (or dts when positions are unknown) of a packet -> its demux-order index, to check
     where a seek landed."""
     by_pos: bool
+    learned: bool = False
+    """The pts -> index map comes from one full decode (timestamps that are decode times), not from sorting."""
 
     def anchor_for(self, index: int) -> Anchor:
         keys = [a.index for a in self.anchors]
@@ -155,7 +179,59 @@ def decode_packets(path: Path, container: Any, stream: Any, packets: Iterator[An
         raise VideoDecodeError(path, f"decoding failed ({e}); the file may be truncated or corrupt") from None
 
 
-def build_table(path: Path) -> FrameTable:
+def _learn_order(path: Path, pts_l: list[int | None], key_l: list[bool], dts_l: list[int | None]
+                 ) -> tuple[list[Anchor], dict[int, int], int] | None:
+    """``(anchors, pts -> index, frame count)`` from the output order of one full decode; None when the
+    decoder's output timestamps do not identify frames (missing, repeated or unknown to the demuxer).
+
+    A keyframe is an anchor when its GOP is closed in output order: every frame output before it comes
+    from an earlier packet and every frame output from it on from a later one (an IDR picture).
+    """
+    container = open_container(path)
+    try:
+        order = [f.pts for f in decode_packets(path, container, container.streams.video[0])]
+    finally:
+        container.close()
+    packet_of = {p: i for i, p in enumerate(pts_l)}
+    if None in order or len(set(order)) != len(order) or any(p not in packet_of for p in order):
+        logger.debug("%s: decoder output timestamps do not identify frames; reading sequentially", path)
+        return None
+    packets = [packet_of[p] for p in order]  # type: ignore[index]
+    n = len(packets)
+    suffix_min = [0] * (n + 1)
+    suffix_min[n] = len(pts_l)
+    for j in range(n - 1, -1, -1):
+        suffix_min[j] = min(packets[j], suffix_min[j + 1])
+    anchors = [START]
+    before_max = -1  # highest packet among the frames output so far
+    for j, k in enumerate(packets):
+        if j > 0 and key_l[k] and before_max < k <= suffix_min[j]:
+            anchors.append(Anchor(j, k, pts_l[k], dts_l[k]))
+        before_max = max(before_max, k)
+    return anchors, {p: j for j, p in enumerate(order)}, n  # type: ignore[misc]
+
+
+def _read_display(path: Path) -> Display:
+    """The stream's :class:`Display`; the display matrix is read from the first decoded frame, where FFmpeg
+    puts it for every container."""
+    container = open_container(path)
+    try:
+        stream = container.streams.video[0]
+        first = next(iter(decode_packets(path, container, stream)), None)
+        return read_display(path, stream, first)
+    except VideoDecodeError as e:
+        logger.warning("%s: cannot read how it is displayed (%s); decoding the pictures as stored", path, e.reason)
+        return Display()
+    finally:
+        container.close()
+
+
+def build_table(path: Path, learn_order: bool = False) -> FrameTable:
+    """The frame table of ``path`` (one demux pass; one full decode where the table cannot be sure).
+
+    ``learn_order``: take the output order from a full decode even when the timestamps look sorted (the
+    reader asks for it when a decoder's output contradicts the table).
+    """
     _check_file(path)
     container = open_container(path)
     try:
@@ -164,6 +240,7 @@ def build_table(path: Path) -> FrameTable:
         codec = ctx.name
         fmt = container.format.name
         width, height = ctx.width, ctx.height
+        reorders = bool(getattr(ctx, "has_b_frames", False))  # from the stream header, before any decoding
         if width <= 0 or height <= 0:
             raise VideoDecodeError(path, f"the video stream has no frame size ({width}x{height}); corrupt header?")
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
@@ -235,7 +312,17 @@ def build_table(path: Path) -> FrameTable:
     mode = "sequential"
     anchors: list[Anchor] = [START]
     pts_index: dict[int, int] = {}
-    if pts_ok:
+    learned: tuple[list[Anchor], dict[int, int], int] | None = None
+    dts_as_pts = reorders and all(p == d for p, d in zip(pts_l, dts_l))
+    if pts_ok and (learn_order or dts_as_pts):
+        # The timestamps identify pictures but their order may not be the output order: learn it.
+        learned = _learn_order(path, pts_l, key_l, dts_l)
+        if learned is None:
+            sure = False
+        else:
+            mode = "pts"
+            anchors, pts_index, _ = learned
+    elif pts_ok:
         first_key_pts = pts_l[0]
         if first_key_pts is None or any(p < first_key_pts for p in frame_pts):  # type: ignore[operator]
             sure = False  # open GOP at the start: leading pictures may or may not be output
@@ -276,7 +363,9 @@ def build_table(path: Path) -> FrameTable:
                         anchors.append(Anchor(before + lead_b, i, pts_l[i], dts_l[i]))
                 before += nf[i]
 
-    if sure:
+    if learned is not None:
+        num_frames = learned[2]
+    elif sure:
         num_frames = sum(nf)
     else:
         logger.debug("%s: frame table uncertain (codec %s in %s); counting frames by decoding", path, codec, fmt)
@@ -284,8 +373,11 @@ def build_table(path: Path) -> FrameTable:
         mode, anchors, pts_index = "sequential", [START], {}
     if num_frames == 0:
         raise VideoDecodeError(path, "the video stream has no decodable frames")
-    info = VideoInfo(str(path), num_frames, fps, width, height, duration, codec)
-    return FrameTable(info, mode, tuple(anchors), pts_index, packet_ids, by_pos)
+    display = _read_display(path)
+    shown_w, shown_h = display.size(width, height)
+    info = VideoInfo(str(path), num_frames, fps, shown_w, shown_h, duration, codec, display.rotation,
+                     display.mirrored, display.sar, width, height)
+    return FrameTable(info, mode, tuple(anchors), pts_index, packet_ids, by_pos, learned is not None)
 
 
 def probe(path: str | os.PathLike[str]) -> VideoInfo:
