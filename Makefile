@@ -1,6 +1,7 @@
 # actionlab: two commands do all the set-up on a fresh machine.
-#   make demo   installs everything and runs the whole pipeline on a generated dataset
-#   make test   installs everything and runs the test suite
+#   make demo       installs everything and runs the whole pipeline on a generated dataset
+#   make test       installs everything and runs the test suite (the fast default: all but the `slow` tests)
+#   make test-all   the full suite, slow end-to-end tests included (what CI runs)
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -27,11 +28,15 @@ sysdeps:
 demo: install
 	$(BIN)/actionlab demo --out demo
 
+# -n 2: the suite over both cores (pytest-xdist); --dist loadgroup keeps tests that share a costly module
+# fixture on one worker when they say so (@pytest.mark.xdist_group).
+PYTEST := $(BIN)/python -m pytest -q -n 2 --dist loadgroup
+
 test: sysdeps install
-	$(BIN)/python -m pytest -q
+	$(PYTEST) -m "not slow"
 
 test-all: sysdeps install
-	$(BIN)/python -m pytest -q -m "slow or not slow"
+	$(PYTEST) -m "slow or not slow"
 
 bench: install
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done

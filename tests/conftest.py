@@ -13,10 +13,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import os
+
 import pytest
 import torch
 
 from actionlab.synth.families import make_synthetic_dataset
+
+# Under pytest-xdist (`make test`: -n 2) each worker gets its share of the cores: two workers with torch's
+# default of every core each would oversubscribe a 2-core machine.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
 
 SYNTH_UCF101_CLASSES = ["GrowCircle", "ShrinkCircle", "FadeIn", "BounceBall"]
 SYNTH_UCF101_KWARGS: dict[str, Any] = dict(classes=SYNTH_UCF101_CLASSES, groups=3, clips_per_group=2,

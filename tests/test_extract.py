@@ -153,6 +153,7 @@ def test_rerun_is_a_noop_and_other_settings_are_refused(reference: Path, manifes
         assert all(fs.features(k).shape == (2, 1280) for k in fs.keys())
 
 
+@pytest.mark.slow  # a process killed with SIGKILL mid-extraction, then a second one: ~10-30 s on 2 cores
 def test_kill_9_then_resume_finishes_without_redoing_videos(reference: Path, manifest: tuple[Manifest, Path],
                                                             tmp_path: Path) -> None:
     m, manifest_path = manifest
