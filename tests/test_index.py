@@ -90,7 +90,7 @@ def test_ucf101_official_layout_crlf_and_handstand_quirk(tmp_path: Path) -> None
     assert groups["test"] == {f"g{g:02d}" for g in range(1, 8)}
     assert groups["train"] == {f"g{g:02d}" for g in range(8, 26)}
     assert rep.counts == {"train": 4 * 18 * 2, "test": 4 * 7 * 2}
-    assert all(r.num_frames == -1 for r in m.records)
+    assert all(r.num_frames == -1 and r.width == r.height == 0 for r in m.records)  # not probed: unknown
     assert m.abspath(hs[0]).is_file()
 
 
@@ -467,6 +467,14 @@ def test_probe_real_videos_and_report_unreadable(tmp_path: Path) -> None:
     frames = {r.path: r.num_frames for r in m.records}
     assert frames == {"Diving/v_Diving_g01_c01.avi": 270, "Punch/v_Punch_g01_c01.avi": 68}
     assert all(r.fps > 0 and r.duration > 0 for r in m.records)
+    # the displayed size, as the decoder outputs it (both files are square-pixel and unrotated)
+    from actionlab.data.video.decode import probe
+
+    for r in m.records:
+        info = probe(m.abspath(r))
+        assert (r.width, r.height) == (info.width, info.height) and r.width > 0 and r.height > 0
+    write_manifest(m, tmp_path / "m.csv")
+    assert read_manifest(tmp_path / "m.csv").records == m.records
     bad = dict(rep.unreadable)
     assert set(bad) == {"Diving/v_Diving_g02_c01.avi", "Punch/v_Punch_g02_c01.avi"}
     assert all(reason for reason in bad.values())

@@ -10,8 +10,10 @@ import pytest
 
 from actionlab.data.manifest import (
     COLUMNS,
+    SIZE_COLUMNS,
     Manifest,
     ManifestError,
+    manifest_text,
     read_manifest,
     resolve_class_names,
     write_manifest,
@@ -161,3 +163,69 @@ def test_malformed_files_name_file_and_line(tmp_path: Path, text: str, match: st
 def test_missing_manifest_says_how_to_create_it(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="actionlab index"):
         read_manifest(tmp_path / "nope.csv")
+
+
+# ----------------------------------------------------------------------------------- displayed sizes
+
+
+def _sized(root: Path) -> Manifest:
+    m = _manifest(root)
+    sizes = [(320, 240), (480, 640), (0, 0), (34, 26)]  # a portrait phone clip; one video of unknown size
+    return Manifest(m.root, m.classes, [replace(r, width=w, height=h) for r, (w, h) in zip(m.records, sizes)],
+                    m.layout)
+
+
+def test_sizes_round_trip_and_leave_the_checksum_alone(tmp_path: Path) -> None:
+    plain, sized = _manifest(tmp_path), _sized(tmp_path)
+    path = write_manifest(sized, tmp_path / "m.csv")
+    lines = path.read_text(encoding="utf-8").split("\n")
+    assert lines[1] == ",".join(COLUMNS + SIZE_COLUMNS)
+    assert lines[3].endswith(",480,640") and lines[4].endswith(",0,0")
+    back = read_manifest(path)
+    assert back.records == sized.records and back.has_sizes
+    assert [(r.width, r.height) for r in back.records] == [(320, 240), (480, 640), (0, 0), (34, 26)]
+    # recording sizes does not orphan the stores and runs built from the manifest before
+    assert sized.checksum() == plain.checksum()
+    assert replace(sized, records=[replace(sized.records[0], num_frames=120), *sized.records[1:]]).checksum() \
+        != plain.checksum()
+
+
+def test_manifest_without_size_columns_reads_and_writes_as_before(tmp_path: Path) -> None:
+    plain = _manifest(tmp_path)
+    path = write_manifest(plain, tmp_path / "old.csv")
+    old_text = path.read_text(encoding="utf-8")
+    assert old_text.split("\n")[1] == ",".join(COLUMNS)  # no size known: the header of before
+    back = read_manifest(path)
+    assert all(r.width == 0 and r.height == 0 for r in back.records) and not back.has_sizes
+    assert manifest_text(back) == old_text  # byte for byte
+
+
+def test_sized_manifest_resaved_by_a_spreadsheet_is_read(tmp_path: Path) -> None:
+    path = write_manifest(_sized(tmp_path), tmp_path / "m.csv")
+    lines = path.read_text(encoding="utf-8").split("\n")
+    padded = [lines[0], *(line + ",," for line in lines[1:] if line)]
+    path.write_text("\r\n".join(padded) + "\r\n", encoding="utf-8")
+    assert read_manifest(path).records == _sized(tmp_path).records
+
+
+@pytest.mark.parametrize(("header", "row", "match"), [
+    (",".join(COLUMNS) + ",width,height,fourcc", "x.avi,a,0,train,x,1,2.0,1.0,4,3,avc1",
+     r"bad\.csv:2: unknown column\(s\) fourcc"),
+    (",".join(COLUMNS) + ",rotation", "x.avi,a,0,train,x,1,2.0,1.0,90", r"bad\.csv:2: unknown column\(s\) rotation"),
+    (",".join(COLUMNS) + ",width", "x.avi,a,0,train,x,1,2.0,1.0,4", r"bad\.csv:2: missing column\(s\) height"),
+    (",".join(COLUMNS) + ",height,width", "x.avi,a,0,train,x,1,2.0,1.0,4,3", r"bad\.csv:2: .*another order"),
+    (",".join(COLUMNS) + ",width,height", "x.avi,a,0,train,x,1,2.0,1.0,4", r"bad\.csv:3: expected 10 fields"),
+    (",".join(COLUMNS) + ",width,height", "x.avi,a,0,train,x,1,2.0,1.0,4,3.5",
+     r"bad\.csv:3: column 'height': expected a whole number of pixels"),
+    (",".join(COLUMNS) + ",width,height", "x.avi,a,0,train,x,1,2.0,1.0,-4,3",
+     r"bad\.csv:3: columns 'width','height': -4x3 is negative"),
+])
+def test_malformed_size_columns_name_file_and_line(tmp_path: Path, header: str, row: str, match: str) -> None:
+    (tmp_path / "bad.csv").write_text(f'# actionlab-manifest v1 {{"classes": ["a"]}}\n{header}\n{row}\n')
+    with pytest.raises(ManifestError, match=match):
+        read_manifest(tmp_path / "bad.csv")
+
+
+def test_record_rejects_negative_size() -> None:
+    with pytest.raises(ValueError, match="width and height must be >= 0"):
+        VideoRecord("x.avi", "a", 0, "train", "x", width=-1, height=10)

@@ -36,7 +36,15 @@ class VideoRecord:
     fps: float = 0.0
     duration: float = 0.0
     """Seconds."""
+    width: int = 0
+    """Displayed width in pixels (after the stream's rotation and sample aspect ratio, what a player shows
+    and what the decoder outputs at its natural size); 0 when unknown."""
+    height: int = 0
+    """Displayed height in pixels; 0 when unknown."""
 
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {self.split!r} for {self.path}")
+        if self.width < 0 or self.height < 0:
+            raise ValueError(f"width and height must be >= 0 (0: unknown), got {self.width}x{self.height} "
+                             f"for {self.path}")

@@ -25,9 +25,9 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from actionlab.data.layouts import NAMES, detect_layout, get_layout
+from actionlab.data.layouts import NAMES, Layout, detect_layout, get_layout
 from actionlab.data.layouts.common import (
     DEFAULT_FRACTIONS,
     DEFAULT_TEST_FRACTION,
@@ -35,6 +35,7 @@ from actionlab.data.layouts.common import (
     VIDEO_EXTENSIONS,
     DatasetLayoutError,
     Entry,
+    Parsed,
     assign_group_splits,
     carve_validation,
     check_fractions,
@@ -45,7 +46,7 @@ from actionlab.types import SPLITS, VideoRecord
 logger = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_FRACTIONS", "DEFAULT_VAL_FRACTION", "LAYOUTS", "OFFICIAL_LAYOUTS", "VIDEO_EXTENSIONS",
-           "DatasetLayoutError", "IndexReport", "ProgressFn", "assign_group_splits", "carve_validation",
+           "DatasetLayoutError", "IndexReport", "ProbeResult", "ProgressFn", "assign_group_splits", "carve_validation",
            "detect_layout", "index_dataset", "probe_videos"]
 
 LAYOUTS = NAMES
@@ -121,22 +122,38 @@ class IndexReport:
 # ----------------------------------------------------------------------------------- probing
 
 
-def _probe_one(path: str) -> tuple[int, float, float, str | None]:
-    """``(num_frames, fps, duration, error)`` of one video; never raises (runs in worker processes)."""
+class ProbeResult(NamedTuple):
+    """What probing tells about one video (``error`` None when it read)."""
+
+    num_frames: int
+    fps: float
+    duration: float
+    width: int
+    """Displayed width (after rotation and sample aspect ratio), as the decoder outputs it."""
+    height: int
+    error: str | None = None
+
+
+_UNPROBED = ProbeResult(-1, 0.0, 0.0, 0, 0)
+
+
+def _probe_one(path: str) -> ProbeResult:
+    """Frame count, rate, duration and displayed size of one video; never raises (runs in worker processes)."""
     from actionlab.data.video.decode import probe
 
     try:
         info = probe(path)
     except Exception as exc:  # every failure is reported with its reason, whatever the decoder raised
         reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
-        return -1, 0.0, 0.0, f"{type(exc).__name__}: {reason}"
+        return _UNPROBED._replace(error=f"{type(exc).__name__}: {reason}")
     if info.num_frames < 1:
-        return -1, 0.0, 0.0, "no decodable frames"
-    return int(info.num_frames), float(info.fps), float(info.duration), None
+        return _UNPROBED._replace(error="no decodable frames")
+    return ProbeResult(int(info.num_frames), float(info.fps), float(info.duration), int(info.width),
+                       int(info.height))
 
 
 def probe_videos(paths: Sequence[str], workers: int = 2, progress: ProgressFn | None = None
-                 ) -> list[tuple[int, float, float, str | None]]:
+                 ) -> list[ProbeResult]:
     """Probe videos in a pool of ``workers`` processes (0/1: in this process), results in input order.
 
     A decoder that crashes its worker process marks only the video that crashed it as unreadable.
@@ -147,7 +164,7 @@ def probe_videos(paths: Sequence[str], workers: int = 2, progress: ProgressFn | 
         raise RuntimeError(f"probing videos needs actionlab.data.video.decode ({exc}); index with probe=False "
                            "(--no-probe) to skip frame counts") from None
     total = len(paths)
-    results: list[tuple[int, float, float, str | None] | None] = [None] * total
+    results: list[ProbeResult | None] = [None] * total
     done = 0
 
     def tick() -> None:
@@ -179,7 +196,7 @@ def probe_videos(paths: Sequence[str], workers: int = 2, progress: ProgressFn | 
                 try:
                     results[i] = one.submit(_probe_one, paths[i]).result()
                 except BrokenProcessPool:
-                    results[i] = (-1, 0.0, 0.0, "the decoder crashed its process")
+                    results[i] = _UNPROBED._replace(error="the decoder crashed its process")
             done += 1
             tick()
     return [r for r in results if r is not None]
@@ -211,25 +228,13 @@ def index_dataset(
             fraction of the train/val/test split (test stays 0.15) unless ``fractions`` is given; Kinetics
             keeps its own val split. 0 makes no validation split.
         seed: seeds every group-aware split.
-        probe: read exact frame counts with :func:`actionlab.data.video.decode.probe` (else ``num_frames=-1``).
+        probe: read exact frame counts and displayed sizes with :func:`actionlab.data.video.decode.probe`
+            (else ``num_frames=-1`` and sizes 0).
         workers: probing processes.
         progress: ``progress(done, total)`` while probing.
         fractions: ``(train, val, test)`` for ucf11/folders (default from ``val_fraction``: 0.75/0.1/0.15).
     """
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise FileNotFoundError(f"dataset root {root} is not a folder; pass the folder holding the videos")
-    root = root.resolve()
-    if isinstance(classes, str):
-        classes = [c.strip() for c in classes.split(",") if c.strip()]
-    if layout not in ("auto", *LAYOUTS):
-        raise ValueError(f"layout must be 'auto' or one of {LAYOUTS}, got {layout!r}")
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    if fractions is None:
-        fractions = (1.0 - val_fraction - DEFAULT_TEST_FRACTION, val_fraction, DEFAULT_TEST_FRACTION)
-    fractions = check_fractions(fractions)
-
+    root, classes, fractions = _check_arguments(root, layout, classes, val_fraction, fractions)
     if layout == "auto":
         layout, evidence = detect_layout(root)
         detected = f"auto: {evidence}"
@@ -254,35 +259,66 @@ def index_dataset(
     present = _first_of_each_path(entries, notes)
     records, unreadable = _records(parsed.root, present, parsed.classes, probe, workers, progress)
     manifest = Manifest(parsed.root, parsed.classes, records, layout)
-
     counts = {s: len(manifest.split(s)) for s in SPLITS if manifest.split(s)}
-    empty = [c for c in parsed.classes if not any(r.label == c for r in records)]
+    notes += _coverage_notes(parsed, lay, records, counts, carved=carved, val_fraction=val_fraction, fractions=fractions)
+    misplaced = [m for m in parsed.misplaced if m[1] in {e.path for e in present}]
+    report = IndexReport(layout=layout, root=parsed.root, detected=detected, split=split if lay.numbered else None,
+                         listed=len(entries), missing=missing, unreadable=unreadable, unlisted=parsed.unlisted,
+                         counts=counts, notes=notes, skipped=list(parsed.skipped), misplaced=misplaced)
+    _log_outcome(report, len(records), len(parsed.classes))
+    return manifest, report
+
+
+def _check_arguments(root: str | Path, layout: str, classes: Sequence[str] | str | None, val_fraction: float,
+                     fractions: Sequence[float] | None
+                     ) -> tuple[Path, Sequence[str] | None, tuple[float, float, float]]:
+    """The resolved dataset root, the class subset as a list and the checked ``(train, val, test)`` fractions."""
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f"dataset root {path} is not a folder; pass the folder holding the videos")
+    if isinstance(classes, str):
+        classes = [c.strip() for c in classes.split(",") if c.strip()]
+    if layout not in ("auto", *LAYOUTS):
+        raise ValueError(f"layout must be 'auto' or one of {LAYOUTS}, got {layout!r}")
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if fractions is None:
+        fractions = (1.0 - val_fraction - DEFAULT_TEST_FRACTION, val_fraction, DEFAULT_TEST_FRACTION)
+    return path.resolve(), classes, check_fractions(fractions)
+
+
+def _coverage_notes(parsed: Parsed, lay: Layout, records: list[VideoRecord], counts: dict[str, int], *,
+                    carved: bool, val_fraction: float, fractions: Sequence[float]) -> list[str]:
+    """Notes on classes without videos and on empty splits, worded by whether the layout's own files split."""
+    notes: list[str] = []
+    labels = {r.label for r in records}
+    empty = [c for c in parsed.classes if c not in labels]
     if empty:
         notes.append(f"{len(empty)} class(es) without any video: {', '.join(empty[:10])}")
-    if records and lay.official_splits:  # messages about what this layout's own files say
+    if counts and lay.official_splits:  # messages about what this layout's own files say
         for s in (s for s in ("train", "test") if s in lay.official_splits and s not in counts):
             verb = "list" if "," in parsed.source else "lists"
             notes.append(f"no {s} videos: {parsed.source} {verb} none"
                          + (" (`actionlab train` needs a train split)" if s == "train" else ""))
         if carved and "val" not in counts and "train" in counts:
             notes.append(f"no val videos: too few train groups to carve val_fraction={val_fraction} of them")
-    elif records:
+    elif counts:
         for s, f in zip(("train", "val", "test"), fractions):
             if f > 0 and s not in counts:
                 notes.append(f"split {s!r} is empty: too few groups for the {s} fraction {f:g}")
-    if not records:
+    if not counts:
         notes.append("the manifest is empty")
-    misplaced = [m for m in parsed.misplaced if m[1] in {e.path for e in present}]
-    report = IndexReport(layout=layout, root=parsed.root, detected=detected, split=split if lay.numbered else None,
-                         listed=len(entries), missing=missing, unreadable=unreadable, unlisted=parsed.unlisted,
-                         counts=counts, notes=notes, skipped=list(parsed.skipped), misplaced=misplaced)
-    for msg, items in (("missing", missing), ("unreadable", unreadable), ("skipped", parsed.skipped),
-                       ("misplaced (in another class's folder)", misplaced)):
+    return notes
+
+
+def _log_outcome(report: IndexReport, num_videos: int, num_classes: int) -> None:
+    """One warning per kind of defect (with an example), then the summary line."""
+    for msg, items in (("missing", report.missing), ("unreadable", report.unreadable), ("skipped", report.skipped),
+                       ("misplaced (in another class's folder)", report.misplaced)):
         if items:
             logger.warning("%d %s video(s), e.g. %s", len(items), msg, items[0])
-    logger.info("indexed %s: %d videos, %d classes (%s)", parsed.root, len(records), len(parsed.classes),
-                ", ".join(f"{k} {v}" for k, v in counts.items()))
-    return manifest, report
+    logger.info("indexed %s: %d videos, %d classes (%s)", report.root, num_videos, num_classes,
+                ", ".join(f"{k} {v}" for k, v in report.counts.items()))
 
 
 def _carve_validation(entries: list[Entry], val_fraction: float, seed: int) -> str:
@@ -319,15 +355,16 @@ def _records(root: Path, present: list[Entry], classes: list[str], probe: bool, 
     if probe:
         infos = probe_videos([str(root / e.path) for e in present if e.path], workers, progress)
     else:
-        infos = [(-1, 0.0, 0.0, None)] * len(present)
+        infos = [_UNPROBED] * len(present)
         if progress is not None:
             progress(len(present), len(present))
-    for e, (frames, fps, duration, error) in zip(present, infos):
+    for e, info in zip(present, infos):
         assert e.path is not None
-        if error is not None:
-            unreadable.append((e.path, error))
+        if info.error is not None:
+            unreadable.append((e.path, info.error))
             continue
         records.append(VideoRecord(path=e.path, label=e.label, label_index=index[e.label], split=e.split,
-                                   group=e.group, num_frames=frames, fps=fps, duration=duration))
+                                   group=e.group, num_frames=info.num_frames, fps=info.fps, duration=info.duration,
+                                   width=info.width, height=info.height))
     records.sort(key=lambda r: (SPLITS.index(r.split), r.path))
     return records, unreadable

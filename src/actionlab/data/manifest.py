@@ -9,6 +9,12 @@ File format (UTF-8, ``\\n`` line ends)::
 
 ``path`` is relative to ``root`` (POSIX separators). A relative ``root`` in the header is taken relative to
 the manifest file's folder, so a dataset and its manifest can move together.
+
+Two optional columns may follow: ``width,height``, the displayed size of each video (after its rotation and
+sample aspect ratio; 0 when unknown). ``actionlab index`` writes them when it probed the videos; a manifest
+without them (written before they existed, or indexed with ``--no-probe``) reads as before, with sizes 0.
+They are left out of :meth:`Manifest.checksum`, so adding them does not orphan the feature stores and runs
+built from the manifest (what the decoder outputs is recorded in the stores' decode provenance).
 """
 
 from __future__ import annotations
@@ -32,6 +38,9 @@ logger = logging.getLogger(__name__)
 
 MAGIC = "# actionlab-manifest v1 "
 COLUMNS = ("path", "label", "label_index", "split", "group", "num_frames", "fps", "duration")
+"""The columns every manifest has, in this order."""
+SIZE_COLUMNS = ("width", "height")
+"""Optional columns after :data:`COLUMNS`: the displayed size of each video (0: unknown)."""
 
 
 class ManifestError(ValueError):
@@ -138,9 +147,15 @@ class Manifest:
         return path if path.is_absolute() else self.root / path
 
     def checksum(self) -> str:
-        """sha256 of the canonical CSV text (classes, layout and rows; ``root`` left out, so moving a
-        dataset keeps its checksum while any change of label, split, group or frame count changes it)."""
-        return hashlib.sha256(manifest_text(self, include_root=False).encode("utf-8")).hexdigest()
+        """sha256 of the canonical CSV text (classes, layout and rows; ``root`` and the optional size columns
+        left out, so moving a dataset or recording its sizes keeps its checksum while any change of label,
+        split, group or frame count changes it)."""
+        return hashlib.sha256(manifest_text(self, include_root=False, sizes=False).encode("utf-8")).hexdigest()
+
+    @property
+    def has_sizes(self) -> bool:
+        """True when some record knows its displayed size (the manifest then writes the size columns)."""
+        return any(r.width > 0 and r.height > 0 for r in self.records)
 
     def subset(self, classes: Sequence[str]) -> Manifest:
         """Keep only ``classes``, re-indexed ``0..K-1`` in the given order (names as in :attr:`classes`,
@@ -179,17 +194,24 @@ def _fmt_float(x: float) -> str:
     return repr(float(x))  # shortest text that round-trips exactly
 
 
-def manifest_text(manifest: Manifest, include_root: bool = True) -> str:
-    """The CSV text of a manifest as :func:`write_manifest` writes it."""
+def manifest_text(manifest: Manifest, include_root: bool = True, sizes: bool | None = None) -> str:
+    """The CSV text of a manifest as :func:`write_manifest` writes it.
+
+    ``sizes``: write the ``width,height`` columns (``None``: when some record knows its size, so a manifest
+    without sizes is written exactly as before the columns existed).
+    """
+    if sizes is None:
+        sizes = manifest.has_sizes
     meta: dict[str, Any] = {"root": str(manifest.root)} if include_root else {}
     meta.update(layout=manifest.layout, classes=manifest.classes)
     buf = io.StringIO()
     buf.write(MAGIC + json.dumps(meta, ensure_ascii=False) + "\n")
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    writer.writerow(COLUMNS + SIZE_COLUMNS if sizes else COLUMNS)
     for r in manifest.records:
-        writer.writerow([Path(r.path).as_posix(), r.label, r.label_index, r.split, r.group, r.num_frames,
-                         _fmt_float(r.fps), _fmt_float(r.duration)])
+        row: list[Any] = [Path(r.path).as_posix(), r.label, r.label_index, r.split, r.group, r.num_frames,
+                          _fmt_float(r.fps), _fmt_float(r.duration)]
+        writer.writerow(row + [r.width, r.height] if sizes else row)
     return buf.getvalue()
 
 
@@ -212,11 +234,31 @@ def _header_line(first: str) -> str:
     return ",".join(cells)
 
 
-def _cells(row: list[str]) -> list[str]:
-    """A data row without the empty cells a spreadsheet pads rows with."""
-    while len(row) > len(COLUMNS) and not row[-1].strip():
+def _cells(row: list[str], width: int = len(COLUMNS)) -> list[str]:
+    """A row without the empty cells a spreadsheet pads rows with (beyond the ``width`` columns of the header)."""
+    while len(row) > width and not row[-1].strip():
         row = row[:-1]
     return row
+
+
+def _check_header(got: tuple[str, ...], source: str) -> tuple[str, ...]:
+    """The columns of the header line ``got``: :data:`COLUMNS`, optionally followed by :data:`SIZE_COLUMNS`.
+
+    Anything else (a missing, unknown or moved column, one size column without the other) is an error.
+    """
+    allowed = COLUMNS + SIZE_COLUMNS
+    if got in (COLUMNS, allowed):
+        return got
+    wanted = allowed if set(SIZE_COLUMNS) & set(got) else COLUMNS
+    if set(wanted) - set(got):
+        what = f"missing column(s) {', '.join(c for c in wanted if c not in got)}"
+    elif set(got) - set(allowed):
+        what = f"unknown column(s) {', '.join(c for c in got if c not in allowed)}"
+    else:
+        what = "the columns are in another order"
+    raise ManifestError(f"{source}:2: {what}: expected the header {','.join(COLUMNS)} (optionally followed by "
+                        f"{','.join(SIZE_COLUMNS)}), got {','.join(got)}; restore the header line (or rebuild the "
+                        "manifest with `actionlab index`)")
 
 
 def parse_manifest(text: str, source: str = "<text>", base: Path | None = None) -> Manifest:
@@ -245,33 +287,29 @@ def parse_manifest(text: str, source: str = "<text>", base: Path | None = None) 
         root = base / root
     reader = csv.reader(io.StringIO(rest))
     header = next(reader, None)
-    got = tuple(h.strip() for h in _cells(header or []))
-    if got != COLUMNS:
-        what = (f"missing column(s) {', '.join(c for c in COLUMNS if c not in got)}" if set(COLUMNS) - set(got)
-                else f"unknown column(s) {', '.join(c for c in got if c not in COLUMNS)}" if set(got) - set(COLUMNS)
-                else "the columns are in another order")
-        raise ManifestError(f"{source}:2: {what}: expected the header {','.join(COLUMNS)}, got {','.join(got)}; "
-                            "restore the header line (or rebuild the manifest with `actionlab index`)")
+    columns = _check_header(tuple(h.strip() for h in _cells(header or [], 0)), source)
     records = []
     index = {c: i for i, c in enumerate(classes)}
     for lineno, row in enumerate(reader, start=3):
-        row = _cells(row)
+        row = _cells(row, len(columns))
         if not row or not any(cell.strip() for cell in row):
             continue
-        if len(row) != len(COLUMNS):
-            raise ManifestError(f"{source}:{lineno}: expected {len(COLUMNS)} fields "
-                                f"({','.join(COLUMNS)}), got {len(row)}: {row}")
-        records.append(_record(row, source, lineno, index))
+        if len(row) != len(columns):
+            raise ManifestError(f"{source}:{lineno}: expected {len(columns)} fields "
+                                f"({','.join(columns)}), got {len(row)}: {row}")
+        records.append(_record(dict(zip(columns, row)), source, lineno, index))
     try:
         return Manifest(root, classes, records, layout)
     except ManifestError as exc:
         raise ManifestError(f"{source}: {exc}") from None
 
 
-def _record(row: list[str], source: str, lineno: int, index: dict[str, int]) -> VideoRecord:
-    """One manifest row; a bad value is an error naming the file, line and column."""
+def _record(row: dict[str, str], source: str, lineno: int, index: dict[str, int]) -> VideoRecord:
+    """One manifest row (column -> cell); a bad value is an error naming the file, line and column."""
     def value(column: str, kind: type, what: str) -> Any:
-        text = row[COLUMNS.index(column)].strip()
+        if column not in row:
+            return kind(0)  # an optional column this manifest does not have: unknown
+        text = row[column].strip()
         try:
             if kind is int and not text.lstrip("-").isdigit() and float(text).is_integer():
                 return int(float(text))  # "121.0": a spreadsheet's rendering of 121
@@ -283,7 +321,7 @@ def _record(row: list[str], source: str, lineno: int, index: dict[str, int]) -> 
             raise ManifestError(f"{source}:{lineno}: column {column!r}: expected {what}, got {text!r}; fix the "
                                 "value (or rebuild the manifest with `actionlab index`)") from None
 
-    label, split = row[1], row[3].strip()
+    label, split = row["label"], row["split"].strip()
     label_index = value("label_index", int, "an integer class index")
     if split not in SPLITS:
         raise ManifestError(f"{source}:{lineno}: column 'split': expected one of {', '.join(SPLITS)}, got {split!r}")
@@ -293,9 +331,15 @@ def _record(row: list[str], source: str, lineno: int, index: dict[str, int]) -> 
     if index[label] != label_index:
         raise ManifestError(f"{source}:{lineno}: column 'label_index': {label_index} does not match label "
                             f"{label!r}, which is class {index[label]} in line 1")
-    return VideoRecord(path=row[0], label=label, label_index=label_index, split=split, group=row[4],
+    size = "a whole number of pixels (0: unknown)"
+    width, height = value("width", int, size), value("height", int, size)
+    if width < 0 or height < 0:
+        raise ManifestError(f"{source}:{lineno}: columns 'width','height': {width}x{height} is negative; use 0 "
+                            "for an unknown size (or rebuild the manifest with `actionlab index`)")
+    return VideoRecord(path=row["path"], label=label, label_index=label_index, split=split, group=row["group"],
                        num_frames=value("num_frames", int, "an integer frame count (-1: unknown)"),
-                       fps=value("fps", float, "a number"), duration=value("duration", float, "a number of seconds"))
+                       fps=value("fps", float, "a number"), duration=value("duration", float, "a number of seconds"),
+                       width=width, height=height)
 
 
 def read_manifest(path: str | Path, root: str | Path | None = None) -> Manifest:
