@@ -440,6 +440,14 @@ def git_revision(cwd: str | Path | None = None) -> str:
         return "unknown"
 
 
+def cpu_threads() -> int:
+    """Cores this process may use (affinity-aware)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def select_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA when available, else CPU; anything else is passed to ``torch.device``."""
     import torch

@@ -16,8 +16,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if args.output and len(args.videos) != 1:
         raise ValueError(f"--output writes one annotated video: give one input video, not {len(args.videos)}")
+    if args.live and (len(args.videos) != 1 or args.output or args.segments):
+        raise ValueError("--live reads one stream (a URL, - for stdin, /dev/video0) and prints its windows as they "
+                         "complete: give one source, without --output or --segments")
     predictor = Predictor(args.run, top_k=args.top, device=args.device, window_s=args.window, hop_s=args.hop,
                           smoothing=args.smoothing)
+    if args.live:
+        return predict_live(predictor, args)
     results, failed = [], 0
     for video in args.videos:  # a bad file is reported and skipped; the others are still answered
         try:
@@ -30,6 +35,34 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if failed:
         print(f"actionlab predict: {failed} of {len(args.videos)} videos failed", file=sys.stderr)
     return 2 if failed else 0
+
+
+def predict_live(predictor: Any, args: argparse.Namespace) -> int:
+    """``predict SOURCE --live``: one line (or JSON object) per window while the stream plays, then a summary on
+    stderr; 0 when the stream ends (or ``--max-seconds`` pass), 130 on Ctrl-C."""
+    import json
+
+    live = predictor.stream(args.videos[0], max_seconds=args.max_seconds, read_timeout_s=args.read_timeout)
+    code = 0
+    try:
+        for w in live:
+            if args.json:
+                print(json.dumps(w), flush=True)
+            else:
+                dropped = f"  dropped {w['dropped']}" if w["dropped"] else ""
+                print(f"{w['time']:8.2f}s  {w['label']:24s} {w['score']:.2f}  latency {w['latency_s']:.2f}s  "
+                      f"behind {w['behind_s']:.2f}s{dropped}", flush=True)
+    except KeyboardInterrupt:
+        code = 130
+    finally:
+        live.close()
+    s = live.summary()
+    stopped = "interrupted" if code == 130 else s["stopped"]
+    print(f"live: {s['windows']} windows, {s['dropped']} dropped, {s['frames']} frames in {s['seconds']:.1f}s; "
+          f"latency mean {s['latency_s']['mean']:.2f}s max {s['latency_s']['max']:.2f}s; behind at most "
+          f"{s['behind_max_s']:.2f}s; ring {s['ring']['max_held']}/{s['ring']['size']} frames "
+          f"({s['ring']['lost']} lost); stopped: {stopped}", file=sys.stderr, flush=True)
+    return code
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -71,7 +104,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add this module's verbs (``predict``, ``explain``, ``export``, ``serve``) to the ``actionlab`` parser."""
-    p = sub.add_parser("predict", help="top labels and a timeline for video files with a trained run or export")
+    p = sub.add_parser("predict", help="top labels and a timeline for video files (or a live stream: --live) with a "
+                                       "trained run or export")
     p.add_argument("videos", nargs="+")
     p.add_argument("--run", required=True, help="a run directory, or an export (actionlab export)")
     p.add_argument("--top", type=int, default=5)
@@ -83,6 +117,12 @@ def register(sub: Any) -> None:
     p.add_argument("--window", type=float, help="timeline window in seconds (default: the training videos' median)")
     p.add_argument("--hop", type=float, help="seconds between timeline windows (default: half a window)")
     p.add_argument("--smoothing", type=int, default=3, help="windows averaged when merging segments (1 = none)")
+    p.add_argument("--live", action="store_true",
+                   help="VIDEO is a live stream or device FFmpeg can open (rtsp://, http://, udp://, tcp://, - for "
+                        "stdin, /dev/video0): print each window's label as it completes, until the stream ends")
+    p.add_argument("--max-seconds", type=float, help="--live: stop after this many seconds")
+    p.add_argument("--read-timeout", type=float, default=5.0,
+                   help="--live: seconds without data after which the stream counts as ended (default 5)")
     p.set_defaults(func=cmd_predict)
     p = sub.add_parser("explain", help="where a run's prediction for a video comes from: heat maps and per-frame "
                                        "weights as a PNG strip, an MP4 and JSON")

@@ -27,14 +27,26 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-# torchvision's video models (Kinetics-400 statistics)
-KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
-KINETICS_STD = (0.22803, 0.22145, 0.216989)
+# The geometry and the evaluation settings are shared with the numpy transforms of exports (torch-free).
+from actionlab.data.eval_arrays import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    KINETICS_MEAN,
+    KINETICS_STD,
+    Box,
+    ClipEval,
+    FrameEval,
+    centre_crop_box,
+    clip_frame_shape,
+    resized_shape,
+    three_crop_boxes,
+)
+from actionlab.data.eval_arrays import scale_box as _scale_box
 
-Box = tuple[int, int, int, int]
-"""``(top, left, height, width)`` in pixels of the frame it is applied to."""
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "KINETICS_MEAN", "KINETICS_STD", "Box", "ClipEvalTransform",
+           "ClipTrainTransform", "FrameEvalTransform", "FrameTrainTransform", "JitterParams", "as_tchw",
+           "centre_crop_box", "clip_frame_shape", "color_jitter", "crop_resize", "normalize",
+           "random_resized_crop_box", "resized_shape", "sample_jitter", "three_crop_boxes"]
 
 
 # ----------------------------------------------------------------------------------- functional
@@ -65,13 +77,6 @@ def as_tchw(clip: np.ndarray | torch.Tensor) -> torch.Tensor:
     return x.float()
 
 
-def resized_shape(h: int, w: int, short_side: int) -> tuple[int, int]:
-    """``(H', W')`` after resizing the short side to ``short_side`` (torchvision's rounding: long side truncated)."""
-    if h <= w:
-        return short_side, int(short_side * w / h)
-    return int(short_side * h / w), short_side
-
-
 def random_resized_crop_box(h: int, w: int, rng: np.random.Generator,
                             scale: tuple[float, float] = (0.4, 1.0),
                             ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> Box:
@@ -96,21 +101,6 @@ def random_resized_crop_box(h: int, w: int, rng: np.random.Generator,
     return (h - ch) // 2, (w - cw) // 2, ch, cw
 
 
-def centre_crop_box(h: int, w: int, size: int) -> Box:
-    """The central ``size x size`` box (torchvision's rounding)."""
-    if size > min(h, w):
-        raise ValueError(f"crop {size} is larger than the {h}x{w} frame; lower size or raise resize")
-    return int(round((h - size) / 2.0)), int(round((w - size) / 2.0)), size, size
-
-
-def three_crop_boxes(h: int, w: int, size: int) -> list[Box]:
-    """Three ``size x size`` boxes along the long side (left/centre/right, or top/centre/bottom)."""
-    top, left, _, _ = centre_crop_box(h, w, size)
-    if w >= h:
-        return [(top, 0, size, size), (top, left, size, size), (top, w - size, size, size)]
-    return [(0, left, size, size), (top, left, size, size), (h - size, left, size, size)]
-
-
 def crop_resize(x: torch.Tensor, box: tuple[float, float, float, float], out: tuple[int, int]) -> torch.Tensor:
     """Crop ``box`` (top, left, height, width; may be fractional, in pixels of ``x``) from ``(T, C, H, W)``
     and resize it to ``out = (h, w)`` with antialiased bilinear interpolation -> ``(T, C, h, w)``."""
@@ -122,19 +112,6 @@ def crop_resize(x: torch.Tensor, box: tuple[float, float, float, float], out: tu
     if crop.shape[-2:] == tuple(out):
         return crop.contiguous()
     return F.interpolate(crop, size=out, mode="bilinear", align_corners=False, antialias=True)
-
-
-def _scale_box(box: Box, f: float, fx: float | None = None) -> tuple[float, float, float, float]:
-    """A box in resized-frame pixels -> the same region in original pixels (``f`` = resized / original height;
-    ``fx`` the same for the width when the aspect ratio was not kept, default ``f``)."""
-    fx = f if fx is None else fx
-    return box[0] / f, box[1] / fx, box[2] / f, box[3] / fx
-
-
-def clip_frame_shape(h: int, w: int, resize: int, keep_aspect: bool = True) -> tuple[int, int]:
-    """The frame size crops are drawn from: short side ``resize`` (``keep_aspect``), or the whole frame squeezed
-    to ``resize x resize`` (so square crops see the whole width of a wide video)."""
-    return resized_shape(h, w, resize) if keep_aspect else (resize, resize)
 
 
 @dataclass(frozen=True)
@@ -249,29 +226,10 @@ class ClipTrainTransform:
 
 
 @dataclass(frozen=True)
-class ClipEvalTransform:
+class ClipEvalTransform(ClipEval):
     """Test-time transform: short side to ``resize``, then ``crops`` = 1 (centre) or 3 (left/centre/right)
-    ``size x size`` crops, normalised. ``__call__(clip) -> (crops, C, T, size, size)``; ``crop(clip, k)``
-    gives one of them ``(C, T, size, size)``."""
-
-    size: int = 112
-    resize: int = 128
-    crops: int = 1
-    mean: tuple[float, float, float] = KINETICS_MEAN
-    std: tuple[float, float, float] = KINETICS_STD
-    keep_aspect: bool = True
-    """False: crops come from the whole frame squeezed to ``resize x resize`` (:func:`clip_frame_shape`)."""
-
-    def __post_init__(self) -> None:
-        if self.crops not in (1, 3):
-            raise ValueError(f"crops must be 1 or 3, got {self.crops}")
-        if self.size < 1 or self.resize < self.size:
-            raise ValueError(f"need 1 <= size <= resize, got size={self.size}, resize={self.resize}")
-
-    def boxes(self, h: int, w: int) -> list[Box]:
-        """The crop boxes in pixels of the frame resized to ``resize``."""
-        rh, rw = clip_frame_shape(h, w, self.resize, self.keep_aspect)
-        return [centre_crop_box(rh, rw, self.size)] if self.crops == 1 else three_crop_boxes(rh, rw, self.size)
+    ``size x size`` crops, normalised (the settings and boxes of :class:`~actionlab.data.eval_arrays.ClipEval`).
+    ``__call__(clip) -> (crops, C, T, size, size)``; ``crop(clip, k)`` gives one of them ``(C, T, size, size)``."""
 
     def crop(self, clip: np.ndarray | torch.Tensor, k: int) -> torch.Tensor:
         """Crop ``k`` (0-based) of the clip: ``(C, T, size, size)`` float32."""
@@ -325,14 +283,10 @@ class FrameTrainTransform:
 
 
 @dataclass(frozen=True)
-class FrameEvalTransform:
-    """Short side to ``resize``, centre ``crop``, normalise (the backbone's own preprocessing).
-    ``__call__(frame (H, W, 3) uint8, rng=None) -> (3, crop, crop)`` float32."""
-
-    crop: int = 224
-    resize: int = 256
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
+class FrameEvalTransform(FrameEval):
+    """Short side to ``resize``, centre ``crop``, normalise (the backbone's own preprocessing; the settings of
+    :class:`~actionlab.data.eval_arrays.FrameEval`). ``__call__(frame (H, W, 3) uint8, rng=None) -> (3, crop,
+    crop)`` float32."""
 
     def __call__(self, frame: np.ndarray | torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
         x = as_tchw(frame)

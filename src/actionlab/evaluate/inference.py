@@ -22,21 +22,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from actionlab.config import InferenceConfig
-from actionlab.data import sampling
-from actionlab.evaluate.aggregate import aggregate_clips, aggregate_steps
+from actionlab.evaluate.aggregate import aggregate_clips
+
+# the numpy half lives in a torch-free module (an export's predictor uses it); imported here for evaluation
+from actionlab.evaluate.video_scores import average_probabilities, sequence_video_scores, window_indices
+
+__all__ = ["Scores", "average_probabilities", "predict_clips", "predict_frames", "predict_sequences",
+           "sequence_video_scores", "window_indices", "window_logits"]
 
 Scores = tuple[np.ndarray, np.ndarray, np.ndarray]
-
-
-def window_indices(num_steps: int, inf: InferenceConfig) -> np.ndarray:
-    """``(W, L)`` int64 steps of a ``num_steps``-step sequence that the model reads, one row per window:
-    ``full`` the whole sequence once (W=1, L=T), ``spread`` ``inf.window`` evenly spaced steps once (W=1),
-    ``windows``/``vote`` strided windows of ``inf.window`` steps (short sequences padded in time order)."""
-    if inf.mode == "full":
-        return np.arange(num_steps, dtype=np.int64)[None]
-    if inf.mode == "spread":
-        return sampling.uniform_indices(num_steps, inf.window)[None]  # (1, L) segment centres, in time order
-    return sampling.sliding_windows(num_steps, inf.window, inf.stride)  # (W, L)
 
 
 def window_logits(model: nn.Module, feats: np.ndarray, inf: InferenceConfig, device: torch.device
@@ -48,12 +42,6 @@ def window_logits(model: nn.Module, feats: np.ndarray, inf: InferenceConfig, dev
     with torch.inference_mode():
         logits = model(x).float().cpu().numpy()  # (W, L, K)
     return logits, idx[:, 0]
-
-
-def sequence_video_scores(logits: np.ndarray, inf: InferenceConfig) -> tuple[np.ndarray, np.ndarray]:
-    """``(W, L, K)`` window logits of one video -> ``(video log-probs (K,), window log-probs (W, K))``."""
-    video = aggregate_steps(logits, inf.step_weighting, mode="vote" if inf.mode == "vote" else "windows")
-    return video, np.stack([aggregate_steps(w, inf.step_weighting) for w in logits])
 
 
 def predict_sequences(model: nn.Module, features: Sequence[np.ndarray], inf: InferenceConfig,
@@ -93,16 +81,6 @@ def predict_clips(model: nn.Module, dataset: Any, batch_size: int, device: torch
     """Video networks: ``(video log-probs (N, K), clip log-probs (M, K), clip video index (M,))``."""
     part_scores, part_video = _item_scores(model, dataset, batch_size, device, num_workers, amp)
     return aggregate_clips(part_scores, part_video, dataset.num_videos), part_scores, part_video
-
-
-def average_probabilities(frame_logp: np.ndarray, frame_video: np.ndarray, num_videos: int) -> np.ndarray:
-    """``(V, K)`` log of the mean frame probability of each video (the single-frame "average of frame scores")."""
-    probs = np.zeros((num_videos, frame_logp.shape[1]), dtype=np.float64)
-    np.add.at(probs, frame_video, np.exp(frame_logp.astype(np.float64)))
-    counts = np.bincount(frame_video, minlength=num_videos)[:, None]
-    if (counts == 0).any():
-        raise ValueError("every video needs at least one frame score")
-    return np.log(probs / counts).astype(np.float32)
 
 
 def predict_frames(model: nn.Module, dataset: Any, batch_size: int, device: torch.device, num_workers: int = 0,

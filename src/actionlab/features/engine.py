@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from actionlab.features.backbones import Backbone, BackboneSpec, first_conv
-from actionlab.utils import atomic_path, select_device
+from actionlab.utils import atomic_path, cpu_threads, select_device
 
 logger = logging.getLogger(__name__)
 
@@ -53,14 +53,6 @@ def cache_dir() -> Path:
     """Where exported ONNX models live: ``$ACTIONLAB_CACHE/onnx`` or ``~/.cache/actionlab/onnx``."""
     root = os.environ.get(ENV_CACHE)
     return (Path(root).expanduser() if root else Path.home() / ".cache" / "actionlab") / "onnx"
-
-
-def cpu_threads() -> int:
-    """Cores this process may use (affinity-aware)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def onnxruntime_available() -> bool:
@@ -152,8 +144,9 @@ def _state_hash(module: nn.Module) -> str:
 def onnx_cache_path(backbone: Backbone, spec: BackboneSpec, with_head: bool, directory: str | Path | None = None
                     ) -> Path:
     """Cache file for this backbone's weights (content hash), input size, head and exporter versions."""
-    key = hashlib.sha256("|".join([
-        spec.name, _state_hash(backbone), f"{spec.preprocess.crop}, any height and width", str(with_head),
+    key = hashlib.sha256("|".join([  # the pooling is no weight: named, so a grid never reuses an average's graph
+        spec.name, getattr(backbone, "pool", "avg"), _state_hash(backbone),
+        f"{spec.preprocess.crop}, any height and width", str(with_head),
         str(ONNX_OPSET),
         torch.__version__.split("+")[0]]).encode()).hexdigest()[:20]
     suffix = "feat+head" if with_head else "feat"

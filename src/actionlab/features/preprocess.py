@@ -1,17 +1,28 @@
-"""The preprocessing that travels with a 2D backbone's weights (torchvision's ``weights.transforms()``)."""
+"""The preprocessing that travels with a 2D backbone's weights (torchvision's ``weights.transforms()``).
+
+Importing it loads no torch: an export's predictor preprocesses with numpy (:meth:`Preprocess.preprocess_array`);
+extraction's torch path (:meth:`Preprocess.preprocess_batch`) imports torch when it runs.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from actionlab.config import VIEWS
-from actionlab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, centre_crop_box
+from actionlab.data.eval_arrays import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    centre_crop_box,
+    resize_antialiased,
+    resize_uint8,
+)
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Preprocess"]
 
@@ -93,6 +104,9 @@ class Preprocess:
         The resize runs on the uint8 batch in torch (channels-last, antialiased), then crop and normalisation
         are one fused copy plus one in-place multiply-add.
         """
+        import torch
+        import torch.nn.functional as F
+
         x = torch.from_numpy(np.ascontiguousarray(frames)) if isinstance(frames, np.ndarray) else frames
         if x.ndim == 3:
             x = x.unsqueeze(0)
@@ -121,9 +135,42 @@ class Preprocess:
     def normalise_(self, x: torch.Tensor, full_scale: float = 1.0) -> torch.Tensor:
         """In place: ``(x / full_scale - mean) / std`` of float32 ``(N, 3, H, W)`` (``full_scale`` 255 for
         uint8 pixel values, 1 for an image already in ``[0, 1]``), as one multiply-add."""
+        import torch
+
         std = torch.tensor(self.std, dtype=torch.float32)
         scale = (1.0 / (full_scale * std)).view(1, 3, 1, 1)
         shift = (torch.tensor(self.mean, dtype=torch.float32) / std).view(1, 3, 1, 1)
         return x.mul_(scale).sub_(shift)
 
-
+    def preprocess_array(self, frames: np.ndarray) -> np.ndarray:
+        """:meth:`preprocess_batch` in numpy, to the bit: uint8 RGB ``(N, H, W, 3)`` -> float32 ``(N, 3, crop,
+        crop)`` (``view="full"``: ``(N, 3, h, w)``). Frames at another short side are resized one at a time as
+        torch resizes them (:mod:`actionlab.data.eval_arrays`: bilinear gives torch's integers; bicubic, computed in
+        float64, may round a rare pixel one grey level apart)."""
+        x = np.asarray(frames)
+        if x.ndim == 3:
+            x = x[None]
+        if x.ndim != 4 or x.shape[-1] != 3:
+            raise ValueError(f"expected frames of shape (N, H, W, 3), got {tuple(x.shape)}")
+        if x.dtype != np.uint8:
+            raise ValueError(f"expected uint8 frames, got {x.dtype}; decoders return uint8 RGB")
+        h, w = x.shape[1:3]
+        if min(h, w) != self.short_side:
+            size = self.decode_size(h, w)
+            if self.interpolation == "bilinear":
+                x = np.stack([resize_uint8(f, size) for f in x])
+            else:  # torch resizes bicubic in float, then rounds (half to even, as np.rint) and clamps
+                x = np.stack([np.clip(np.rint(resize_antialiased(f.astype(np.float32), size, "bicubic", (0, 1))),
+                                      0, 255).astype(np.uint8) for f in x])
+            h, w = size
+        if min(h, w) < self.crop:
+            raise ValueError(f"frames of {h}x{w} are smaller than the {self.crop}px crop")
+        top, left, vh, vw = self.view_box(h, w)
+        out = np.ascontiguousarray(x[:, top:top + vh, left:left + vw].transpose(0, 3, 1, 2), dtype=np.float32)
+        # the same float32 constants and the same two roundings as normalise_
+        std = np.asarray(self.std, np.float32)
+        scale = (np.float32(1.0) / (np.float32(255.0) * std)).reshape(1, 3, 1, 1)
+        shift = (np.asarray(self.mean, np.float32) / std).reshape(1, 3, 1, 1)
+        out *= scale
+        out -= shift
+        return out

@@ -34,8 +34,8 @@ from actionlab.data import sampling
 from actionlab.data.video.decode import VideoReader
 from actionlab.evaluate.inference import window_indices
 from actionlab.evaluate.saliency import cam_layer, grad_cam, step_occlusion, temporal_video_logprobs
+from actionlab.evaluate.video_scores import top_labels
 from actionlab.models.checkpoint import load_model_from_checkpoint
-from actionlab.predict.predictor import top_labels
 from actionlab.report.strips import curve_panel, frame_strip, overlay, resize_frames, write_mp4
 from actionlab.rundir import RunDir
 from actionlab.utils import atomic_path, atomic_write_text, select_device, strict_json

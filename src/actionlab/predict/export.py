@@ -39,8 +39,9 @@ import torch
 from torch import nn
 
 from actionlab._version import __version__
-from actionlab.predict.graphs import FeatureHead, Net, onnx_net, script_net
+from actionlab.predict.graphs import Net, onnx_net
 from actionlab.predict.predictor import EXPORT_FORMAT, run_card
+from actionlab.predict.torch_nets import FeatureHead, script_net
 from actionlab.rundir import RunDir
 from actionlab.utils import atomic_write_text, strict_json
 

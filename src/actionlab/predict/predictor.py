@@ -14,24 +14,28 @@ Everything a run needs to predict comes from its checkpoint and config (the *car
 preprocessing, frame sampler, feature normalization, inference technique); an export carries the same card in
 its ``manifest.json``. The work is done by the run kind's scorer (:mod:`actionlab.predict.scorers`), so a
 run and its export differ only in the engine that runs the graphs.
+
+An ONNX export loads no torch: this module and the scorers import only numpy, PyAV and ONNX Runtime, and the
+run path (:func:`run_card`, :func:`load_run`, :func:`load_fused`) imports PyTorch inside the functions that load
+a run (``actionlab serve EXPORT`` starts and runs in a fraction of the memory).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from actionlab.config import recorded_extract, resolved_inference, to_dict
 from actionlab.evaluate.timeline import segments
-from actionlab.models.checkpoint import load_model_from_checkpoint
-from actionlab.predict.graphs import FeatureEngine, FeatureHead, onnx_net, script_net, torch_net
+from actionlab.evaluate.video_scores import top_labels
+from actionlab.predict.graphs import FeatureEngine, Net, onnx_net
 from actionlab.predict.scorers import (
     FrameScorer,
     KindScorer,
@@ -44,16 +48,11 @@ from actionlab.predict.scorers import (
 from actionlab.rundir import RunDir
 from actionlab.utils import select_device
 
+if TYPE_CHECKING:
+    import torch
+
 EXPORT_FORMAT = "actionlab-export v1"
 SCORERS: dict[str, type[KindScorer]] = {"temporal": TemporalScorer, "video": VideoScorer, "frames": FrameScorer}
-
-
-def top_labels(logp: np.ndarray, classes: Sequence[str], k: int) -> list[dict[str, Any]]:
-    """The ``k`` most probable classes of log-probabilities ``(K,)``: ``[{"label", "score"}]``, best first."""
-    probs = np.exp(logp - logp.max())
-    probs = probs / probs.sum()
-    order = np.argsort(-probs, kind="stable")[:k]
-    return [{"label": classes[i], "score": float(probs[i])} for i in order]
 
 
 # ----------------------------------------------------------------------------------- runs and exports
@@ -62,8 +61,9 @@ def top_labels(logp: np.ndarray, classes: Sequence[str], k: int) -> list[dict[st
 def run_card(run_dir: str | Path) -> tuple[dict[str, Any], torch.nn.Module, dict[str, Any]]:
     """``(card, model on CPU, checkpoint meta)`` of a run: everything prediction needs besides the weights."""
     from actionlab.features.backbones import get_backbone_spec
-    from actionlab.features.frames import sampler_params
+    from actionlab.features.frame_sampling import sampler_params
     from actionlab.features.store import safe_std
+    from actionlab.models.checkpoint import load_model_from_checkpoint
 
     run_dir = Path(run_dir)
     model, meta = load_model_from_checkpoint(RunDir(run_dir).checkpoint(), map_location="cpu")
@@ -105,6 +105,7 @@ def load_run(run_dir: str | Path, device: str = "auto", timeline: Timeline = Tim
         from actionlab.features.engine import create_engine
         from actionlab.features.modalities import build_backbone
         from actionlab.predict.stream_scorers import FileFeatureScorer, stream_parts
+        from actionlab.predict.torch_nets import FeatureHead, torch_net
 
         f = card["features"]
         head = torch_net(FeatureHead(model, f["mean"], f["std"], f["dtype"]), dev)
@@ -115,7 +116,10 @@ def load_run(run_dir: str | Path, device: str = "auto", timeline: Timeline = Tim
         extract = recorded_extract(meta.get("extract"))
         spec, module = build_backbone(extract)
         backbone = create_engine(module, spec, device=dev, engine=backbone_engine or extract.engine)
-        return TemporalScorer(card["classes"], card, timeline, backbone, head)
+        batch = 32 if dev.type == "cuda" else None  # default: CPU_BACKBONE_BATCH (memory, not speed, on a CPU)
+        return TemporalScorer(card["classes"], card, timeline, backbone, head, batch=batch)
+    from actionlab.predict.torch_nets import torch_net
+
     return SCORERS[card["kind"]](card["classes"], card, timeline, torch_net(model, dev))  # type: ignore[call-arg]
 
 
@@ -153,9 +157,8 @@ def read_export_manifest(path: str | Path) -> dict[str, Any]:
 
 
 def load_export(path: str | Path, timeline: Timeline = Timeline(), threads: int | None = None) -> KindScorer:
-    """The scorer of an export directory: ONNX Runtime on CPU (or TorchScript), no checkpoint, no config."""
-    from actionlab.features.engine import OnnxEngine
-
+    """The scorer of an export directory: ONNX Runtime on CPU (no torch), or TorchScript; no checkpoint, no
+    config."""
     path = Path(path)
     card = read_export_manifest(path)
     graphs = {name: path / file for name, file in card["graphs"].items()}
@@ -163,11 +166,13 @@ def load_export(path: str | Path, timeline: Timeline = Timeline(), threads: int 
         if not file.is_file():
             raise FileNotFoundError(f"{path}: the manifest names {file.name} ({name}) but it is missing; export "
                                     "the run again")
-    onnx = card["engine"] == "onnx"
-    net = (lambda f: onnx_net(f, threads)) if onnx else script_net
+    net: Callable[[Path], Net]
+    if card["engine"] == "onnx":
+        net = functools.partial(onnx_net, threads=threads)
+    else:  # TorchScript: the one export that needs torch
+        from actionlab.predict.torch_nets import script_net as net
     if card["kind"] == "temporal":
-        backbone = (OnnxEngine(graphs["backbone"], threads=threads) if onnx
-                    else FeatureEngine(script_net(graphs["backbone"]), "torchscript"))
+        backbone = FeatureEngine(net(graphs["backbone"]), card["engine"])
         return TemporalScorer(card["classes"], card, timeline, backbone, net(graphs["head"]))
     if card["kind"] not in SCORERS:
         raise ValueError(f"{path}: unknown run kind {card['kind']!r} (this actionlab knows {sorted(SCORERS)})")
@@ -274,3 +279,12 @@ class Predictor:
         if isinstance(videos, (list, tuple)):
             return [self.predict(v, fps) for v in videos]
         return self.predict(videos, fps)  # type: ignore[arg-type]
+
+    def stream(self, source: str | os.PathLike[str], **options: Any) -> Any:
+        """Label a live stream or device (an RTSP/HTTP/UDP URL, ``-`` for stdin, ``/dev/video0``) as it plays:
+        an iterable :class:`~actionlab.predict.live.LiveStream` of one dict per completed window (``time``,
+        ``label``, ``score``, ``top``, ``latency_s``, ``behind_s``, ``dropped``); ``options`` are its own
+        (``max_seconds``, ``ring``, ``fps``, ``read_timeout_s``...)."""
+        from actionlab.predict.live import LiveStream
+
+        return LiveStream(self.scorer, source, self.classes, self.top_k, **options)

@@ -3,8 +3,8 @@
 A scorer turns a video (a file or ``(T, H, W, 3)`` uint8 frames) into :class:`VideoScores`:
 
 - ``video``: log-probs ``(K,)`` of the whole video, computed as evaluation computes them (the same frame
-  sampler, preprocessing and aggregation, through :mod:`actionlab.evaluate.inference` and
-  :mod:`actionlab.features.frames`), so a test video gets the score in ``predictions_test.npz``;
+  sampler, preprocessing and aggregation, through :mod:`actionlab.evaluate.video_scores` and
+  :mod:`actionlab.features.frame_sampling`), so a test video gets the score in ``predictions_test.npz``;
 - ``windows``/``spans``: the timeline, windows of about one training clip along the video, each scored as a
   clip of its own in one forward pass over the frames (:func:`actionlab.evaluate.timeline.stream_windows`:
   memory stays flat on an hour-long video).
@@ -12,7 +12,9 @@ A scorer turns a video (a file or ``(T, H, W, 3)`` uint8 frames) into :class:`Vi
 The kinds fill in four hooks of :class:`KindScorer`: ``whole_video`` (the evaluation's parts and their
 aggregate), ``plan`` (which frames make a window), ``embed`` (what each of those frames keeps) and
 ``combine`` (a window's steps -> log-probs). The networks are plain functions of arrays
-(:mod:`actionlab.predict.graphs`), so PyTorch, ONNX Runtime and TorchScript share every other line.
+(:mod:`actionlab.predict.graphs`), so PyTorch, ONNX Runtime and TorchScript share every other line; the
+preprocessing is numpy (:mod:`actionlab.data.eval_arrays`, bit-identical to the torch transforms on frames decoded
+at their size), so this module imports no torch and an ONNX export predicts without it.
 
 A new kind (e.g. two streams fused late) only needs ``kind``, ``classes``, ``describe()`` and
 ``score(video, fps)``; it can hold two scorers and combine their :class:`VideoScores`.
@@ -29,13 +31,13 @@ import numpy as np
 
 from actionlab.config import ExtractConfig, InferenceConfig
 from actionlab.data import sampling
-from actionlab.data.transforms import ClipEvalTransform, FrameEvalTransform
+from actionlab.data.eval_arrays import ClipEval, FrameEval
 from actionlab.data.video.decode import VideoInfo
 from actionlab.data.video.sources import open_video
 from actionlab.evaluate.aggregate import aggregate_clips, aggregate_steps, log_softmax
-from actionlab.evaluate.inference import average_probabilities, sequence_video_scores, window_indices
 from actionlab.evaluate.timeline import WindowPlan, stream_windows
-from actionlab.features.frames import video_features
+from actionlab.evaluate.video_scores import average_probabilities, sequence_video_scores, window_indices
+from actionlab.features.frame_sampling import video_features
 from actionlab.features.preprocess import Preprocess
 from actionlab.predict.graphs import Net
 
@@ -43,6 +45,11 @@ Video = str | os.PathLike[str] | np.ndarray
 
 DEFAULT_WINDOW_S = 2.0
 """Window length of a timeline when the run does not record how long its training videos were."""
+
+CPU_BACKBONE_BATCH = 8
+"""Frames a temporal run's 2D backbone takes at a time on a CPU. Its activations are what a served model's memory
+is made of: MobileNetV2 on 32 frames of 224 x 298 peaked at 0.89 GB against 0.34 GB for 8, at the same speed
+(``benchmarks/bench_serve.py``); a GPU gets 32."""
 
 
 @dataclass
@@ -138,13 +145,15 @@ class KindScorer:
 class TemporalScorer(KindScorer):
     """A 2D backbone over sampled frames, then a temporal head over the features (``backbone``: the extraction
     engine interface ``x -> (features, None)``; ``head``: raw features ``(W, L, D) -> (W, L, K)``, see
-    :class:`~actionlab.predict.graphs.FeatureHead`)."""
+    :class:`~actionlab.predict.torch_nets.FeatureHead`; ``batch``: frames through the backbone at a time)."""
 
     kind = "temporal"
+    batch = CPU_BACKBONE_BATCH
 
     def __init__(self, classes: list[str], card: dict[str, Any], timeline: Timeline, backbone: Any,
-                 head: Net) -> None:
+                 head: Net, batch: int | None = None) -> None:
         super().__init__(classes, card, timeline)
+        self.batch = batch or self.batch
         self.preprocess = Preprocess.from_record(card["preprocessing"])
         s = card["sampler"]
         self.extract = ExtractConfig(sampler=s["name"], num_frames=s.get("num_frames", 25), stride=s.get("stride", 1),
@@ -154,7 +163,8 @@ class TemporalScorer(KindScorer):
         self.backbone, self.head = backbone, head
 
     def whole_video(self, src: Any, timings: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
-        _, feats = video_features(src, self.extract, self.preprocess, self.backbone, timings)  # (T, D)
+        _, feats = video_features(src, self.extract, self.preprocess.preprocess_array, self.backbone,
+                                  timings)  # (T, D)
         t0 = perf_counter()
         logits = self.head(feats[window_indices(len(feats), self.inference)])  # (W, L, K)
         video, per_window = sequence_video_scores(logits, self.inference)
@@ -165,7 +175,7 @@ class TemporalScorer(KindScorer):
         return self._clip_plan(info, self.inference.window)
 
     def embed(self, frames: np.ndarray) -> np.ndarray:
-        return np.asarray(self.backbone(self.preprocess.preprocess_batch(frames))[0], np.float32)  # (N, D)
+        return np.asarray(self.backbone(self.preprocess.preprocess_array(frames))[0], np.float32)  # (N, D)
 
     def combine(self, steps: np.ndarray) -> np.ndarray:
         logits = self.head(steps)  # (B, L, K)
@@ -185,16 +195,16 @@ class VideoScorer(KindScorer):
         if timeline.window_s is not None and not self.spread:
             raise ValueError("a video network's window is its clip (clip_len x frame_interval frames); "
                              "set only the hop between windows")
-        self.transform = ClipEvalTransform(size=p["size"], resize=p["resize"], crops=p["test_crops"],
-                                           mean=tuple(p["mean"]), std=tuple(p["std"]),  # type: ignore[arg-type]
-                                           keep_aspect=p.get("keep_aspect", True))
+        self.transform = ClipEval(size=p["size"], resize=p["resize"], crops=p["test_crops"],
+                                  mean=tuple(p["mean"]), std=tuple(p["std"]),  # type: ignore[arg-type]
+                                  keep_aspect=p.get("keep_aspect", True))
         self.decode_size = p["resize"] if p.get("keep_aspect", True) else (p["resize"], p["resize"])
         self.net = net
 
     def _clips(self, clips: list[np.ndarray], timings: dict[str, float]) -> np.ndarray:
         """Clips ``(T, H, W, 3)`` uint8 -> ``(len(clips), K)`` log-probs, crops averaged in log space."""
         t0 = perf_counter()
-        x = np.concatenate([self.transform(c).numpy() for c in clips])  # (clips x crops, C, T, S, S)
+        x = np.concatenate([self.transform.array(c) for c in clips])  # (clips x crops, C, T, S, S)
         t1 = perf_counter()
         logp = log_softmax(self.net(x))
         timings["features"] = timings.get("features", 0.0) + t1 - t0
@@ -234,13 +244,13 @@ class FrameScorer(KindScorer):
     def __init__(self, classes: list[str], card: dict[str, Any], timeline: Timeline, net: Net) -> None:
         super().__init__(classes, card, timeline)
         p = self.pre = card["preprocessing"]
-        self.transform = FrameEvalTransform(crop=p["crop"], resize=p["resize"], mean=tuple(p["mean"]),  # type: ignore[arg-type]
-                                            std=tuple(p["std"]))  # type: ignore[arg-type]
+        self.transform = FrameEval(crop=p["crop"], resize=p["resize"], mean=tuple(p["mean"]),  # type: ignore[arg-type]
+                                   std=tuple(p["std"]))  # type: ignore[arg-type]
         self.decode_size = p["resize"]
         self.net = net
 
     def embed(self, frames: np.ndarray) -> np.ndarray:
-        x = np.stack([self.transform(f).numpy() for f in frames])  # (N, 3, S, S)
+        x = self.transform.array(frames)  # (N, 3, S, S)
         return log_softmax(self.net(x)).astype(np.float32)  # (N, K)
 
     def whole_video(self, src: Any, timings: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:

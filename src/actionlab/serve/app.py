@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 import tempfile
 import threading
 from collections.abc import AsyncIterator
@@ -39,13 +40,14 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from actionlab.data.video.decode import VideoDecodeError
 from actionlab.predict.predictor import Predictor
 from actionlab.serve.upload import UploadError, receive_video, too_large
+from actionlab.utils import cpu_threads
 
 logger = logging.getLogger(__name__)
 
 
 def default_workers() -> int:
     """Inference threads: 1 on machines of up to 4 cores (one inference already uses them all), else cores/4."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = cpu_threads()
     return 1 if cores <= 4 else min(4, cores // 4)
 
 
@@ -211,16 +213,16 @@ def _scrub(message: str, path: Path, name: str) -> str:
 
 def serve(source: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 8000, cfg: ServeConfig = ServeConfig(),
           device: str = "auto") -> None:
-    """Load ``source`` (a run or an export) and serve it until interrupted."""
+    """Load ``source`` (a run or an export) and serve it until interrupted. An ONNX export is served without
+    torch (the log says which engine runs and whether torch was loaded)."""
     import uvicorn
 
-    threads = None
-    if cfg.workers > 1:  # share the cores between the workers instead of oversubscribing them
-        import torch
-
-        from actionlab.features.engine import cpu_threads
-
-        threads = max(1, cpu_threads() // cfg.workers)
-        torch.set_num_threads(threads)
+    threads = max(1, cpu_threads() // cfg.workers) if cfg.workers > 1 else None  # share the cores, not oversubscribe
     predictor = Predictor(source, device=device, threads=threads)
+    if threads is not None and "torch" in sys.modules:  # a run: its PyTorch modules share the cores too
+        import torch  # already loaded by the run; an export never gets here
+
+        torch.set_num_threads(threads)
+    logger.info("serving %s (%s model, engine %s; torch %s)", Path(source).name, predictor.kind, predictor.engine,
+                "loaded" if "torch" in sys.modules else "not loaded")
     uvicorn.run(create_app(predictor, cfg), host=host, port=port, log_level="info")

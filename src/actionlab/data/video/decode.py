@@ -92,7 +92,7 @@ class _Missed(Exception):
     table's order (``pts`` mode: each frame must be the one after the previous)."""
 
 
-def _output_size(size: Size, width: int, height: int) -> tuple[int, int]:
+def output_size(size: Size, width: int, height: int) -> tuple[int, int]:
     """(H, W) of decoded frames: ``None`` keeps the size, ``int`` is the short side, ``(H, W)`` is exact."""
     if size is None:
         return height, width
@@ -129,7 +129,7 @@ class VideoReader:
         self.info = self._table.info
         # Output at the displayed size (rotation and sample aspect ratio applied, see orientation.py): the
         # scaler makes the stored-orientation picture of that size, numpy turns it upright.
-        self.height, self.width = _output_size(size, self.info.width, self.info.height)
+        self.height, self.width = output_size(size, self.info.width, self.info.height)
         self._display = self.info.display
         self._scaled_h, self._scaled_w = self._display.stored_shape(self.height, self.width)
         self._threads = threads
