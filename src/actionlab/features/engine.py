@@ -27,7 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from actionlab.features.backbones import Backbone, BackboneSpec, first_conv
+from actionlab.features.backbones import Backbone, BackboneSpec
+from actionlab.features.layers import first_conv
 from actionlab.utils import atomic_path, cpu_threads, select_device
 
 logger = logging.getLogger(__name__)

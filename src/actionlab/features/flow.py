@@ -23,7 +23,9 @@ stores exactly that for video networks. ``features`` runs the backbone over it i
 
 Estimators (:func:`create_estimator`): Farneback (the default), DIS (8-12x faster, but it sees motion in
 flat, noisy regions), and TV-L1 where OpenCV's contrib build provides ``cv2.optflow``. Their parameters go
-into the store's provenance. OpenCV is imported lazily.
+into the store's provenance. OpenCV is imported lazily. ``mv`` is no estimator: the fields are the motion
+vectors the decoder already has (:mod:`actionlab.features.motion_vectors`), read without decoding a frame to
+RGB; everything from the quantisation on is the same.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from torch import nn
 from actionlab.config import ExtractConfig, FlowConfig
 from actionlab.data.transforms import centre_crop_box
 from actionlab.data.video.decode import VideoInfo, VideoReader
-from actionlab.features.backbones import cross_modality_init, get_backbone_spec
+from actionlab.features.backbones import get_backbone_spec
 from actionlab.features.frames import (
     FramePipeline,
     check_frame_count,
@@ -51,6 +53,8 @@ from actionlab.features.frames import (
     sample_frame_indices,
     sampler_params,
 )
+from actionlab.features.layers import cross_modality_init
+from actionlab.features.motion_vectors import MV_PARAMS, MotionVectorReader
 from actionlab.features.preprocess import Preprocess
 from actionlab.features.weights import finetuned_input
 
@@ -77,9 +81,16 @@ def tvl1_available() -> bool:
 
 
 def create_estimator(cfg: FlowConfig) -> tuple[Estimator, dict[str, Any]]:
-    """``(estimate, params)``: an OpenCV flow estimator and the parameters it runs with (for provenance)."""
+    """``(estimate, params)``: an OpenCV flow estimator and the parameters it runs with (for provenance).
+    ``mv`` has no pairwise estimator (its fields come from the decoder, :func:`motion_vector_windows`): its
+    ``estimate`` raises."""
     import cv2
 
+    if cfg.algorithm == "mv":
+        def no_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            raise ValueError("flow.algorithm=mv reads the decoder's motion vectors from the video file, not from "
+                             "frame pairs: use FlowStep (or motion_vectors.MotionVectorReader)")
+        return no_pairs, dict(MV_PARAMS)
     if cfg.algorithm == "dis":
         dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[cfg.preset])
         params = {"preset": cfg.preset, "finest_scale": dis.getFinestScale(), "patch_size": dis.getPatchSize(),
@@ -165,6 +176,26 @@ class FlowFields:
         return out.transpose(0, 1, 4, 2, 3).reshape(t, 2 * length, h, w)  # x_1, y_1, ..., x_L, y_L
 
 
+def motion_vector_windows(reader: MotionVectorReader, windows: np.ndarray, bound: float) -> np.ndarray:
+    """``windows (T, L+1)`` consecutive frame indices -> ``(T, 2L, H, W)`` uint8, like :class:`FlowFields`
+    but from the decoder's motion vectors: the pair ``(a, a+1)`` is frame ``a+1``'s motion field (the motion
+    from ``a`` to ``a+1``); a repeated last frame is zero flow. One decode of the file for all pairs; the fields
+    are quantised per cell and only then expanded to the output size (the same result, a fraction of the work)."""
+    a, b = windows[:, :-1], windows[:, 1:]
+    moving = b != a
+    if np.any(b[moving] != a[moving] + 1):
+        raise ValueError("motion-vector flow needs windows of consecutive frames (flow_windows)")
+    need = np.unique(b[moving])
+    grids = reader.grids(need)  # (U, 2, gh, gw) float32 px/frame of the output size
+    q = np.empty((len(need) + 1, *grids.shape[1:]), np.uint8)
+    q[0] = 128  # zero flow, for repeated last frames
+    if len(need):
+        q[1:] = quantise(grids.reshape(-1, grids.shape[-1]), bound).reshape(grids.shape)
+    which = np.where(moving, np.searchsorted(need, b) + 1, 0)  # (T, L) rows of q
+    out = reader.expand(q[which])  # (T, L, 2, H, W): channels x_1, y_1, ..., x_L, y_L
+    return out.reshape(windows.shape[0], -1, reader.height, reader.width)
+
+
 def flow_size(cfg: ExtractConfig, resize: int) -> int:
     """Short side of the frames flow is computed on: ``flow.size``, or the backbone's ``resize``."""
     return cfg.flow.size or resize
@@ -186,6 +217,13 @@ class FlowStep:
             import cv2
 
             cv2.setNumThreads(1)  # one process per core already: OpenCV's own threads would oversubscribe
+        if self.cfg.flow.algorithm == "mv":  # no RGB frames: the fields come from the decoder's vectors
+            mv = MotionVectorReader(path, size=self.size)
+            n = check_frame_count(path, mv.info.num_frames, expected_frames)
+            positions = sample_frame_indices(n, self.cfg)
+            q = torch.from_numpy(motion_vector_windows(mv, flow_windows(n, positions, self.cfg.flow.stack),
+                                                       self.cfg.flow.bound))
+            return self._output(positions, q, mv.info)
         with VideoReader(path, size=self.size) as reader:
             info = reader.info
             n = check_frame_count(path, info.num_frames, expected_frames)
@@ -194,9 +232,13 @@ class FlowStep:
             frames, local = np.unique(windows, return_inverse=True)
             decoded = reader.get_frames(frames)  # (U, H, W, 3), each needed frame once
         q = FlowFields(self.cfg.flow)(decoded, local.reshape(windows.shape))  # (T, 2L, H, W) uint8
+        return self._output(positions, torch.from_numpy(q), info)
+
+    def _output(self, positions: np.ndarray, q: torch.Tensor, info: VideoInfo
+                ) -> tuple[np.ndarray, torch.Tensor, VideoInfo]:
         if self.preprocess is None:
-            return positions, torch.from_numpy(q), info
-        return positions, flow_input(q, self.cfg.flow, self.preprocess), info
+            return positions, q, info
+        return positions, flow_input(q.numpy(), self.cfg.flow, self.preprocess), info
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from actionlab._version import __version__
 from actionlab.config import ExtractConfig, to_dict
 from actionlab.data import sampling
 from actionlab.data.manifest import Manifest
-from actionlab.data.video.decode import VideoDecodeError, VideoInfo, VideoReader
+from actionlab.data.video.decode import DECODE_PROVENANCE, VideoDecodeError, VideoInfo, VideoReader
 from actionlab.features import backbones
 from actionlab.features.store import COMPAT_FIELDS
 from actionlab.types import VideoRecord
@@ -137,15 +137,15 @@ class VideoFrames(Dataset):
 
 
 def load_backbone(cfg: ExtractConfig) -> tuple[Any, torch.nn.Module]:
-    """``(spec, module in eval mode)`` of ``cfg.backbone`` with ``cfg.weights`` as an RGB network, the same on
-    every rank and run; each modality (:mod:`actionlab.features.modalities`) checks and adapts it."""
-    spec = backbones.get_backbone_spec(cfg.backbone)
+    """``(spec, module in eval mode)`` of ``cfg.backbone`` with ``cfg.weights`` as an RGB network pooled by
+    ``cfg.pool``, the same on every rank and run; each modality (:mod:`actionlab.features.modalities`) checks and adapts it."""
+    spec = backbones.get_backbone_spec(cfg.backbone, cfg.pool)  # feature_dim: D of this pooling
     if cfg.resolved_view != spec.preprocess.view:
         spec = dataclasses.replace(spec, preprocess=dataclasses.replace(spec.preprocess, view=cfg.resolved_view))
     # Random weights ("none") must be identical on every rank and every rerun: seed their initialization.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        module = backbones.create_backbone(cfg.backbone, weights=cfg.weights)
+        module = backbones.create_backbone(cfg.backbone, weights=cfg.weights, pool=cfg.pool)
     return spec, module.eval()
 
 
@@ -200,6 +200,8 @@ def build_provenance(manifest: Manifest, cfg: ExtractConfig, pipeline: FramePipe
         "weights": weights_id,
         "weights_sha256": weights_sha,
         "preprocessing": pipeline.preprocessing,
+        "pool": cfg.pool,  # how each frame's feature map became a vector
+        "decode": dict(DECODE_PROVENANCE),  # frames upright at the displayed size (rotation, flips, SAR)
         "sampler": sampler_params(cfg),
         "feature_dim": int(pipeline.feature_dim),
         "dtype": "uint8" if raw else cfg.dtype,

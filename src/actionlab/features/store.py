@@ -32,7 +32,8 @@ and never leaves half a file.
 mixed in silently: ``modality`` (``rgb`` or ``flow``; ``rgb`` when absent), ``content`` (``features``, or
 ``flow_fields`` for raw flow), ``flow`` (algorithm, parameters, bound, stack, size; None for RGB),
 ``backbone``, ``weights`` (id) + ``weights_sha256``, ``preprocessing`` (resize, crop, mean,
-std), ``sampler`` (name + params), ``feature_dim``, ``dtype``, ``manifest_checksum``, ``manifest_root`` (the
+std), ``pool`` (how a frame's feature map became its vector, ``ExtractConfig.pool``; ``avg`` when absent),
+``sampler`` (name + params), ``feature_dim``, ``dtype``, ``manifest_checksum``, ``manifest_root`` (the
 dataset folder the manifest's paths are relative to), ``splits``,
 ``predictions``, ``num_classes``, ``num_videos``, ``skipped``, ``extract_config``, ``engine``,
 ``actionlab_version``, ``git_revision``, ``created``. :meth:`FeatureStore.check_compatible` compares the fields
@@ -64,12 +65,13 @@ logger = logging.getLogger(__name__)
 
 FORMAT = "actionlab-features"
 VERSION = 1
-COMPAT_FIELDS = ("modality", "content", "flow", "backbone", "weights", "weights_sha256", "preprocessing", "decode",
-                 "sampler", "feature_dim", "dtype", "manifest_checksum", "splits", "predictions")
+COMPAT_FIELDS = ("modality", "content", "flow", "backbone", "weights", "weights_sha256", "preprocessing", "pool",
+                 "decode", "sampler", "feature_dim", "dtype", "manifest_checksum", "splits", "predictions")
 """Provenance fields that must agree for two runs to share a store."""
 ALIGN_FIELDS = ("manifest_checksum", "sampler", "splits")
 """Provenance fields that must agree for stores to be read side by side (early fusion of RGB and flow)."""
-_DEFAULTS = {"modality": "rgb", "content": "features", "flow": None}  # stores made before optical flow
+_DEFAULTS = {"modality": "rgb", "content": "features", "flow": None,  # stores made before optical flow
+             "pool": "avg"}  # ... and before grid pooling
 _STD_FLOOR = 1e-6
 STR_DTYPE = h5py.string_dtype("utf-8")
 

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 from torch import nn
 
 from actionlab.data.transforms import KINETICS_MEAN, KINETICS_STD
-from actionlab.features.backbones import cross_modality_init
+from actionlab.features.layers import cross_modality_init
 
 KINDS = ("temporal", "video", "frames")
 M = TypeVar("M", bound=nn.Module)

@@ -107,8 +107,8 @@ class FeatureInputs(RunInputs):
         return meta
 
     def provenance(self) -> dict[str, Any]:
-        keep = ("modality", "backbone", "weights", "weights_sha256", "sampler", "feature_dim", "manifest_checksum",
-                "dtype", "splits", "num_videos", "flow", "manifest_root")
+        keep = ("modality", "backbone", "weights", "weights_sha256", "pool", "sampler", "feature_dim",
+                "manifest_checksum", "dtype", "splits", "num_videos", "flow", "manifest_root")
         out: dict[str, Any] = {"kind": self.kind, "features": str(self.path),
                                "store_provenance": {k: self.store.provenance.get(k) for k in keep}}
         if len(self.stores) > 1:
