@@ -25,10 +25,11 @@ from torch.utils.data import Dataset
 
 from actionlab._version import __version__
 from actionlab.config import ExtractConfig, to_dict
-from actionlab.data import sampling
 from actionlab.data.manifest import Manifest
 from actionlab.data.video.decode import DECODE_PROVENANCE, VideoDecodeError, VideoInfo, VideoReader
 from actionlab.features import backbones
+from actionlab.features.frame_sampling import sample_frame_indices, sampler_params
+from actionlab.features.frame_sampling import video_features as _video_features
 from actionlab.features.store import COMPAT_FIELDS
 from actionlab.types import VideoRecord
 from actionlab.utils import git_revision, kill_point
@@ -39,6 +40,13 @@ logger = logging.getLogger(__name__)
 Step = Callable[..., tuple[np.ndarray, torch.Tensor, VideoInfo]]
 """``step(path, expected_frames=0) -> (indices (T,) int64, x, info)``: what a decoding worker makes of one video
 (``x``: ``(T, C, S, S)`` float32 for the backbone, or ``(T, C, H, W)`` uint8 arrays stored as they are)."""
+
+
+def video_features(source: Any, cfg: ExtractConfig, preprocess: Any, engine: Callable[..., Any],
+                   timings: MutableMapping[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(indices (T,), features (T, D) float32)`` of one video, as extraction computes them, with the backbone's
+    :class:`~actionlab.features.preprocess.Preprocess` (:func:`actionlab.features.frame_sampling.video_features`)."""
+    return _video_features(source, cfg, preprocess.preprocess_batch, engine, timings)
 
 
 def check_frame_count(path: str | Path, n: int, expected_frames: int) -> int:
@@ -61,48 +69,6 @@ def decode_frames(path: str | Path, cfg: ExtractConfig, preprocess: Any, expecte
         indices = sample_frame_indices(n, cfg)
         frames = reader.get_frames(indices)  # (T, H, W, 3) uint8
     return np.asarray(indices, np.int64), preprocess.preprocess_batch(frames), info
-
-
-def video_features(source: Any, cfg: ExtractConfig, preprocess: Any, engine: Callable[..., Any],
-                   timings: MutableMapping[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``(indices (T,), features (T, D) float32)`` of one video, as extraction computes them.
-
-    ``source`` is an open video (``info`` and ``get_frames``, e.g. a ``VideoReader`` decoding at
-    ``preprocess.short_side``); frames are decoded, preprocessed and run through ``engine`` ``cfg.batch_size`` at a
-    time, so only one batch of frames is ever in memory. ``timings`` accumulates ``decode`` and ``features``
-    seconds.
-    """
-    indices = sample_frame_indices(source.info.num_frames, cfg)
-    clock = timings if timings is not None else {}
-    feats = []
-    for s in range(0, len(indices), cfg.batch_size):
-        t0 = time.perf_counter()
-        frames = source.get_frames(indices[s:s + cfg.batch_size])  # (B, H, W, 3) uint8
-        t1 = time.perf_counter()
-        feats.append(np.asarray(engine(preprocess.preprocess_batch(frames))[0], np.float32))
-        t2 = time.perf_counter()
-        clock["decode"] = clock.get("decode", 0.0) + t1 - t0
-        clock["features"] = clock.get("features", 0.0) + t2 - t1
-    return np.asarray(indices, np.int64), np.concatenate(feats)
-
-
-def sample_frame_indices(num_frames: int, cfg: ExtractConfig) -> np.ndarray:
-    """``(T,) int64`` frames to extract from a video of ``num_frames`` frames, by ``cfg.sampler``."""
-    if num_frames < 1:
-        raise ValueError(f"a video needs at least one frame, got {num_frames}")
-    if cfg.sampler == "all":
-        return sampling.all_indices(num_frames)
-    if cfg.sampler == "stride":
-        return sampling.strided_indices(num_frames, cfg.stride)
-    return sampling.uniform_indices(num_frames, cfg.num_frames)
-
-
-def sampler_params(cfg: ExtractConfig) -> dict[str, Any]:
-    if cfg.sampler == "uniform":
-        return {"name": "uniform", "num_frames": cfg.num_frames}
-    if cfg.sampler == "stride":
-        return {"name": "stride", "stride": cfg.stride}
-    return {"name": "all"}
 
 
 class VideoFrames(Dataset):
@@ -132,8 +98,6 @@ class VideoFrames(Dataset):
         except (OSError, ValueError, IndexError, RuntimeError) as e:
             return {"i": i, "x": None, "indices": None, "error": f"{type(e).__name__}: {e}"}
         return {"i": i, "x": x, "indices": indices, "error": None}
-
-
 
 
 def load_backbone(cfg: ExtractConfig) -> tuple[Any, torch.nn.Module]:
