@@ -14,12 +14,9 @@ computed with the wrong resize/crop/mean/std are silently wrong::
 ``grid_wide``; MobileNetV2 only, see :class:`MobileNetV2Backbone`). The ImageNet head reads ``avg`` features
 only.
 
-``weights`` is ``"imagenet"`` (resolved offline by :mod:`actionlab.features.weights`), a path to a ``.pth``
-state_dict or to a fine-tuned actionlab checkpoint, or ``"none"`` (explicit random init).
-``num_classes`` replaces the final linear layer (fine-tuning on K action classes); ``None`` keeps the head the
-weights came with (ImageNet's 1000 classes, or a fine-tuned checkpoint's K).
-
-The backbones keep torchvision's parameter names, so torchvision's ``.pth`` files load with no key mapping.
+``weights``: ``"imagenet"`` (resolved offline by :mod:`actionlab.features.weights`), a ``.pth`` state_dict or
+fine-tuned actionlab checkpoint, or ``"none"``; ``num_classes`` replaces the final linear layer (``None`` keeps
+the weights' head). Parameter names are torchvision's, so its ``.pth`` files load with no key mapping.
 """
 
 from __future__ import annotations
@@ -49,8 +46,6 @@ from actionlab.features.weights import (
 logger = logging.getLogger(__name__)
 
 TRAIN_LAYERS = ("top", "all")
-
-
 
 
 # ----------------------------------------------------------------------------------- backbone modules
@@ -350,8 +345,6 @@ class EfficientNetLite0Backbone(Backbone):
 
     def forward_head(self, f: torch.Tensor) -> torch.Tensor:
         return self._fc(self._dropout(f))
-
-
 
 
 # ----------------------------------------------------------------------------------- registry
