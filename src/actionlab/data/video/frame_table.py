@@ -226,12 +226,29 @@ def _read_display(path: Path) -> Display:
         container.close()
 
 
-def build_table(path: Path, learn_order: bool = False) -> FrameTable:
-    """The frame table of ``path`` (one demux pass; one full decode where the table cannot be sure).
+@dataclass
+class _Demuxed:
+    """What one demux pass of a file's video stream tells: the stream's header and each packet's fields."""
 
-    ``learn_order``: take the output order from a full decode even when the timestamps look sorted (the
-    reader asks for it when a decoder's output contradicts the table).
-    """
+    codec: str
+    fmt: str
+    width: int
+    height: int
+    reorders: bool
+    fps: float
+    duration: float
+    is_mpeg4: bool
+    pts_l: list[int | None]
+    dts_l: list[int | None]
+    pos_l: list[int]
+    key_l: list[bool]
+    discard_l: list[bool]
+    vops_l: list[list[tuple[str, bool]] | None]
+
+
+def _demux(path: Path) -> _Demuxed:
+    """One demux pass (no decoding): the stream header, and per packet its timestamps, position, key flag,
+    discard flag (MP4 edit lists) and, for MPEG-4 Part 2, the VOPs it holds."""
     _check_file(path)
     container = open_container(path)
     try:
@@ -286,6 +303,43 @@ def build_table(path: Path, learn_order: bool = False) -> FrameTable:
     finally:
         container.close()
 
+    return _Demuxed(codec, fmt, width, height, reorders, fps, duration, is_mpeg4, pts_l, dts_l, pos_l, key_l,
+                    discard_l, vops_l)
+
+
+def _vop_anchors(d: _Demuxed, nf: list[int], first_producing: int) -> list[Anchor] | None:
+    """Seek points of an MPEG-4 Part 2 stream counted from its VOPs (None: it opens with an open GOP)."""
+    n_packets = len(d.pts_l)
+    seq = [(i, kind) for i in range(n_packets) for kind, coded in d.vops_l[i] if coded]  # type: ignore[union-attr]
+    if len(seq) > 1 and seq[0][1] == "I" and seq[1][1] == "B":
+        return None
+    first_vop: dict[int, int] = {}
+    for j, (i, _) in enumerate(seq):
+        first_vop.setdefault(i, j)
+    anchors, before = [], 0
+    for i in range(n_packets):
+        j = first_vop.get(i)
+        if i > first_producing and d.key_l[i] and j is not None and seq[j][1] == "I":
+            lead_b = 0
+            while j + 1 + lead_b < len(seq) and seq[j + 1 + lead_b][1] == "B":
+                lead_b += 1
+            if lead_b == 0 or nf[i] == 1:
+                anchors.append(Anchor(before + lead_b, i, d.pts_l[i], d.dts_l[i]))
+        before += nf[i]
+    return anchors
+
+
+def build_table(path: Path, learn_order: bool = False) -> FrameTable:
+    """The frame table of ``path`` (one demux pass; one full decode where the table cannot be sure).
+
+    ``learn_order``: take the output order from a full decode even when the timestamps look sorted (the
+    reader asks for it when a decoder's output contradicts the table).
+    """
+    d = _demux(path)
+    codec, fmt, width, height, fps, duration, is_mpeg4 = (d.codec, d.fmt, d.width, d.height, d.fps, d.duration,
+                                                         d.is_mpeg4)
+    pts_l, dts_l, pos_l, key_l, discard_l, vops_l = d.pts_l, d.dts_l, d.pos_l, d.key_l, d.discard_l, d.vops_l
+    reorders = d.reorders
     n_packets = len(pts_l)
     sure = n_packets > 0
     if is_mpeg4:
@@ -344,24 +398,12 @@ def build_table(path: Path, learn_order: bool = False) -> FrameTable:
         # before it and need the previous GOP: after a seek the decoder drops them (no past reference),
         # so the I-VOP's frame index counts them too. Packed packets holding an I-VOP and a B-VOP are
         # not used as seek points.
-        seq = [(i, kind) for i in range(n_packets) for kind, coded in vops_l[i] if coded]  # type: ignore[union-attr]
-        if len(seq) > 1 and seq[0][1] == "I" and seq[1][1] == "B":
+        vop_anchors = _vop_anchors(d, nf, producing[0])
+        if vop_anchors is None:
             sure = False  # the stream starts with an open GOP: the first B-VOPs have nothing to refer to
         else:
             mode = "count"
-            first_vop: dict[int, int] = {}
-            for j, (i, _) in enumerate(seq):
-                first_vop.setdefault(i, j)
-            before = 0
-            for i in range(n_packets):
-                j = first_vop.get(i)
-                if i > producing[0] and key_l[i] and j is not None and seq[j][1] == "I":
-                    lead_b = 0
-                    while j + 1 + lead_b < len(seq) and seq[j + 1 + lead_b][1] == "B":
-                        lead_b += 1
-                    if lead_b == 0 or nf[i] == 1:
-                        anchors.append(Anchor(before + lead_b, i, pts_l[i], dts_l[i]))
-                before += nf[i]
+            anchors.extend(vop_anchors)
 
     if learned is not None:
         num_frames = learned[2]
