@@ -386,21 +386,7 @@ def run_sweep(
 
     handles = resume_study(spec)  # refuses a different sweep; re-queues dead and failed trials
 
-    if n_jobs == 1:
-        _worker(spec, objective, worker=0, handles=handles)
-    else:
-        ctx = mp.get_context("spawn")
-        procs = [ctx.Process(target=_worker, args=(spec, objective, w, True), name=f"sweep-worker-{w}")
-                 for w in range(n_jobs)]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join()
-        bad = [p.exitcode for p in procs if p.exitcode != 0]
-        if bad:
-            logger.warning("sweep %s: %d worker(s) exited abnormally (codes %s); finishing their work here",
-                           spec.study_name, len(bad), bad)
-        _worker(spec, objective, worker=n_jobs, handles=handles)  # picks up trials of crashed workers, if any
+    _run_workers(spec, objective, n_jobs, handles)
     result = _collect(handles.study, spec, name=spec.study_name)
     result.title = title
     result.compare_with_best()  # each setting against the best, paired, on the trial runs' val predictions
@@ -459,3 +445,23 @@ def _resolve_space(space: Mapping[str, Any] | Sequence[Mapping[str, Any]], sampl
     if sampler != "grid":  # a sampled setting already done is skipped, so cap at the number of settings
         n_trials = len(settings) if n_trials is None else min(n_trials, len(settings))
     return settings, None, tuple(labels) if labels is not None else tuple(setting_labels(settings)), n_trials
+
+
+def _run_workers(spec: SweepSpec, objective: Objective, n_jobs: int, handles: Any) -> None:
+    """Run the sweep's trials here (``n_jobs=1``) or in ``n_jobs`` spawned processes, then here once more to
+    pick up the trials of any worker that crashed."""
+    if n_jobs == 1:
+        _worker(spec, objective, worker=0, handles=handles)
+        return
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_worker, args=(spec, objective, w, True), name=f"sweep-worker-{w}")
+             for w in range(n_jobs)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    bad = [p.exitcode for p in procs if p.exitcode != 0]
+    if bad:
+        logger.warning("sweep %s: %d worker(s) exited abnormally (codes %s); finishing their work here",
+                       spec.study_name, len(bad), bad)
+    _worker(spec, objective, worker=n_jobs, handles=handles)

@@ -329,6 +329,20 @@ def _vop_anchors(d: _Demuxed, nf: list[int], first_producing: int) -> list[Ancho
     return anchors
 
 
+def _pts_anchors(d: _Demuxed, frame_pts: list[int]) -> tuple[dict[int, int], list[Anchor]]:
+    """``(pts -> frame index, seek points)`` of a stream whose timestamps identify its pictures: each keyframe
+    after the first starts the frames shown from its pts on (a discarded one too)."""
+    ordered = sorted(frame_pts)
+    anchors = []
+    for i in range(1, len(d.pts_l)):
+        pts = d.pts_l[i]
+        if d.key_l[i] and pts is not None:
+            index = bisect.bisect_left(ordered, pts)
+            if index < len(ordered):
+                anchors.append(Anchor(index, i, pts, d.dts_l[i]))
+    return {p: i for i, p in enumerate(ordered)}, anchors
+
+
 def build_table(path: Path, learn_order: bool = False) -> FrameTable:
     """The frame table of ``path`` (one demux pass; one full decode where the table cannot be sure).
 
@@ -382,14 +396,8 @@ def build_table(path: Path, learn_order: bool = False) -> FrameTable:
             sure = False  # open GOP at the start: leading pictures may or may not be output
         else:
             mode = "pts"
-            ordered = sorted(frame_pts)  # type: ignore[type-var]
-            pts_index = {p: i for i, p in enumerate(ordered)}  # type: ignore[misc]
-            for i in range(1, n_packets):
-                if key_l[i] and pts_l[i] is not None:
-                    # the keyframe starts the frames shown from its pts on (a discarded one too)
-                    index = bisect.bisect_left(ordered, pts_l[i])
-                    if index < len(ordered):
-                        anchors.append(Anchor(index, i, pts_l[i], dts_l[i]))
+            pts_index, pts_anchors = _pts_anchors(d, frame_pts)
+            anchors.extend(pts_anchors)
     elif sure and not is_mpeg4:
         sure = False  # reordered frames whose timestamps do not identify them, and no parser to count them
     elif sure:
