@@ -13,11 +13,13 @@ whole run takes minutes; the clip used is printed per model. ``--full`` uses eac
     .venv/bin/python benchmarks/bench_video_models.py c3d s3d --steps 5 --batch 4
     .venv/bin/python benchmarks/bench_video_models.py --device cuda --full --amp
     .venv/bin/python benchmarks/bench_video_models.py r2plus1d_18 c3d_small --width 0.25 --clip 16x32 --batch 16
+    .venv/bin/python benchmarks/bench_video_models.py tsm_mobilenet_v2 --clip 8x96 --batch 8 --layout both
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from typing import Any
 
@@ -25,7 +27,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
-from actionlab.models import create_model, list_models
+from actionlab.models import create_model, list_models, model_entry
 from actionlab.utils import select_device
 
 
@@ -71,7 +73,8 @@ def clip_for(name: str, model: nn.Module, full: bool) -> tuple[int, int]:
 
 
 def build(name: str, num_classes: int, full: bool, width: float = 1.0) -> tuple[nn.Module, tuple[int, int]]:
-    kwargs: dict[str, Any] = {"width": width}  # the convolutional networks' channel multiplier; others ignore it
+    # the convolutional networks' channel multiplier, for the models that take one
+    kwargs: dict[str, Any] = {"width": width} if "width" in model_entry(name).params else {}
     if name == "lrcn":
         kwargs.update(backbone="mobilenet_v2", freeze_backbone=False)  # end to end
     probe = create_model(name, num_classes, **kwargs) if name not in ("fusion_vgg", "tv_mvit_v1_b") else None
@@ -85,19 +88,23 @@ def build(name: str, num_classes: int, full: bool, width: float = 1.0) -> tuple[
 
 
 def bench_model(name: str, device: torch.device, batch: int, steps: int, full: bool, amp: bool,
-                num_classes: int = 101, width: float = 1.0, clip: tuple[int, int] | None = None) -> dict[str, Any]:
+                num_classes: int = 101, width: float = 1.0, clip: tuple[int, int] | None = None,
+                channels_last: bool = True) -> dict[str, Any]:
     torch.manual_seed(0)
     model, (t, s) = build(name, num_classes, full, width)
     if clip is not None:
         t, s = clip
     model.to(device)
-    if device.type == "cuda":  # as the training loop does for video models
-        model.to(memory_format=torch.channels_last_3d)
+    if channels_last:  # as the training loop does: 2D conv weights channels-last everywhere, 3D ones on CUDA
+        for p in model.parameters():
+            if p.dim() == 4 or (p.dim() == 5 and device.type == "cuda"):
+                p.data = p.data.contiguous(memory_format=torch.channels_last if p.dim() == 4
+                                           else torch.channels_last_3d)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=1e-3, momentum=0.9)
     x = torch.randn(batch, 3, t, s, s, device=device)
-    if device.type == "cuda":
+    if device.type == "cuda" and channels_last:
         x = x.contiguous(memory_format=torch.channels_last_3d)
     y = torch.randint(0, num_classes, (batch,), device=device)
 
@@ -135,6 +142,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--width", type=float, default=1.0, help="channel multiplier (c3d, c3d_small, r2plus1d_18)")
     parser.add_argument("--clip", help="TxS clip for every model, e.g. 16x32 (default: per model)")
+    parser.add_argument("--layout", choices=("channels_last", "contiguous", "both"), default="channels_last",
+                        help="conv weights as the training loop keeps them (channels_last), plain contiguous, or "
+                             "both side by side (the speed-up of the layout)")
     args = parser.parse_args()
     clip = tuple(int(v) for v in args.clip.lower().split("x")) if args.clip else None
     if args.threads:
@@ -142,19 +152,22 @@ def main() -> None:
     device = select_device(args.device)
     names = args.models or list_models("video")
 
-    print(f"device {device}, {torch.get_num_threads()} threads, batch {args.batch}, "
+    print(f"device {device}, {torch.get_num_threads()} threads, batch {args.batch}, load {os.getloadavg()}, "
           f"{args.clip or ('default' if args.full else 'reduced')} clips, width {args.width}, amp={args.amp}")
     print("GFLOP/s are compared with a float32 1024x1024 matmul timed just before each model (load drifts)\n")
-    header = f"{'model':16s} {'clip':>12s} {'params':>8s} {'GFLOP/step':>11s} {'s/step':>8s} {'clips/s':>8s} " \
+    header = f"{'model':26s} {'clip':>12s} {'params':>8s} {'GFLOP/step':>11s} {'s/step':>8s} {'clips/s':>8s} " \
              f"{'GFLOP/s':>8s} {'matmul':>7s} {'ratio':>6s}"
     print(header)
     print("-" * len(header))
+    layouts = {"channels_last": [True], "contiguous": [False], "both": [False, True]}[args.layout]
     for name in names:
-        base = matmul_gflops(device)
-        r = bench_model(name, device, args.batch, args.steps, args.full, args.amp, width=args.width,
-                        clip=clip)  # type: ignore[arg-type]
-        print(f"{r['name']:16s} {r['clip']:>12s} {r['params_m']:7.1f}M {r['gflop_step']:11.1f} {r['step_s']:8.3f} "
-              f"{r['clips_s']:8.2f} {r['gflops']:8.1f} {base:7.1f} {r['gflops'] / base:6.2f}", flush=True)
+        for channels_last in layouts:
+            base = matmul_gflops(device)
+            r = bench_model(name, device, args.batch, args.steps, args.full, args.amp, width=args.width,
+                            clip=clip, channels_last=channels_last)  # type: ignore[arg-type]
+            label = r["name"] + ("" if len(layouts) == 1 else " (cl)" if channels_last else " (contig)")
+            print(f"{label:26s} {r['clip']:>12s} {r['params_m']:7.1f}M {r['gflop_step']:11.1f} {r['step_s']:8.3f} "
+                  f"{r['clips_s']:8.2f} {r['gflops']:8.1f} {base:7.1f} {r['gflops'] / base:6.2f}", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -3,6 +3,8 @@
 # (`actionlab synth ROOT --family actions101 [--scale 0.1]`):
 #
 #   index -> extract (RGB features) -> single frame -> LSTM (3 seeds) -> evaluate -> report -> predict
+#   and, when named: flow (Farneback flow features) -> flow_lstm (3 seeds) -> two_stream (fuse, per seed);
+#   sweep (8 LSTM settings, one seed each); video (the video_cpu preset for VIDEO_EPOCHS epochs: time per epoch)
 #
 # Each stage runs under /usr/bin/time -v and appends one row to WORK/timings.tsv: wall time, CPU time, peak RSS of
 # the largest process (time -v) and of all its processes together (sampled every second), the disk its outputs
@@ -13,12 +15,14 @@
 #
 #   ROOT    the dataset (e.g. /work/bench/actions101_s10)
 #   WORK    where the manifest, feature store, runs, report and timings go (created)
-#   STAGES  comma-separated subset, in this order: index,extract,single,lstm,evaluate,report,predict (default: all)
+#   STAGES  comma-separated subset, in this order: index,extract,single,lstm,evaluate,report,predict (the default:
+#           the two-stage RGB pipeline), flow,flow_lstm,two_stream,sweep,video
 #
 # Environment: ACTIONLAB (default: .venv/bin/actionlab, else actionlab on PATH), PYTHON (default .venv/bin/python,
 # else python3), SEEDS (default 0,1,2), PREDICT_VIDEOS (test videos for the predict stage, default 100),
-# EXTRACT_FLAGS / TRAIN_FLAGS (extra flags for extract / both trainings, e.g. TRAIN_FLAGS="--device cpu"),
-# NICE (niceness, default 0), FORCE=1 (rerun stages whose outputs exist).
+# EXTRACT_FLAGS / TRAIN_FLAGS / VIDEO_FLAGS (extra flags for extract / the feature trainings / the video stage,
+# e.g. TRAIN_FLAGS="--device cpu", VIDEO_FLAGS="--set clip.cache_frames=false" where decoded frames do not fit),
+# NICE (niceness, default 0), FORCE=1 (rerun stages whose outputs exist), VIDEO_EPOCHS (default 2).
 set -euo pipefail
 
 if [[ $# -lt 2 ]]; then
@@ -33,26 +37,34 @@ ACTIONLAB=${ACTIONLAB:-$([[ -x $HERE/.venv/bin/actionlab ]] && echo "$HERE/.venv
 PYTHON=${PYTHON:-$([[ -x $HERE/.venv/bin/python ]] && echo "$HERE/.venv/bin/python" || echo python3)}
 SEEDS=${SEEDS:-0,1,2}
 PREDICT_VIDEOS=${PREDICT_VIDEOS:-100}
+VIDEO_EPOCHS=${VIDEO_EPOCHS:-2}
 NICE=${NICE:-0}
 FORCE=${FORCE:-0}
 read -r -a EXTRACT_EXTRA <<< "${EXTRACT_FLAGS:-}"
 read -r -a TRAIN_EXTRA <<< "${TRAIN_FLAGS:-}"
+read -r -a VIDEO_EXTRA <<< "${VIDEO_FLAGS:-}"
 
 [[ -d $ROOT ]] || { echo "error: $ROOT is not a folder (generate it with: actionlab synth $ROOT --family actions101)" >&2; exit 2; }
 [[ -x /usr/bin/time ]] || { echo "error: /usr/bin/time is missing (apt-get install -y time)" >&2; exit 2; }
 mkdir -p "$WORK/logs" "$WORK/runs"
 TSV=$WORK/timings.tsv
 if [[ ! -s $TSV ]]; then
-    printf 'stage\tstatus\twall_s\tuser_s\tsys_s\tpeak_rss_mb\tpeak_tree_rss_mb\tdisk_mb\titems\titems_per_s\tload_before\tload_after\tstarted\tcommand\n' > "$TSV"
+    printf 'stage\tstatus\twall_s\tuser_s\tsys_s\tpeak_rss_mb\tpeak_tree_pss_mb\tdisk_mb\titems\titems_per_s\tload_before\tload_after\tstarted\tcommand\n' > "$TSV"
 fi
 
-# RSS (kB) of a process and all its descendants.
-tree_rss_kb() {
-    ps -eo pid=,ppid=,rss= | awk -v root="$1" '
-        { parent[$1] = $2; rss[$1] = $3 }
-        END { total = 0
-              for (p in rss) { q = p; while (q != "" && q != 0 && q != root) q = parent[q]; if (q == root) total += rss[p] }
-              print total }'
+# Memory (kB) of a process and all its descendants: the sum of their proportional set sizes (PSS, from
+# /proc/PID/smaps_rollup), so pages the processes share (libraries, torch) count once, not once per process.
+tree_pss_kb() {
+    local pids
+    pids=$(ps -eo pid=,ppid= | awk -v root="$1" '
+        { parent[$1] = $2 }
+        END { for (p in parent) { q = p; while (q != "" && q != 0 && q != root) q = parent[q]; if (q == root) print p } }')
+    local total=0 p kb
+    for p in $pids; do
+        kb=$(awk '/^Pss:/ { print $2 }' "/proc/$p/smaps_rollup" 2> /dev/null || true)
+        total=$(( total + ${kb:-0} ))
+    done
+    echo "$total"
 }
 
 # run_stage NAME OUTPUT ITEMS CMD...: time CMD, then append a row (OUTPUT: the file or folder it writes).
@@ -72,7 +84,7 @@ run_stage() {
     local pid=$!
     while kill -0 "$pid" 2> /dev/null; do
         local now
-        now=$(tree_rss_kb "$pid")
+        now=$(tree_pss_kb "$pid")
         (( now > peak )) && peak=$now
         sleep 1
     done
@@ -88,7 +100,7 @@ run_stage() {
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$([[ $rc == 0 ]] && echo ok || echo "exit $rc")" \
         "$wall" "$user" "$sys" "$rss" "$(( peak / 1024 ))" "$disk" "$items" "$rate" "$load_before" \
         "$(cut -d' ' -f1-3 /proc/loadavg)" "$started" "$*" >> "$TSV"
-    echo "   $name: ${wall}s wall, peak RSS ${rss} MB (all processes together $(( peak / 1024 )) MB), ${disk} MB on disk, exit $rc"
+    echo "   $name: ${wall}s wall, peak RSS ${rss} MB (all its processes together, PSS: $(( peak / 1024 )) MB), ${disk} MB on disk, exit $rc"
     if [[ $rc != 0 ]]; then
         tail -n 20 "$WORK/logs/$name.log" >&2
         exit "$rc"
@@ -131,5 +143,23 @@ for r in [r for r in m.records if r.split == 'test'][:$PREDICT_VIDEOS]:
         "$ACTIONLAB" predict "${TEST_VIDEOS[@]}" --run "${SEED_RUNS[0]}" --json
     cp "$WORK/logs/predict.log" "$WORK/predict.json"
 fi
+FLOW_RUNS=()
+for s in "${SEED_LIST[@]}"; do FLOW_RUNS+=("$WORK/runs/flow_lstm/seed-$s"); done
+want flow && run_stage flow "$WORK/flow.h5" "$VIDEOS" \
+    "$ACTIONLAB" extract "$WORK/manifest.csv" -o "$WORK/flow.h5" --modality flow "${EXTRACT_EXTRA[@]}"
+want flow_lstm && run_stage flow_lstm "$WORK/runs/flow_lstm" "$VIDEOS" \
+    "$ACTIONLAB" train --features "$WORK/flow.h5" --model lstm --run "$WORK/runs/flow_lstm" --seeds "$SEEDS" "${TRAIN_EXTRA[@]}"
+if want two_stream; then
+    for i in "${!SEED_LIST[@]}"; do
+        run_stage "two_stream_${SEED_LIST[$i]}" "$WORK/runs/two_stream/seed-${SEED_LIST[$i]}" 0 \
+            "$ACTIONLAB" fuse "${SEED_RUNS[$i]}" "${FLOW_RUNS[$i]}" --run "$WORK/runs/two_stream/seed-${SEED_LIST[$i]}"
+    done
+fi
+want sweep && run_stage sweep "$WORK/sweep" 8 \
+    "$ACTIONLAB" sweep --features "$WORK/rgb.h5" --model lstm --out "$WORK/sweep" --grid model.hidden_size=64,128 \
+    --grid model.input_dropout=0.5,0.8 --grid optim.lr=0.001,0.003 "${TRAIN_EXTRA[@]}"
+want video && run_stage video "$WORK/runs/video" "$VIDEOS" \
+    "$ACTIONLAB" train --manifest "$WORK/manifest.csv" --preset video_cpu --epochs "$VIDEO_EPOCHS" --run "$WORK/runs/video" \
+    "${VIDEO_EXTRA[@]}"
 echo "timings: $TSV"
 column -t -s $'\t' "$TSV" | cut -c1-220

@@ -169,3 +169,29 @@ def test_cli_synth_passes_scale_and_refuses_what_does_not_apply(monkeypatch: pyt
     assert main(["synth", str(tmp_path / "d"), "--family", "actions101", "--layout", "hmdb51"]) == 2
     assert main(["synth", str(tmp_path / "e"), "--scale", "0.5"]) == 2  # the demo family has no --scale
     assert len(calls) == 1
+
+
+def test_benchmark_table_averages_seeds_and_pair_kinds(tmp_path: Path) -> None:
+    """``scripts/benchmark_table.py``: test/val top-1 over seeds and the mean accuracy of each pair kind's
+    classes, from the runs' metrics.json and the dataset's synth_info.json."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "bench"
+    root.mkdir()
+    (root / "synth_info.json").write_text(json.dumps({"pairs": [["A", "B", "reverse"], ["C", "D", "speed"]]}))
+    classes = ["A", "B", "C", "D", "E"]
+    for seed, (top1, accs) in enumerate([(0.5, [1.0, 0.0, 0.5, 0.5, 0.5]), (0.7, [1.0, 1.0, 0.0, 0.0, 1.0])]):
+        run = tmp_path / "lstm" / f"seed-{seed}"
+        run.mkdir(parents=True)
+        (run / "metrics.json").write_text(json.dumps(
+            {"top1": top1, "val_top1": 0.4, "classes": classes, "per_class_accuracy": accs}))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "benchmark_table.py"
+    out = subprocess.run([sys.executable, str(script), str(root), f"lstm={tmp_path / 'lstm'}"],
+                         capture_output=True, text=True, check=True).stdout
+    row = next(line for line in out.splitlines() if line.startswith("| lstm |"))
+    # top-1 0.5, 0.7: 60.0 ± 14.1; reverse pairs (A, B): 0.5 then 1.0 -> 75.0 ± 35.4; speed (C, D): 0.5, 0.0
+    assert row == "| lstm | 2 | 60.0 ± 14.1% | 40.0 ± 0.0% | 75.0 ± 35.4% | 25.0 ± 35.4% |"
+    missing = subprocess.run([sys.executable, str(script), str(tmp_path), "x=" + str(tmp_path)],
+                             capture_output=True, text=True)
+    assert missing.returncode != 0 and "synth_info.json" in missing.stderr
