@@ -448,6 +448,19 @@ def cpu_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def worker_context() -> Any:
+    """A ``multiprocessing`` context for worker pools that need only importable functions: ``fork`` (no
+    ``__main__`` guard needed in users' scripts) when this process runs no other Python thread, ``spawn``
+    otherwise. A thread may hold a lock (stdout's buffer, a logger's) at the moment of a fork, and the child then
+    waits for it forever: seen as a hang of the generators' pools inside a pytest-xdist worker, whose execnet
+    threads write while tests run."""
+    import multiprocessing as mp
+    import threading
+
+    forkable = "fork" in mp.get_all_start_methods() and threading.active_count() == 1
+    return mp.get_context("fork" if forkable else "spawn")
+
+
 def select_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA when available, else CPU; anything else is passed to ``torch.device``."""
     import torch

@@ -38,6 +38,7 @@ import numpy as np
 from actionlab.data.layouts import ucf101
 from actionlab.data.layouts.common import SynthClass, SynthVideo
 from actionlab.synth.primitives import ClassSpec, draw_classes, pairs
+from actionlab.utils import worker_context
 
 logger = logging.getLogger(__name__)
 
@@ -197,11 +198,7 @@ def _run(jobs: list[tuple], workers: int, total: int, total_frames: int) -> None
             done, frames = done + v, frames + f
             report()
     else:
-        import multiprocessing as mp
-
-        # fork: the workers need only numpy, OpenCV and PyAV, and spawn would need a __main__ guard in scripts
-        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context(method)) as pool:
+        with ProcessPoolExecutor(workers, mp_context=worker_context()) as pool:
             for fut in as_completed([pool.submit(_render_cell, job) for job in jobs]):
                 v, f = fut.result()
                 done, frames = done + v, frames + f

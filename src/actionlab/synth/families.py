@@ -45,6 +45,7 @@ from actionlab.synth import outdoor as synth_outdoor
 from actionlab.synth import textures as synth_textures
 from actionlab.synth.demo import APPEARANCE_CLASSES, CLASS_DESCRIPTIONS, SYNTH_CLASSES, TIME_PAIRS
 from actionlab.synth.draw import Family
+from actionlab.utils import worker_context
 
 logger = logging.getLogger(__name__)
 
@@ -265,11 +266,7 @@ def make_synthetic_dataset(
         if workers is None:
             workers = min(os.cpu_count() or 1, 8) if total_frames > 3000 else 0
         if workers > 1:
-            import multiprocessing as mp
-
-            # fork: rendering needs only numpy and PyAV, and spawn would need a __main__ guard in scripts.
-            method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-            with ProcessPoolExecutor(workers, mp_context=mp.get_context(method)) as pool:
+            with ProcessPoolExecutor(workers, mp_context=worker_context()) as pool:
                 list(pool.map(_encode_job, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
         else:
             for job in jobs:
