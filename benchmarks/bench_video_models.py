@@ -28,6 +28,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 from actionlab.models import create_model, list_models, model_entry
+from actionlab.train.loop import conv_weights_channels_last
 from actionlab.utils import select_device
 
 
@@ -95,11 +96,8 @@ def bench_model(name: str, device: torch.device, batch: int, steps: int, full: b
     if clip is not None:
         t, s = clip
     model.to(device)
-    if channels_last:  # as the training loop does: 2D conv weights channels-last everywhere, 3D ones on CUDA
-        for p in model.parameters():
-            if p.dim() == 4 or (p.dim() == 5 and device.type == "cuda"):
-                p.data = p.data.contiguous(memory_format=torch.channels_last if p.dim() == 4
-                                           else torch.channels_last_3d)
+    if channels_last:  # as the training loop does
+        conv_weights_channels_last(model, device)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=1e-3, momentum=0.9)

@@ -27,7 +27,7 @@ KINETICS_STD = (0.22803, 0.22145, 0.216989)
 Box = tuple[int, int, int, int]
 """``(top, left, height, width)`` in pixels of the frame it is applied to."""
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "KINETICS_MEAN", "KINETICS_STD", "Box", "ClipEval", "FrameEval",
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "KINETICS_MEAN", "KINETICS_STD", "Box", "ClipEval", "FrameEval", "check_crop_size",
            "centre_crop_box", "clip_frame_shape", "resize_antialiased", "resize_uint8", "resized_shape", "scale_box",
            "three_crop_boxes"]
 
@@ -179,6 +179,12 @@ def _normalized(x: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> n
 # ----------------------------------------------------------------------------------- evaluation crops
 
 
+def check_crop_size(size: int, resize: int) -> None:
+    """Raise unless ``1 <= size <= resize`` (a ``size`` crop of frames resized to ``resize``)."""
+    if size < 1 or resize < size:
+        raise ValueError(f"need 1 <= size <= resize, got size={size}, resize={resize}")
+
+
 @dataclass(frozen=True)
 class ClipEval:
     """Test-time crops of a clip: short side to ``resize``, then ``crops`` = 1 (centre) or 3 (left/centre/right)
@@ -196,8 +202,7 @@ class ClipEval:
     def __post_init__(self) -> None:
         if self.crops not in (1, 3):
             raise ValueError(f"crops must be 1 or 3, got {self.crops}")
-        if self.size < 1 or self.resize < self.size:
-            raise ValueError(f"need 1 <= size <= resize, got size={self.size}, resize={self.resize}")
+        check_crop_size(self.size, self.resize)
 
     def boxes(self, h: int, w: int) -> list[Box]:
         """The crop boxes in pixels of the frame resized to ``resize``."""

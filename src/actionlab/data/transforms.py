@@ -37,6 +37,7 @@ from actionlab.data.eval_arrays import (
     ClipEval,
     FrameEval,
     centre_crop_box,
+    check_crop_size,
     clip_frame_shape,
     resized_shape,
     three_crop_boxes,
@@ -199,8 +200,7 @@ class ClipTrainTransform:
     """False: crops are drawn from the whole frame squeezed to ``resize x resize`` (:func:`clip_frame_shape`)."""
 
     def __post_init__(self) -> None:
-        if self.size < 1 or self.resize < self.size:
-            raise ValueError(f"need 1 <= size <= resize, got size={self.size}, resize={self.resize}")
+        check_crop_size(self.size, self.resize)
         if not 0 < self.scale[0] <= self.scale[1] <= 1:
             raise ValueError(f"scale must satisfy 0 < lo <= hi <= 1, got {self.scale}")
 

@@ -275,15 +275,22 @@ def _place(model: nn.Module, cfg: TrainConfig, device: str | torch.device | None
         elif rank == 0:
             logger.warning("batch norm under DDP on %s: each process normalizes with its own %d-item batch "
                            "(SyncBatchNorm needs CUDA and sync_bn=true)", device.type, cfg.batch_size)
-    for p in model.parameters():  # convolutions run fastest channels-last (oneDNN on CPU, cuDNN on CUDA)
-        if p.dim() == 4:  # 2D convolutions (TSM, LRCN, fusion): 1.5x per TSM training step on 2 CPU cores
-            p.data = p.data.contiguous(memory_format=torch.channels_last)
-        elif p.dim() == 5 and device.type == "cuda":  # 3D convolutions: cuDNN only
-            p.data = p.data.contiguous(memory_format=torch.channels_last_3d)
+    conv_weights_channels_last(model, device)
     amp_dtype = None
     if cfg.amp and device.type == "cuda":
         amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return model, device, amp_dtype
+
+
+def conv_weights_channels_last(model: nn.Module, device: torch.device) -> None:
+    """Convolution weights in the layout they run fastest in, in place (the same Parameter objects): 2D ones
+    channels-last on every device (oneDNN on CPU: 1.5x per TSM training step on 2 cores), 3D ones
+    channels-last on CUDA only (cuDNN)."""
+    for p in model.parameters():
+        if p.dim() == 4:
+            p.data = p.data.contiguous(memory_format=torch.channels_last)
+        elif p.dim() == 5 and device.type == "cuda":
+            p.data = p.data.contiguous(memory_format=torch.channels_last_3d)
 
 
 def _steps(train_batches: Any) -> int:
