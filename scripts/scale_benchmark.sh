@@ -4,7 +4,7 @@
 #
 #   index -> extract (RGB features) -> single frame -> LSTM (3 seeds) -> evaluate -> report -> predict
 #   and, when named: flow (Farneback flow features) -> flow_lstm (3 seeds) -> two_stream (fuse, per seed);
-#   sweep (8 LSTM settings, one seed each); video (the video_cpu preset for VIDEO_EPOCHS epochs: time per epoch)
+#   sweep (8 LSTM settings x 3 seeds); video (the video_cpu preset for VIDEO_EPOCHS epochs: time per epoch)
 #
 # Each stage runs under /usr/bin/time -v and appends one row to WORK/timings.tsv: wall time, CPU time, peak RSS of
 # the largest process (time -v) and of all its processes together (sampled every second), the disk its outputs

@@ -6,6 +6,7 @@
 # per-class accuracy of the classes only frame order tells apart. Rerunning reuses what is on disk.
 # FLOW_CNN=1 also fine-tunes MobileNetV2 on the flow per seed (a raw flow store, `actionlab finetune`), extracts
 # flow features with it (--flow-from the raw store), trains the LSTM on them and fuses it with the RGB LSTM.
+# FLOW_FLAGS adds extract options to the flow store (e.g. FLOW_FLAGS="--flow-downscale 1" for full-size flow).
 # ACTIONLAB_BIN overrides the folder of the actionlab and python executables (default: the repository's .venv).
 set -euo pipefail
 family=${1:?family (actionlab synth --help lists them)}; out=${2:?output folder}; seeds=${3:-0,1,2}
@@ -14,7 +15,8 @@ mkdir -p "$out"
 [ -e "$out/data/.complete" ] || { "$bin/actionlab" synth "$out/data" --family "$family" && touch "$out/data/.complete"; }
 [ -e "$out/manifest.csv" ] || "$bin/actionlab" index "$out/data" -o "$out/manifest.csv"
 "$bin/actionlab" extract "$out/manifest.csv" -o "$out/features.h5"
-"$bin/actionlab" extract "$out/manifest.csv" -o "$out/flow.h5" --modality flow
+read -r -a flow_flags <<< "${FLOW_FLAGS:-}"
+"$bin/actionlab" extract "$out/manifest.csv" -o "$out/flow.h5" --modality flow "${flow_flags[@]}"
 "$bin/actionlab" train --features "$out/features.h5" --model lstm --run "$out/runs/lstm" --seeds "$seeds" \
     --resume | tail -3
 "$bin/actionlab" train --features "$out/flow.h5" --model lstm --run "$out/runs/flow_lstm" --seeds "$seeds" \

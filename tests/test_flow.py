@@ -79,6 +79,42 @@ def test_flow_of_a_known_translation_matches_opencv(translating_video: Path, alg
         assert np.abs(q[i].astype(int) - bare).max() <= 1  # float rounding of 127.5-like values only
 
 
+def test_downscaled_flow_keeps_the_size_and_the_units(translating_video: Path) -> None:
+    """``flow.downscale=2`` estimates on frames of half the size: the stored field still has the full size and
+    its vectors are in full-size pixels (the known shift), close to the full-resolution field."""
+    _, full, _ = video_flow_fields(translating_video, _flow_cfg())
+    _, half, _ = video_flow_fields(translating_video, _flow_cfg(downscale=2))
+    assert half.shape == full.shape == (4, 2, H, W)
+    inner = (slice(None), slice(None), slice(16, -16), slice(16, -16))
+    mean = dequantise(half, 20.0)[inner].mean(axis=(0, 2, 3))
+    np.testing.assert_allclose(mean, SHIFT, atol=0.4)
+    gap = np.abs(dequantise(half, 20.0)[inner] - dequantise(full, 20.0)[inner]).mean()
+    assert gap < 0.5, f"downscaled flow differs from the full field by {gap:.2f} px on average"
+    with pytest.raises(ValueError, match="flow.step and flow.downscale"):
+        FlowConfig(algorithm="mv", downscale=2)
+    with pytest.raises(ValueError, match="downscale >= 1"):
+        FlowConfig(downscale=0)
+
+
+def test_a_field_over_several_frames_measures_their_whole_motion(translating_video: Path) -> None:
+    """``stack=1, step=2``: one field from frame t to t+2, twice the per-frame shift, and the same as
+    bare Farneback on those two frames."""
+    cfg = _flow_cfg(step=2)
+    positions, q, _ = video_flow_fields(translating_video, cfg)
+    assert q.shape == (4, 2, H, W)
+    flow = dequantise(q, 20.0)[:, :, 16:-16, 16:-16]
+    np.testing.assert_allclose(flow.mean(axis=(2, 3)), np.tile(np.multiply(SHIFT, 2), (4, 1)), atol=0.7)
+    windows = flow_windows(FRAMES, positions, 1, 2)
+    assert (np.diff(windows, axis=1) == 2).all()
+    estimate, _ = create_estimator(cfg.flow)
+    with VideoReader(translating_video, size=H) as reader:
+        a, b = (cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in reader.get_frames(windows[0]))
+    bare = np.round((np.clip(estimate(a, b), -20, 20) + 20) * 255 / 40).transpose(2, 0, 1)
+    assert np.abs(q[0].astype(int) - bare).max() <= 1
+    with pytest.raises(ValueError, match="flow.step and flow.downscale"):
+        FlowConfig(algorithm="mv", step=5)
+
+
 def test_the_default_flow_leaves_a_flat_noisy_wall_still(tmp_path: Path) -> None:
     """Why Farneback is the default: a textured square slides 2 px/frame right over a plain wall with sensor
     noise (std 3). DIS fills the wall with motion about as large as the square's (measured: 1.2-1.8 px mean);
@@ -119,18 +155,19 @@ def test_quantisation_clips_to_the_bound_and_rounds(values: list[float], bound: 
     np.testing.assert_allclose(dequantise(q, bound), np.clip(f, -bound, bound), atol=bound / 255 * 1.01 + 1e-4)
 
 
-@given(st.integers(1, 60), st.integers(1, 6), st.data())
-def test_flow_windows_are_consecutive_frames_inside_the_video(n: int, stack: int, data: st.DataObject) -> None:
+@given(st.integers(1, 60), st.integers(1, 6), st.integers(1, 6), st.data())
+def test_flow_windows_are_evenly_spaced_frames_inside_the_video(n: int, stack: int, step: int,
+                                                                data: st.DataObject) -> None:
     positions = np.array(data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=10)))
-    w = flow_windows(n, positions, stack)
+    w = flow_windows(n, positions, stack, step)
     assert w.shape == (len(positions), stack + 1)
     assert (w >= 0).all() and (w < n).all()
     steps = np.diff(w, axis=1)
-    if n > stack:  # room for the whole window: consecutive frames, starting at the position or just before
-        assert (steps == 1).all() and (w[:, 0] <= positions).all()
-        assert (w[:, 0] == np.minimum(positions, n - 1 - stack)).all()
-    else:  # a short video: its frames in order, the last repeated (zero flow)
-        assert (steps >= 0).all() and (w[:, 0] == 0).all()
+    if n > stack * step:  # room for the whole window: every step-th frame, starting at the position or before
+        assert (steps == step).all() and (w[:, 0] <= positions).all()
+        assert (w[:, 0] == np.minimum(positions, n - 1 - stack * step)).all()
+    else:  # a short video: its frames in order, cut at the last one (zero flow after it)
+        assert (steps >= 0).all() and (steps <= step).all() and (w[:, 0] == 0).all() and (w[:, -1] == n - 1).all()
 
 
 def test_cross_modality_initialisation_averages_the_rgb_kernels() -> None:
@@ -263,5 +300,8 @@ def test_flow_settings_recorded_before_encodings_existed_read_as_the_stacked_fie
     assert recorded_extract(raw).flow == FlowConfig(output="raw")
     assert as_compared({"flow": old["flow"]})["flow"]["encoding"] == "stack"
     assert recorded_extract(to_dict(ExtractConfig(modality="flow"))).flow.encoding == "image"
+    older = to_dict(ExtractConfig(modality="flow"))  # before flow.step and flow.downscale: per frame, full size
+    del older["flow"]["step"], older["flow"]["downscale"]
+    assert as_compared({"flow": older["flow"]})["flow"] == to_dict(ExtractConfig(modality="flow"))["flow"]
     with pytest.raises(ValueError, match="leave flow.encoding unset"):
         FlowConfig(output="raw", encoding="stack")

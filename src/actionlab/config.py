@@ -62,6 +62,15 @@ class FlowConfig:
     size: int = 0
     """Short side frames are decoded to and flow is computed at; 0 = the backbone's resize (256 for
     mobilenet_v2). Flow magnitudes are in pixels of this size."""
+    step: int = 1
+    """Frames between the two images of each field: the L fields of a position run over frames ``t, t+step,
+    ..., t+L*step``, each the motion over ``step`` frames. 1 = consecutive frames (TSN). ``stack=1, step=5``
+    estimates one field over the 5 frames the default's five fields cover, a fifth of the estimator's work.
+    Not for ``algorithm=mv`` (its vectors are per frame)."""
+    downscale: int = 1
+    """The estimator runs on the frames shrunk by this factor (area resampling); its field is resized back to
+    ``flow.size`` and its vectors multiplied by the factor. 2 computes Farneback on a quarter of the pixels,
+    about 3x faster extraction; the stored flow keeps its size and units. Not for ``algorithm=mv``."""
     encoding: str = "image"
     """How ``output=features`` shows the L fields to the ImageNet CNN. ``image``: their sum (the displacement
     over L frames), less its median over the frame (camera motion), drawn as a 3-channel image (x, y and
@@ -84,9 +93,12 @@ class FlowConfig:
         if self.preset != "fast" and self.algorithm != "dis":
             raise ValueError(f"flow.preset is DIS's; flow.algorithm is {self.algorithm!r}: add flow.algorithm=dis "
                              "(--flow-algorithm dis) or leave the preset unset")
-        if self.bound <= 0 or self.stack < 1 or self.size < 0:
-            raise ValueError(f"flow.bound must be > 0, flow.stack >= 1 and flow.size >= 0, got {self.bound}, "
-                             f"{self.stack}, {self.size}")
+        if self.bound <= 0 or min(self.stack, self.step, self.downscale) < 1 or self.size < 0:
+            raise ValueError(f"flow.bound must be > 0, flow.stack, flow.step and flow.downscale >= 1 and flow.size "
+                             f">= 0, got {self.bound}, {self.stack}, {self.step}, {self.downscale}, {self.size}")
+        if (self.downscale != 1 or self.step != 1) and self.algorithm == "mv":
+            raise ValueError("flow.step and flow.downscale set what an estimator reads; flow.algorithm=mv reads the "
+                             "decoder's per-frame motion vectors: leave them unset")
 
 
 @dataclass(frozen=True)
@@ -412,8 +424,12 @@ def resolved_inference(cfg: TrainConfig) -> InferenceConfig:
 
 def recorded_flow(flow: Any) -> Any:
     """Flow settings as a store or run recorded them, read today: those written before ``flow.encoding``
-    existed fed the CNN stacked fields (``stack``, the only encoding then)."""
-    if isinstance(flow, Mapping) and "encoding" not in flow and flow.get("output", "features") == "features":
+    existed fed the CNN stacked fields (``stack``, the only encoding then); before ``flow.step`` and
+    ``flow.downscale`` existed, fields were per frame and full size (1, 1)."""
+    if not isinstance(flow, Mapping):
+        return flow
+    flow = {"step": 1, "downscale": 1, **flow}  # added later; before, every field was per frame, at full size
+    if "encoding" not in flow and flow.get("output", "features") == "features":
         return {**flow, "encoding": "stack"}
     return flow
 

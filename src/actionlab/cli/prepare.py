@@ -75,7 +75,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 FLOW_FLAGS = {"flow_algorithm": "algorithm", "flow_preset": "preset", "flow_bound": "bound", "flow_stack": "stack",
-              "flow_size": "size", "flow_output": "output", "flow_encoding": "encoding"}
+              "flow_size": "size", "flow_step": "step", "flow_downscale": "downscale", "flow_output": "output", "flow_encoding": "encoding"}
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
@@ -168,6 +168,12 @@ def register(sub: Any) -> None:
     p.add_argument("--flow-bound", type=float, help="flow clipped to +-bound pixels, then uint8 (default 20)")
     p.add_argument("--flow-stack", type=int, help="L flow fields stacked per sampled frame (default 5)")
     p.add_argument("--flow-size", type=int, help="short side flow is computed at (default: the backbone's resize)")
+    p.add_argument("--flow-step", type=int,
+                   help="frames between the two images of each field (default 1: consecutive frames; "
+                        "--flow-stack 1 --flow-step 5: one field over 5 frames, a fifth of the estimation)")
+    p.add_argument("--flow-downscale", type=int,
+                   help="run the estimator on frames shrunk by this factor, its field resized back and scaled "
+                        "(default 1; 2: about 3x faster Farneback extraction)")
     p.add_argument("--flow-output", choices=["features", "raw"],
                    help="features of the backbone over the flow (temporal models; default), or the raw "
                         "quantised flow (video networks: --sampler all --flow-stack 1 --flow-size 64)")

@@ -2,9 +2,10 @@
 store it, and the ImageNet 2D CNN that reads it.
 
 For each position the frame sampler chooses (the RGB sampler's, so RGB and flow stores align step by step),
-the ``L = flow.stack`` fields between frames ``t, t+1, ..., t+L`` (the window shifted back to fit the video;
-repeated last frames give zero flow in videos shorter than ``L + 1`` frames) are computed on grey frames
-decoded at short side ``flow.size`` and quantised::
+the ``L = flow.stack`` fields between frames ``t, t+s, ..., t+L*s`` (``s = flow.step``, 1 by default; the
+window shifted back to fit the video; repeated last frames give zero flow in videos shorter than ``L*s + 1``
+frames) are computed on grey frames decoded at short side ``flow.size`` (shrunk by ``flow.downscale`` for the
+estimator, its field resized back) and quantised::
 
     q = round((clip(f, -bound, bound) + bound) * 255 / (2 * bound))      uint8; zero flow -> 128 (127.5)
 
@@ -131,13 +132,16 @@ def dequantise(q: np.ndarray, bound: float) -> np.ndarray:
     return q.astype(np.float32) * np.float32(2 * bound / 255) - np.float32(bound)
 
 
-def flow_windows(num_frames: int, positions: np.ndarray, stack: int) -> np.ndarray:
-    """``(T, L+1) int64``: the consecutive frames whose ``L = stack`` flow fields describe each position.
+def flow_windows(num_frames: int, positions: np.ndarray, stack: int, step: int = 1) -> np.ndarray:
+    """``(T, L+1) int64``: the frames ``t, t+step, ..., t+L*step`` whose ``L = stack`` flow fields describe each
+    position.
 
     A window starts at its position, shifted back so that it ends inside the video (TSN); in a video shorter
-    than ``L + 1`` frames the last frame repeats (zero flow)."""
-    starts = np.clip(np.asarray(positions, np.int64), 0, max(num_frames - 1 - stack, 0))
-    return np.minimum(starts[:, None] + np.arange(stack + 1, dtype=np.int64)[None, :], num_frames - 1)
+    than ``L*step + 1`` frames the window is cut at the last frame (a shorter last field, then repeats: zero
+    flow)."""
+    starts = np.clip(np.asarray(positions, np.int64), 0, max(num_frames - 1 - stack * step, 0))
+    offsets = np.arange(stack + 1, dtype=np.int64)[None, :] * step
+    return np.minimum(starts[:, None] + offsets, num_frames - 1)
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,6 @@ class FlowFields:
     def __call__(self, frames: np.ndarray, windows: np.ndarray) -> np.ndarray:
         """``frames (N, H, W, 3)`` uint8 RGB, ``windows (T, L+1)`` indices into them -> ``(T, 2L, H, W)``
         uint8. Each pair is computed once, however many windows share it."""
-        import cv2
 
         estimate, _ = create_estimator(self.cfg)
         t, length = windows.shape[0], windows.shape[1] - 1
@@ -170,10 +173,34 @@ class FlowFields:
                     else:
                         for k in (a, b):
                             if k not in grey:
-                                grey[k] = cv2.cvtColor(frames[k], cv2.COLOR_RGB2GRAY)
-                        done[a, b] = quantise(estimate(grey[a], grey[b]), self.cfg.bound)
+                                grey[k] = self._grey(frames[k])
+                        done[a, b] = quantise(self._upscale(estimate(grey[a], grey[b]), h, w), self.cfg.bound)
                 out[i, j] = done[a, b]
         return out.transpose(0, 1, 4, 2, 3).reshape(t, 2 * length, h, w)  # x_1, y_1, ..., x_L, y_L
+
+    def _grey(self, frame: np.ndarray) -> np.ndarray:
+        """An RGB frame -> the grey image the estimator reads: shrunk by ``flow.downscale`` (area resampling)."""
+        import cv2
+
+        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        k = self.cfg.downscale
+        if k == 1:
+            return grey
+        h, w = grey.shape
+        return cv2.resize(grey, (max(1, round(w / k)), max(1, round(h / k))), interpolation=cv2.INTER_AREA)
+
+    def _upscale(self, flow: np.ndarray, h: int, w: int) -> np.ndarray:
+        """A field of the shrunk frames -> ``(h, w, 2)`` float32 in pixels of the full size (bilinear; each
+        vector multiplied by the size ratio of its axis)."""
+        import cv2
+
+        fh, fw = flow.shape[:2]
+        if (fh, fw) == (h, w):
+            return flow
+        up = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
+        up[..., 0] *= w / fw
+        up[..., 1] *= h / fh
+        return up
 
 
 def motion_vector_windows(reader: MotionVectorReader, windows: np.ndarray, bound: float) -> np.ndarray:
@@ -228,7 +255,7 @@ class FlowStep:
             info = reader.info
             n = check_frame_count(path, info.num_frames, expected_frames)
             positions = sample_frame_indices(n, self.cfg)
-            windows = flow_windows(n, positions, self.cfg.flow.stack)
+            windows = flow_windows(n, positions, self.cfg.flow.stack, self.cfg.flow.step)
             frames, local = np.unique(windows, return_inverse=True)
             decoded = reader.get_frames(frames)  # (U, H, W, 3), each needed frame once
         q = FlowFields(self.cfg.flow)(decoded, local.reshape(windows.shape))  # (T, 2L, H, W) uint8
