@@ -105,6 +105,30 @@ def cmd_extract(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_flow_arguments(p: argparse.ArgumentParser) -> None:
+    """``extract``'s ``--flow-*`` settings (:data:`FLOW_FLAGS`: each a field of :class:`FlowConfig`)."""
+    p.add_argument("--flow-algorithm", choices=list(FLOW_ALGORITHMS),
+                   help="flow estimator (default farneback; dis is 3-4x faster to extract but sees motion in flat, "
+                        "noisy areas; tvl1 needs OpenCV's contrib build; mv reads the motion vectors of XviD/"
+                        "MPEG-4 or H.264 files from the decoder, no estimation)")
+    p.add_argument("--flow-preset", choices=["ultrafast", "fast", "medium"], help="DIS preset (default fast)")
+    p.add_argument("--flow-bound", type=float, help="flow clipped to +-bound pixels, then uint8 (default 20)")
+    p.add_argument("--flow-stack", type=int, help="L flow fields stacked per sampled frame (default 5)")
+    p.add_argument("--flow-size", type=int, help="short side flow is computed at (default: the backbone's resize)")
+    p.add_argument("--flow-step", type=int,
+                   help="frames between the two images of each field (default 1: consecutive frames; "
+                        "--flow-stack 1 --flow-step 5: one field over 5 frames, a fifth of the estimation)")
+    p.add_argument("--flow-downscale", type=int,
+                   help="run the estimator on frames shrunk by this factor, its field resized back and scaled "
+                        "(default 1; 2: Farneback extraction at about 0.4x the CPU time)")
+    p.add_argument("--flow-output", choices=["features", "raw"],
+                   help="features of the backbone over the flow (temporal models; default), or the raw "
+                        "quantised flow (video networks: --sampler all --flow-stack 1 --flow-size 64)")
+    p.add_argument("--flow-encoding", choices=["image", "stack"],
+                   help="how the backbone reads flow: image (the L fields summed, camera motion removed, drawn as "
+                        "x, y, magnitude; default) or stack (2L channels, TSN's cross-modality first convolution)")
+
+
 def register(sub: Any) -> None:
     """Add this module's verbs (``synth``, ``index``, ``extract``) to the ``actionlab`` parser."""
     p = sub.add_parser("synth", help="generate an action dataset as real encoded videos")
@@ -160,26 +184,7 @@ def register(sub: Any) -> None:
     p.add_argument("--predictions", action="store_true", help="also store per-frame class scores")
     p.add_argument("--modality", default="rgb", choices=["rgb", "flow"],
                    help="rgb frames, or dense optical flow from each sampled frame on (OpenCV)")
-    p.add_argument("--flow-algorithm", choices=list(FLOW_ALGORITHMS),
-                   help="flow estimator (default farneback; dis is 3-4x faster to extract but sees motion in flat, "
-                        "noisy areas; tvl1 needs OpenCV's contrib build; mv reads the motion vectors of XviD/"
-                        "MPEG-4 or H.264 files from the decoder, no estimation)")
-    p.add_argument("--flow-preset", choices=["ultrafast", "fast", "medium"], help="DIS preset (default fast)")
-    p.add_argument("--flow-bound", type=float, help="flow clipped to +-bound pixels, then uint8 (default 20)")
-    p.add_argument("--flow-stack", type=int, help="L flow fields stacked per sampled frame (default 5)")
-    p.add_argument("--flow-size", type=int, help="short side flow is computed at (default: the backbone's resize)")
-    p.add_argument("--flow-step", type=int,
-                   help="frames between the two images of each field (default 1: consecutive frames; "
-                        "--flow-stack 1 --flow-step 5: one field over 5 frames, a fifth of the estimation)")
-    p.add_argument("--flow-downscale", type=int,
-                   help="run the estimator on frames shrunk by this factor, its field resized back and scaled "
-                        "(default 1; 2: about 3x faster Farneback extraction)")
-    p.add_argument("--flow-output", choices=["features", "raw"],
-                   help="features of the backbone over the flow (temporal models; default), or the raw "
-                        "quantised flow (video networks: --sampler all --flow-stack 1 --flow-size 64)")
-    p.add_argument("--flow-encoding", choices=["image", "stack"],
-                   help="how the backbone reads flow: image (the L fields summed, camera motion removed, drawn as "
-                        "x, y, magnitude; default) or stack (2L channels, TSN's cross-modality first convolution)")
+    _add_flow_arguments(p)
     p.add_argument("--flow-from", metavar="FLOW_RAW.h5",
                    help="flow features: read the flow from this raw flow store (--flow-output raw, same manifest, "
                         "sampler and flow settings) instead of computing it again; the store made is the same")
