@@ -157,7 +157,6 @@ class FlowFields:
     def __call__(self, frames: np.ndarray, windows: np.ndarray) -> np.ndarray:
         """``frames (N, H, W, 3)`` uint8 RGB, ``windows (T, L+1)`` indices into them -> ``(T, 2L, H, W)``
         uint8. Each pair is computed once, however many windows share it."""
-
         estimate, _ = create_estimator(self.cfg)
         t, length = windows.shape[0], windows.shape[1] - 1
         h, w = frames.shape[1:3]
