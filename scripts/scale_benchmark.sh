@@ -4,6 +4,7 @@
 #
 #   index -> extract (RGB features) -> single frame -> LSTM (3 seeds) -> evaluate -> report -> predict
 #   and, when named: flow (Farneback flow features) -> flow_lstm (3 seeds) -> two_stream (fuse, per seed);
+#   diff (frame-difference features) -> diff_lstm (3 seeds) -> rgb_diff (fuse with the RGB LSTM, per seed);
 #   sweep (8 LSTM settings x 3 seeds); video (the video_cpu preset for VIDEO_EPOCHS epochs: time per epoch)
 #
 # Each stage runs under /usr/bin/time -v and appends one row to WORK/timings.tsv: wall time, CPU time, peak RSS of
@@ -16,7 +17,7 @@
 #   ROOT    the dataset (e.g. /work/bench/actions101_s10)
 #   WORK    where the manifest, feature store, runs, report and timings go (created)
 #   STAGES  comma-separated subset, in this order: index,extract,single,lstm,evaluate,report,predict (the default:
-#           the two-stage RGB pipeline), flow,flow_lstm,two_stream,sweep,video
+#           the two-stage RGB pipeline), flow,flow_lstm,two_stream,diff,diff_lstm,rgb_diff,sweep,video
 #
 # Environment: ACTIONLAB (default: .venv/bin/actionlab, else actionlab on PATH), PYTHON (default .venv/bin/python,
 # else python3), SEEDS (default 0,1,2), PREDICT_VIDEOS (test videos for the predict stage, default 100),
@@ -26,7 +27,7 @@
 set -euo pipefail
 
 if [[ $# -lt 2 ]]; then
-    sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 ROOT=$1
@@ -143,18 +144,25 @@ for r in [r for r in m.records if r.split == 'test'][:$PREDICT_VIDEOS]:
         "$ACTIONLAB" predict "${TEST_VIDEOS[@]}" --run "${SEED_RUNS[0]}" --json
     cp "$WORK/logs/predict.log" "$WORK/predict.json"
 fi
-FLOW_RUNS=()
-for s in "${SEED_LIST[@]}"; do FLOW_RUNS+=("$WORK/runs/flow_lstm/seed-$s"); done
-want flow && run_stage flow "$WORK/flow.h5" "$VIDEOS" \
-    "$ACTIONLAB" extract "$WORK/manifest.csv" -o "$WORK/flow.h5" --modality flow "${EXTRACT_EXTRA[@]}"
-want flow_lstm && run_stage flow_lstm "$WORK/runs/flow_lstm" "$VIDEOS" \
-    "$ACTIONLAB" train --features "$WORK/flow.h5" --model lstm --run "$WORK/runs/flow_lstm" --seeds "$SEEDS" "${TRAIN_EXTRA[@]}"
-if want two_stream; then
-    for i in "${!SEED_LIST[@]}"; do
-        run_stage "two_stream_${SEED_LIST[$i]}" "$WORK/runs/two_stream/seed-${SEED_LIST[$i]}" 0 \
-            "$ACTIONLAB" fuse "${SEED_RUNS[$i]}" "${FLOW_RUNS[$i]}" --run "$WORK/runs/two_stream/seed-${SEED_LIST[$i]}"
-    done
-fi
+# second_stream NAME MODALITY FUSED: a motion stream's store (WORK/NAME.h5), its LSTM (3 seeds) and its late
+# fusion with the RGB LSTM, per seed (runs/FUSED).
+second_stream() {
+    local name=$1 modality=$2 fused=$3 runs=() i
+    for i in "${SEED_LIST[@]}"; do runs+=("$WORK/runs/${name}_lstm/seed-$i"); done
+    want "$name" && run_stage "$name" "$WORK/$name.h5" "$VIDEOS" \
+        "$ACTIONLAB" extract "$WORK/manifest.csv" -o "$WORK/$name.h5" --modality "$modality" "${EXTRACT_EXTRA[@]}"
+    want "${name}_lstm" && run_stage "${name}_lstm" "$WORK/runs/${name}_lstm" "$VIDEOS" \
+        "$ACTIONLAB" train --features "$WORK/$name.h5" --model lstm --run "$WORK/runs/${name}_lstm" --seeds "$SEEDS" \
+        "${TRAIN_EXTRA[@]}"
+    if want "$fused"; then
+        for i in "${!SEED_LIST[@]}"; do
+            run_stage "${fused}_${SEED_LIST[$i]}" "$WORK/runs/$fused/seed-${SEED_LIST[$i]}" 0 \
+                "$ACTIONLAB" fuse "${SEED_RUNS[$i]}" "${runs[$i]}" --run "$WORK/runs/$fused/seed-${SEED_LIST[$i]}"
+        done
+    fi
+}
+second_stream flow flow two_stream
+second_stream diff diff rgb_diff
 want sweep && run_stage sweep "$WORK/sweep" 8 \
     "$ACTIONLAB" sweep --features "$WORK/rgb.h5" --model lstm --out "$WORK/sweep" --grid model.hidden_size=64,128 \
     --grid model.input_dropout=0.5,0.8 --grid optim.lr=0.001,0.003 "${TRAIN_EXTRA[@]}"

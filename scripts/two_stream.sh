@@ -7,6 +7,8 @@
 # FLOW_CNN=1 also fine-tunes MobileNetV2 on the flow per seed (a raw flow store, `actionlab finetune`), extracts
 # flow features with it (--flow-from the raw store), trains the LSTM on them and fuses it with the RGB LSTM.
 # FLOW_FLAGS adds extract options to the flow store (e.g. FLOW_FLAGS="--flow-downscale 1" for full-size flow).
+# DIFF=1 also extracts frame differences (--modality diff), trains the LSTM on them and fuses it with the RGB LSTM
+# (runs/rgb_diff) and with the RGB + flow run (runs/three_stream).
 # ACTIONLAB_BIN overrides the folder of the actionlab and python executables (default: the repository's .venv).
 set -euo pipefail
 family=${1:?family (actionlab synth --help lists them)}; out=${2:?output folder}; seeds=${3:-0,1,2}
@@ -25,6 +27,17 @@ for seed in ${seeds//,/ }; do
     "$bin/actionlab" fuse "$out/runs/lstm/seed-$seed" "$out/runs/flow_lstm/seed-$seed" \
         --run "$out/runs/two_stream/seed-$seed"
 done
+if [ "${DIFF:-0}" = 1 ]; then  # also: the frame-difference stream, fused with RGB and with RGB + flow
+    "$bin/actionlab" extract "$out/manifest.csv" -o "$out/diff.h5" --modality diff
+    "$bin/actionlab" train --features "$out/diff.h5" --model lstm --run "$out/runs/diff_lstm" --seeds "$seeds" \
+        --resume | tail -3
+    for seed in ${seeds//,/ }; do
+        "$bin/actionlab" fuse "$out/runs/lstm/seed-$seed" "$out/runs/diff_lstm/seed-$seed" \
+            --run "$out/runs/rgb_diff/seed-$seed"
+        "$bin/actionlab" fuse "$out/runs/two_stream/seed-$seed" "$out/runs/diff_lstm/seed-$seed" \
+            --run "$out/runs/three_stream/seed-$seed"
+    done
+fi
 if [ "${FLOW_CNN:-0}" = 1 ]; then  # also: flow features from a CNN fine-tuned on the flow (actionlab finetune)
     "$bin/actionlab" extract "$out/manifest.csv" -o "$out/flow_raw.h5" --modality flow --flow-output raw
     for seed in ${seeds//,/ }; do
@@ -46,6 +59,9 @@ from actionlab.synth.families import get_family
 
 runs, seeds = Path(sys.argv[1]), sys.argv[2].split(",")
 streams = {"rgb lstm": "lstm", "flow lstm": "flow_lstm", "two-stream (late)": "two_stream"}
+if (runs / "three_stream").is_dir():  # DIFF=1
+    streams.update({"frame-difference lstm": "diff_lstm", "two-stream, rgb + differences": "rgb_diff",
+                    "three streams": "three_stream"})
 if (runs / "ft_two_stream").is_dir():  # FLOW_CNN=1
     streams.update({"flow CNN (fine-tuned on flow)": "flow_cnn", "flow lstm on its features": "flow_ft_lstm",
                     "two-stream with it (late)": "ft_two_stream"})

@@ -177,8 +177,8 @@ def test_predict_on_flow_early_and_fused_runs_gives_their_evaluation_scores(stor
                                                                            manifest: tuple[Manifest, Path],
                                                                            tmp_path: Path) -> None:
     """The Predictor recomputes flow from the file as extraction did: a flow run, an early-fusion run (RGB and
-    flow stores side by side) and a late-fusion run score a test video as their ``predictions_test.npz`` do;
-    none of them exports (optical flow is OpenCV code, not a graph)."""
+    flow stores side by side), a late-fusion run and one fused again score a test video as their
+    ``predictions_test.npz`` do; none of them exports (optical flow is OpenCV code, not a graph)."""
     from actionlab.evaluate.predictions import load_predictions
     from actionlab.predict.export import export_run
     from actionlab.predict.predictor import Predictor
@@ -192,14 +192,16 @@ def test_predict_on_flow_early_and_fused_runs_gives_their_evaluation_scores(stor
     train_run(cfg, runs["rgb"], features=stores["rgb"])
     runs["fused"] = tmp_path / "fused"
     fuse_runs(runs["rgb"], runs["flow"], runs["fused"])
-    for name in ("flow", "early", "fused"):
+    runs["nested"] = tmp_path / "nested"  # a fused run fused again with a third stream (here: flow once more)
+    fuse_runs(runs["fused"], runs["flow"], runs["nested"])
+    for name in ("flow", "early", "fused", "nested"):
         test = load_predictions(runs[name] / "predictions_test.npz")
         video = manifest[0].root / test.keys[0]
         p = Predictor(runs[name], device="cpu")
         scores = p.scores(video)
         np.testing.assert_allclose(scores.video, test.scores[0], atol=2e-2, err_msg=name)
         assert p.predict(video)["top"][0]["label"] in p.classes and len(scores.spans) == len(scores.windows) >= 1
-        with pytest.raises(ValueError, match="optical flow is OpenCV"):
+        with pytest.raises(ValueError, match="exports hold graphs"):
             export_run(runs[name], tmp_path / f"{name}.actionlab")
         with pytest.raises(ValueError, match="video file"):
             p.scores(np.zeros((8, 32, 32, 3), np.uint8))

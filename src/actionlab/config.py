@@ -34,6 +34,8 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
 
 
+MODALITY_NAMES = ("rgb", "flow", "diff")
+"""What a 2D CNN reads at each sampled position (:mod:`actionlab.features.modalities` holds one module each)."""
 FLOW_ALGORITHMS = ("dis", "farneback", "tvl1", "mv")
 VIEWS = ("centre", "full")
 """What of a frame the 2D backbone sees (``ExtractConfig.view``)."""
@@ -136,8 +138,9 @@ class ExtractConfig:
     dilute it in the pooled features (see :attr:`resolved_view`). Stores written before this field existed are
     ``centre``."""
     modality: str = "rgb"
-    """What each sampled position becomes: ``rgb`` (the frame) or ``flow`` (optical flow from that frame on,
-    see ``flow``)."""
+    """What each sampled position becomes: ``rgb`` (the frame), ``flow`` (optical flow from that frame on, see
+    ``flow``) or ``diff`` (the differences of the next four frames as one image: motion at RGB's cost,
+    :mod:`actionlab.features.diff`)."""
     flow: FlowConfig = field(default_factory=FlowConfig)
     """Optical flow settings (``modality=flow`` only)."""
     pool: str = "avg"
@@ -147,16 +150,17 @@ class ExtractConfig:
     (5120-d: 4x the store and the temporal model's input). See :data:`POOLS`."""
 
     def __post_init__(self) -> None:
-        _check_choice("modality", self.modality, ("rgb", "flow"))
+        _check_choice("modality", self.modality, MODALITY_NAMES)
         _check_choice("view", self.view, ("auto", *VIEWS))
         _check_choice("pool", self.pool, POOLS)
         if self.pool != "avg" and self.predictions:
             raise ValueError("predictions (the backbone head's class scores) need pool=avg: the head reads the "
                              "global average, not a grid")
-        if self.modality == "rgb" and self.flow != FlowConfig():
+        if self.modality != "flow" and self.flow != FlowConfig():
             raise ValueError("flow settings apply to modality=flow only (extract --modality flow)")
-        if self.modality == "flow" and self.predictions:
-            raise ValueError("predictions (the backbone head's class scores) are for RGB frames, not flow")
+        if self.modality != "rgb" and self.predictions:
+            raise ValueError(f"predictions (the backbone head's class scores) are for RGB frames, not "
+                             f"modality={self.modality}")
         _check_choice("sampler", self.sampler, ("all", "stride", "uniform"))
         _check_choice("dtype", self.dtype, ("float16", "float32"))
         _check_choice("engine", self.engine, ("auto", "onnx", "torch"))
@@ -165,7 +169,8 @@ class ExtractConfig:
 
     @property
     def resolved_view(self) -> str:
-        """:attr:`view` with ``auto`` resolved: ``full`` for ``modality=rgb``, ``centre`` for ``flow``."""
+        """:attr:`view` with ``auto`` resolved: ``full`` for ``modality=rgb``, ``centre`` for motion (``flow``,
+        ``diff``)."""
         if self.view != "auto":
             return self.view
         return "full" if self.modality == "rgb" else "centre"

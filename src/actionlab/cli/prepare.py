@@ -7,7 +7,7 @@ import argparse
 from typing import Any
 
 from actionlab.cli.text import csv_list, fail, progress_bar, progress_callback
-from actionlab.config import FLOW_ALGORITHMS, POOLS, VIEWS, ExtractConfig
+from actionlab.config import FLOW_ALGORITHMS, MODALITY_NAMES, POOLS, VIEWS, ExtractConfig
 
 FAMILIES = ("demo", "textures", "gestures", "outdoor")  # actionlab.synth.families.FAMILIES, without importing it at start-up
 BENCHMARK = "actions101"  # actionlab.synth.benchmark.NAME
@@ -182,8 +182,9 @@ def register(sub: Any) -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--engine", default="auto", choices=["auto", "onnx", "torch"])
     p.add_argument("--predictions", action="store_true", help="also store per-frame class scores")
-    p.add_argument("--modality", default="rgb", choices=["rgb", "flow"],
-                   help="rgb frames, or dense optical flow from each sampled frame on (OpenCV)")
+    p.add_argument("--modality", default="rgb", choices=list(MODALITY_NAMES),
+                   help="rgb frames; flow: dense optical flow from each sampled frame on (OpenCV); diff: the "
+                        "differences of the next four frames as one image (motion at about RGB's cost)")
     _add_flow_arguments(p)
     p.add_argument("--flow-from", metavar="FLOW_RAW.h5",
                    help="flow features: read the flow from this raw flow store (--flow-output raw, same manifest, "

@@ -3,6 +3,7 @@
 ========  ==========================================================================
 ``rgb``   decoded frames (:mod:`actionlab.features.rgb`)
 ``flow``  dense optical flow between consecutive frames (:mod:`actionlab.features.flow`)
+``diff``  differences of consecutive frames as one image (:mod:`actionlab.features.diff`)
 ========  ==========================================================================
 
 A modality module defines ``NAME`` and:
@@ -12,7 +13,8 @@ A modality module defines ``NAME`` and:
 - ``file_features(path, cfg, spec, engine) -> (indices, features, info)``: one video file's features, as
   extraction stores them (what prediction computes).
 
-Adding a modality is a new module and one entry in :data:`MODALITIES`; nothing else branches on the name.
+Adding a modality is a new module, one entry in :data:`MODALITIES` and its name in
+:data:`actionlab.config.MODALITY_NAMES` (what configs accept); nothing else branches on the name.
 """
 
 from __future__ import annotations
@@ -27,10 +29,10 @@ import torch
 
 from actionlab.config import ExtractConfig
 from actionlab.data.video.decode import VideoInfo
-from actionlab.features import flow, rgb
+from actionlab.features import diff, flow, rgb
 from actionlab.features.frames import FramePipeline
 
-MODALITIES: dict[str, ModuleType] = {m.NAME: m for m in (rgb, flow)}
+MODALITIES: dict[str, ModuleType] = {m.NAME: m for m in (rgb, flow, diff)}
 
 
 def get_modality(name: str) -> ModuleType:

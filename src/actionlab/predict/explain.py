@@ -151,8 +151,8 @@ class RunExplainer:
         self.model, self.meta = load_model_from_checkpoint(RunDir(self.run_dir).checkpoint(), map_location=self.device)
         if (self.meta.get("stores") or (self.meta.get("extract") or {}).get("modality", "rgb") != "rgb"
                 or (self.meta.get("preprocessing") or {}).get("input") == "optical flow"):
-            raise ValueError(f"{self.run_dir} reads optical flow features: explain draws heat maps over RGB frames; "
-                             "explain the RGB run of the pair instead")
+            raise ValueError(f"{self.run_dir} reads optical flow or frame-difference features: explain draws heat "
+                             "maps over RGB frames; explain the RGB run of the pair instead")
         self.classes = list(self.meta["classes"])
         self.kind = self.meta.get("kind", "temporal")
         self.pre = dict(self.meta.get("preprocessing") or {})

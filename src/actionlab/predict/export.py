@@ -189,8 +189,9 @@ def export_run(run_dir: str | Path, out: str | Path, fmt: str = "onnx", overwrit
                          f"{run_dir}`), or export its RGB member")
     card, model, meta = run_card(run_dir)
     if meta.get("stores") or (meta.get("extract") or {}).get("modality", "rgb") != "rgb":
-        raise ValueError(f"{run_dir} reads optical flow features: exports hold graphs, and optical flow is OpenCV "
-                         f"code; predict and serve the run directory itself (`actionlab serve {run_dir}`)")
+        raise ValueError(f"{run_dir} reads features of several frames per step (optical flow or frame differences): "
+                         "exports hold graphs of one frame's network, and those inputs are made by code outside "
+                         f"it; predict and serve the run directory itself (`actionlab serve {run_dir}`)")
     model = model.float().eval()
     graphs = _graphs(card, model, meta)
     staging = out.parent / f".{out.name}.partial-{os.getpid()}"

@@ -124,7 +124,8 @@ def load_run(run_dir: str | Path, device: str = "auto", timeline: Timeline = Tim
 
 
 def load_fused(run_dir: Path, device: str, timeline: Timeline, backbone_engine: str | None) -> Any:
-    """The scorer of a fused run (``actionlab fuse``): both member runs, combined with its weights."""
+    """The scorer of a fused run (``actionlab fuse``): both member runs (either may be fused itself), combined
+    with its weights."""
     from actionlab.predict.stream_scorers import FusedScorer, fused_card
 
     record = RunDir(run_dir).read_fusion() or {}
@@ -134,7 +135,8 @@ def load_fused(run_dir: Path, device: str, timeline: Timeline, backbone_engine: 
         if not member.is_dir():
             raise FileNotFoundError(f"{run_dir}/fusion.json: member run {given} ({resolved}) is missing; put it back "
                                     "or fuse again")
-        members.append(load_run(member, device, timeline, backbone_engine))
+        loader = load_fused if RunDir(member).is_fused() else load_run  # a fused run fused again: three streams
+        members.append(loader(member, device, timeline, backbone_engine))
     if len(members) != 2:
         raise ValueError(f"{run_dir}/fusion.json names {len(members)} member runs, not 2: fuse again")
     return FusedScorer(fused_card(run_dir, members, record), members, record)
