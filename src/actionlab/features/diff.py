@@ -30,7 +30,7 @@ from actionlab.config import ExtractConfig
 from actionlab.data.video.decode import VideoInfo, VideoReader
 from actionlab.features.flow import flow_windows
 from actionlab.features.frame_sampling import sample_frame_indices
-from actionlab.features.frames import FramePipeline, check_frame_count, load_backbone
+from actionlab.features.frames import FramePipeline, check_frame_count, engine_features, load_backbone
 from actionlab.features.preprocess import Preprocess
 from actionlab.features.weights import finetuned_input
 
@@ -106,5 +106,4 @@ def file_features(path: str | Path, cfg: ExtractConfig, spec: Any, engine: Calla
                   ) -> tuple[np.ndarray, np.ndarray, VideoInfo]:
     """``(positions (T,), features (T, D) float32, info)`` of one video file, as extraction stores them."""
     positions, x, info = DiffStep(cfg, spec.preprocess)(path)
-    feats = [np.asarray(engine(x[s:s + cfg.batch_size])[0], np.float32) for s in range(0, len(x), cfg.batch_size)]
-    return positions, np.concatenate(feats), info
+    return positions, engine_features(x, engine, cfg.batch_size), info

@@ -50,6 +50,7 @@ from actionlab.features.backbones import get_backbone_spec
 from actionlab.features.frames import (
     FramePipeline,
     check_frame_count,
+    engine_features,
     load_backbone,
     sample_frame_indices,
     sampler_params,
@@ -429,8 +430,7 @@ def file_features(path: str | Path, cfg: ExtractConfig, spec: Any, engine: Calla
     """``(positions (T,), features (T, D) float32, info)`` of one video file's flow, exactly as extraction
     computes them (``spec``, ``engine``: from :func:`build_backbone` and ``create_engine``)."""
     positions, x, info = FlowStep(cfg, spec.preprocess.resize, spec.preprocess)(path)
-    feats = [np.asarray(engine(x[s:s + cfg.batch_size])[0], np.float32) for s in range(0, len(x), cfg.batch_size)]
-    return positions, np.concatenate(feats), info
+    return positions, engine_features(x, engine, cfg.batch_size), info
 
 
 def video_flow_fields(path: str | Path, cfg: ExtractConfig) -> tuple[np.ndarray, np.ndarray, VideoInfo]:

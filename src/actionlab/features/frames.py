@@ -49,6 +49,13 @@ def video_features(source: Any, cfg: ExtractConfig, preprocess: Any, engine: Cal
     return _video_features(source, cfg, preprocess.preprocess_batch, engine, timings)
 
 
+def engine_features(x: torch.Tensor, engine: Callable[..., Any], batch_size: int) -> np.ndarray:
+    """``(T, D) float32``: the backbone (``engine``) over a video's prepared inputs ``x`` (T, C, H, W), a batch of
+    ``batch_size`` at a time (what a motion modality's ``file_features`` runs after its step)."""
+    return np.concatenate([np.asarray(engine(x[s:s + batch_size])[0], np.float32)
+                           for s in range(0, len(x), batch_size)])
+
+
 def check_frame_count(path: str | Path, n: int, expected_frames: int) -> int:
     """``n``, the file's frame count; warns when the manifest's count (``expected_frames``, 0 = unknown) differs."""
     if expected_frames > 0 and expected_frames != n:
