@@ -343,6 +343,29 @@ def _pts_anchors(d: _Demuxed, frame_pts: list[int]) -> tuple[dict[int, int], lis
     return {p: i for i, p in enumerate(ordered)}, anchors
 
 
+def _frames_per_packet(d: _Demuxed) -> tuple[list[int], list[int], bool]:
+    """``(frames each packet outputs, the packets that output any, sure)`` of a demuxed stream ``d``; ``sure`` is
+    False where the counts cannot be trusted (no packets, an MPEG-4 packet whose VOPs could not be parsed, a codec
+    or container that may pack several frames per packet, nothing output, or a stream that does not open on a
+    keyframe)."""
+    n_packets = len(d.pts_l)
+    sure = n_packets > 0
+    if d.is_mpeg4:
+        sure = sure and all(v is not None for v in d.vops_l)
+        nf = [sum(coded for _, coded in v) for v in d.vops_l] if sure else [1] * n_packets  # type: ignore[union-attr]
+    else:
+        nf = [1] * n_packets
+        if d.codec not in _ONE_FRAME_PER_PACKET or d.fmt in _PARSED_CONTAINERS:
+            sure = False
+    nf = [0 if discard else k for k, discard in zip(nf, d.discard_l)]
+    producing = [i for i in range(n_packets) if nf[i] > 0]
+    if not producing:
+        sure = False
+    elif not d.key_l[0]:
+        sure = False  # leading packets before the first keyframe: decoders differ on what they output
+    return nf, producing, sure
+
+
 def build_table(path: Path, learn_order: bool = False) -> FrameTable:
     """The frame table of ``path`` (one demux pass; one full decode where the table cannot be sure).
 
@@ -352,23 +375,10 @@ def build_table(path: Path, learn_order: bool = False) -> FrameTable:
     d = _demux(path)
     codec, fmt, width, height, fps, duration, is_mpeg4 = (d.codec, d.fmt, d.width, d.height, d.fps, d.duration,
                                                          d.is_mpeg4)
-    pts_l, dts_l, pos_l, key_l, discard_l, vops_l = d.pts_l, d.dts_l, d.pos_l, d.key_l, d.discard_l, d.vops_l
+    pts_l, dts_l, pos_l, key_l = d.pts_l, d.dts_l, d.pos_l, d.key_l
     reorders = d.reorders
     n_packets = len(pts_l)
-    sure = n_packets > 0
-    if is_mpeg4:
-        sure = sure and all(v is not None for v in vops_l)
-        nf = [sum(coded for _, coded in v) for v in vops_l] if sure else [1] * n_packets  # type: ignore[union-attr]
-    else:
-        nf = [1] * n_packets
-        if codec not in _ONE_FRAME_PER_PACKET or fmt in _PARSED_CONTAINERS:
-            sure = False
-    nf = [0 if discard else k for k, discard in zip(nf, discard_l)]
-    producing = [i for i in range(n_packets) if nf[i] > 0]
-    if not producing:
-        sure = False
-    elif not key_l[0]:
-        sure = False  # leading packets before the first keyframe: decoders differ on what they output
+    nf, producing, sure = _frames_per_packet(d)
 
     by_pos = all(p >= 0 for p in pos_l) and len(set(pos_l)) == n_packets
     packet_ids: dict[int | None, int] = {(pos_l[i] if by_pos else dts_l[i]): i for i in range(n_packets)}
