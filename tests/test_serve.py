@@ -253,7 +253,7 @@ def test_the_page_in_headless_chromium(server: dict[str, Any], clips: dict[str, 
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("request", lambda r: requests.append(r.url))
             page.goto(server["url"] + "/")
-            page.wait_for_function("document.getElementById('model').textContent.includes('classes')")
+            page.locator("#model").filter(has_text="classes").wait_for()  # no eval: the page's CSP forbids it
             page.set_input_files("#file", str(clips["mp4"]))
             page.wait_for_selector("body[data-state=done]", timeout=120_000)
             labels = page.locator("#top li .label").all_inner_texts()
