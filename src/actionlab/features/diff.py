@@ -27,16 +27,17 @@ import numpy as np
 import torch
 
 from actionlab.config import ExtractConfig
-from actionlab.data.video.decode import VideoInfo, VideoReader
-from actionlab.features.flow import flow_windows
-from actionlab.features.frame_sampling import sample_frame_indices
-from actionlab.features.frames import FramePipeline, check_frame_count, engine_features, load_backbone
+from actionlab.data.video.decode import VideoInfo
+from actionlab.features import rgb
+from actionlab.features.flow import decode_windows, flow_windows
+from actionlab.features.frames import FramePipeline, engine_features
 from actionlab.features.preprocess import Preprocess
-from actionlab.features.weights import finetuned_input
 
 NAME = "diff"
 DIFF_STEP = 1
 """Frames between the two images of each difference (TSN's consecutive frames)."""
+DIFF_LENGTH = 3
+"""Differences per position: one per channel of the image."""
 DIFF_GAIN = 2.0
 """A difference of 0.25 (a quarter of the grey range) fills a channel's range."""
 _GREY = (0.299, 0.587, 0.114)
@@ -44,7 +45,7 @@ _GREY = (0.299, 0.587, 0.114)
 
 def difference_windows(num_frames: int, positions: np.ndarray) -> np.ndarray:
     """``(T, 4) int64``: the frames whose three differences describe each position (:func:`flow_windows`)."""
-    return flow_windows(num_frames, positions, 3, DIFF_STEP)
+    return flow_windows(num_frames, positions, DIFF_LENGTH, DIFF_STEP)
 
 
 def difference_image(frames: np.ndarray, windows: np.ndarray, pre: Preprocess) -> torch.Tensor:
@@ -68,14 +69,9 @@ class DiffStep:
     preprocess: Preprocess
 
     def __call__(self, path: str | Path, expected_frames: int = 0) -> tuple[np.ndarray, torch.Tensor, VideoInfo]:
-        with VideoReader(path, size=self.preprocess.short_side) as reader:
-            info = reader.info
-            n = check_frame_count(path, info.num_frames, expected_frames)
-            positions = np.asarray(sample_frame_indices(n, self.cfg), np.int64)
-            windows = difference_windows(n, positions)
-            frames, local = np.unique(windows, return_inverse=True)
-            decoded = reader.get_frames(frames)  # (U, H, W, 3), each needed frame once
-        return positions, difference_image(decoded, local.reshape(windows.shape), self.preprocess), info
+        positions, frames, windows, info = decode_windows(path, self.preprocess.short_side, self.cfg,
+                                                          expected_frames, DIFF_LENGTH, DIFF_STEP)
+        return positions, difference_image(frames, windows, self.preprocess), info
 
 
 def diff_preprocessing(pre: Preprocess) -> dict[str, Any]:
@@ -86,13 +82,10 @@ def diff_preprocessing(pre: Preprocess) -> dict[str, Any]:
 
 
 def build_backbone(cfg: ExtractConfig) -> tuple[Any, torch.nn.Module]:
-    """``(spec, module in eval mode)`` reading difference images: the backbone's ImageNet (or given RGB) weights;
-    weights fine-tuned on optical flow are refused."""
-    trained = finetuned_input(cfg.weights)
-    if trained is not None and trained[0] == "optical flow":
-        raise ValueError(f"--weights {cfg.weights} is a backbone fine-tuned on optical flow images: extract flow "
-                         "features with it (--modality flow), and frame differences with ImageNet weights")
-    return load_backbone(dataclasses.replace(cfg, modality="rgb", view=cfg.resolved_view))
+    """``(spec, module in eval mode)`` reading difference images: the RGB backbone (:func:`rgb.build_backbone`:
+    ImageNet or other RGB weights; weights fine-tuned on optical flow are refused), seeing what ``cfg.view``
+    resolves to for motion (the centre crop by default)."""
+    return rgb.build_backbone(dataclasses.replace(cfg, modality="rgb", view=cfg.resolved_view))
 
 
 def build_pipeline(cfg: ExtractConfig) -> FramePipeline:

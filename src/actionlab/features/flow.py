@@ -145,6 +145,21 @@ def flow_windows(num_frames: int, positions: np.ndarray, stack: int, step: int =
     return np.minimum(starts[:, None] + offsets, num_frames - 1)
 
 
+def decode_windows(path: str | Path, size: int, cfg: ExtractConfig, expected_frames: int, stack: int, step: int
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, VideoInfo]:
+    """``(positions (T,) int64, frames (U, H, W, 3) uint8, windows (T, L+1) indices into frames, info)``: the
+    sampled positions of one video file and the frames of their :func:`flow_windows`, each decoded once at short
+    side ``size`` (what a motion modality's step reads: optical flow, frame differences)."""
+    with VideoReader(path, size=size) as reader:
+        info = reader.info
+        n = check_frame_count(path, info.num_frames, expected_frames)
+        positions = np.asarray(sample_frame_indices(n, cfg), np.int64)
+        windows = flow_windows(n, positions, stack, step)
+        needed, local = np.unique(windows, return_inverse=True)
+        frames = reader.get_frames(needed)
+    return positions, frames, local.reshape(windows.shape), info
+
+
 @dataclass(frozen=True)
 class FlowFields:
     """The quantised flow of one video's frame windows.
@@ -251,14 +266,9 @@ class FlowStep:
             q = torch.from_numpy(motion_vector_windows(mv, flow_windows(n, positions, self.cfg.flow.stack),
                                                        self.cfg.flow.bound))
             return self._output(positions, q, mv.info)
-        with VideoReader(path, size=self.size) as reader:
-            info = reader.info
-            n = check_frame_count(path, info.num_frames, expected_frames)
-            positions = sample_frame_indices(n, self.cfg)
-            windows = flow_windows(n, positions, self.cfg.flow.stack, self.cfg.flow.step)
-            frames, local = np.unique(windows, return_inverse=True)
-            decoded = reader.get_frames(frames)  # (U, H, W, 3), each needed frame once
-        q = FlowFields(self.cfg.flow)(decoded, local.reshape(windows.shape))  # (T, 2L, H, W) uint8
+        positions, frames, windows, info = decode_windows(path, self.size, self.cfg, expected_frames,
+                                                          self.cfg.flow.stack, self.cfg.flow.step)
+        q = FlowFields(self.cfg.flow)(frames, windows)  # (T, 2L, H, W) uint8
         return self._output(positions, torch.from_numpy(q), info)
 
     def _output(self, positions: np.ndarray, q: torch.Tensor, info: VideoInfo
